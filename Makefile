@@ -1,0 +1,33 @@
+# Two commands do all the set-up on a fresh machine: `make run` and `make test`.
+VENV  := .venv
+PY    := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+HOST  ?= 127.0.0.1
+PORT  ?= 8000
+
+.PHONY: install run test lint bench-ingest clean
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# CPU torch first: otherwise a dependency pulls a multi-GB CUDA build.
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[dev]'
+	# Its declared dependencies pull CUDA torch via timm/torchvision; the fast PDF path only needs the module.
+	$(PY) -m pip install -q --no-deps unstructured-inference==1.6.14
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: install
+	$(VENV)/bin/rag serve --host $(HOST) --port $(PORT)
+
+test: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/pytest
+
+bench-ingest: install
+	$(PY) bench/ingest.py
+
+clean:
+	rm -rf $(VENV) data

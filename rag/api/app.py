@@ -1,0 +1,116 @@
+"""The FastAPI application. `create_app()` builds it; nothing happens at import time."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from rag.api.routes import collections, documents
+from rag.errors import RagError
+from rag.privacy import enforce_offline
+from rag.services import Services, build_services
+from rag.settings import Settings, load_settings
+
+log = logging.getLogger(__name__)
+
+ServicesFactory = Callable[[Settings], Awaitable[Services]]
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    embedded_worker: bool = True,
+    services_factory: ServicesFactory = build_services,
+) -> FastAPI:
+    """`embedded_worker`: run the arq worker inside this process (embedded mode, `rag serve`)."""
+    enforce_offline()
+    settings = settings or load_settings()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        svc = await services_factory(settings)
+        worker_task: asyncio.Task[Any] | None = None
+        worker = None
+        if embedded_worker:
+            from ingestion.worker import make_worker
+
+            worker = make_worker(svc, handle_signals=False)
+            worker_task = asyncio.create_task(worker.async_run(), name="embedded-arq-worker")
+        app.state.services = svc
+        app.state.worker_task = worker_task
+        try:
+            yield
+        finally:
+            app.state.services = None
+            if worker is not None and worker_task is not None:
+                worker_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await worker_task
+            await svc.close()
+
+    app = FastAPI(
+        title="RAG service",
+        version="0.1.0",
+        description="Grounded, cited answers over document collections.",
+        lifespan=lifespan,
+    )
+    app.state.services = None
+    app.include_router(collections.router)
+    app.include_router(documents.router)
+
+    @app.get("/healthz", tags=["ops"])
+    async def healthz(request: Request) -> JSONResponse:
+        svc: Services | None = request.app.state.services
+        if svc is None:
+            return JSONResponse({"status": "starting"}, status_code=503)
+        checks: dict[str, str] = {}
+        for name, probe in (
+            ("catalog", svc.catalog.ping),
+            ("queue", svc.queue.ping),
+            ("store", svc.store.ping),
+        ):
+            try:
+                await probe()
+                checks[name] = "ok"
+            except Exception as exc:
+                checks[name] = f"unavailable: {exc}"
+        task = request.app.state.worker_task
+        if task is not None:
+            checks["worker"] = "ok" if not task.done() else "stopped"
+        ok = all(v == "ok" for v in checks.values())
+        return JSONResponse({"status": "ok" if ok else "degraded", "checks": checks}, status_code=200 if ok else 503)
+
+    @app.exception_handler(RagError)
+    async def rag_error(_request: Request, exc: RagError) -> JSONResponse:
+        return JSONResponse({"error": exc.message}, status_code=exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "request"
+            problems.append(f"{where}: {err.get('msg')}")
+        return JSONResponse(
+            {"error": "invalid request: " + "; ".join(problems), "detail": jsonable_encoder(exc.errors())},
+            status_code=422,
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code)
+
+    @app.exception_handler(Exception)
+    async def unexpected(_request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error", exc_info=exc)
+        return JSONResponse({"error": "internal error; the service logged the details"}, status_code=500)
+
+    return app

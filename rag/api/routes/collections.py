@@ -1,0 +1,174 @@
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
+
+from ingestion.records import parse_jsonl, record_content
+from rag.api.deps import get_services
+from rag.api.uploads import check_document, read_limited, sanitize_filename
+from rag.blobs import sha256_hex
+from rag.catalog import NewVersion
+from rag.errors import InvalidInput, PayloadTooLarge, TransientError
+from rag.services import Services
+from rag.types import (
+    COLLECTION_NAME_PATTERN,
+    ChunkSelector,
+    CollectionCreate,
+    CollectionInfo,
+    DocumentSummary,
+    ImportResult,
+    UploadResult,
+)
+
+router = APIRouter(prefix="/v1/collections", tags=["collections"])
+Svc = Annotated[Services, Depends(get_services)]
+Name = Annotated[str, Query(pattern=COLLECTION_NAME_PATTERN)]
+
+
+@router.post("", status_code=201, response_model=CollectionInfo)
+async def create_collection(body: CollectionCreate, svc: Svc) -> CollectionInfo:
+    return await svc.catalog.create_collection(body.name, body.description, body.metadata)
+
+
+@router.get("", response_model=list[CollectionInfo])
+async def list_collections(svc: Svc) -> list[CollectionInfo]:
+    return await svc.catalog.list_collections()
+
+
+@router.get("/{name}", response_model=CollectionInfo)
+async def get_collection(name: str, svc: Svc) -> CollectionInfo:
+    return await svc.catalog.get_collection(name)
+
+
+@router.delete("/{name}", status_code=204)
+async def delete_collection(name: str, svc: Svc) -> None:
+    await svc.catalog.get_collection(name)
+    blobs = await svc.catalog.collection_blobs(name)
+    # Vectors first: if the store fails, the catalog still knows the collection and the delete can be retried.
+    await svc.store.delete(ChunkSelector(collection=name))
+    await svc.catalog.delete_collection(name)
+    for digest in await svc.catalog.unused_blobs(blobs):
+        await asyncio.to_thread(svc.blobs.delete, digest)
+
+
+def _per_file(raw: str | None, filenames: list[str], field: str) -> list[Any]:
+    """A JSON list aligned with the files, or an object keyed by file name."""
+    if raw is None or not raw.strip():
+        return [None] * len(filenames)
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(f"form field {field!r} is not valid JSON: {exc.msg}") from None
+    if isinstance(value, list):
+        if len(value) != len(filenames):
+            raise InvalidInput(f"form field {field!r} has {len(value)} entries for {len(filenames)} files")
+        return value
+    if isinstance(value, dict) and len(filenames) == 1 and not set(value) & set(filenames):
+        return [value] if field == "metadata" else [None]
+    if isinstance(value, dict):
+        unknown = set(value) - set(filenames)
+        if unknown:
+            raise InvalidInput(f"form field {field!r} names files that were not uploaded: {sorted(unknown)}")
+        return [value.get(f) for f in filenames]
+    raise InvalidInput(f"form field {field!r} must be a JSON list (one entry per file) or object (by file name)")
+
+
+@router.post("/{name}/documents", status_code=202, response_model=list[UploadResult])
+async def upload_documents(
+    name: str,
+    svc: Svc,
+    files: Annotated[list[UploadFile], File(description="One or more documents.")],
+    metadata: Annotated[str | None, Form(description="JSON: per-file metadata, list or object by name.")] = None,
+    ids: Annotated[str | None, Form(description="JSON: per-file document ids (default: the file name).")] = None,
+) -> list[UploadResult]:
+    limits = svc.settings.ingestion
+    await svc.catalog.get_collection(name)
+    if len(files) > limits.max_files_per_request:
+        raise InvalidInput(f"{len(files)} files in one request; the limit is {limits.max_files_per_request}")
+    names = [sanitize_filename(f.filename) for f in files]
+    metas = _per_file(metadata, names, "metadata")
+    keys = _per_file(ids, names, "ids")
+    # Check every file before storing any, so a rejected request changes nothing.
+    staged: list[tuple[str, bytes, str, dict[str, Any], str]] = []
+    for upload, filename, meta, key in zip(files, names, metas, keys, strict=True):
+        data = await read_limited(upload, limits.max_upload_bytes, filename)
+        kind = check_document(filename, data)
+        if meta is not None and not isinstance(meta, dict):
+            raise InvalidInput(f"metadata for {filename} must be a JSON object")
+        if key is not None and (not isinstance(key, str) or not key.strip() or len(key) > 512):
+            raise InvalidInput(f"the id for {filename} must be a non-empty string of at most 512 characters")
+        staged.append((filename, data, kind, meta or {}, key or filename))
+    if len({s[4] for s in staged}) != len(staged):
+        raise InvalidInput("two files in this request have the same name or id; upload them separately")
+    results = []
+    for filename, data, kind, meta, key in staged:
+        digest = await asyncio.to_thread(svc.blobs.put, data)
+        item = NewVersion(
+            key=key,
+            filename=filename,
+            sha256=digest,
+            size_bytes=len(data),
+            kind=kind,
+            blob=digest,
+            metadata=meta,
+        )
+        result, needs_job = await svc.catalog.register_upload(name, item)
+        if needs_job:
+            await _enqueue(svc, result.job_id)
+        results.append(result)
+    return results
+
+
+async def _enqueue(svc: Services, job_id: str) -> None:
+    try:
+        await svc.queue.enqueue_ingest(job_id)
+    except TransientError:
+        # The job is recorded in the catalog; the worker re-enqueues unfinished jobs when it (re)starts.
+        pass
+
+
+@router.post("/{name}/documents/import", status_code=202, response_model=ImportResult)
+async def import_documents(name: str, request: Request, svc: Svc) -> ImportResult:
+    await svc.catalog.get_collection(name)
+    limit = svc.settings.ingestion.max_import_bytes
+    parts, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"the import is larger than {limit:,} bytes (RAG_INGESTION__MAX_IMPORT_BYTES)")
+        parts.append(chunk)
+    body = b"".join(parts)
+    records = await asyncio.to_thread(parse_jsonl, body)
+    digest = await asyncio.to_thread(svc.blobs.put, body)
+    items = []
+    for index, record in enumerate(records):
+        content = record_content(record)
+        items.append(
+            NewVersion(
+                key=record.id,
+                filename=record.id,
+                sha256=sha256_hex(content),
+                size_bytes=len(content),
+                kind="text",
+                blob=digest,
+                metadata=record.metadata,
+                record_index=index,
+            )
+        )
+    result, needs_job = await svc.catalog.register_import(name, items, digest)
+    if needs_job and result.job_id:
+        await _enqueue(svc, result.job_id)
+    return result
+
+
+@router.get("/{name}/documents", response_model=list[DocumentSummary])
+async def list_documents(
+    name: str,
+    svc: Svc,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[DocumentSummary]:
+    return await svc.catalog.list_documents(name, limit, offset)

@@ -1,0 +1,109 @@
+"""The `rag` command: run the service (embedded or split into API and worker) and talk to a running one."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from rag.privacy import enforce_offline
+from rag.settings import Settings, SettingsError, load_settings
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="RAG service: grounded answers with citations.")
+
+
+def _settings(**overrides: object) -> Settings:
+    try:
+        return load_settings(**{k: v for k, v in overrides.items() if v is not None})
+    except SettingsError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
+
+
+def _serve(settings: Settings, embedded_worker: bool) -> None:
+    import uvicorn
+
+    from rag.api.app import create_app
+
+    app_ = create_app(settings, embedded_worker=embedded_worker)
+    base = f"http://{settings.host}:{settings.port}"
+    typer.echo(f"RAG service on {base} — API docs at {base}/docs, health at {base}/healthz", err=True)
+    uvicorn.run(app_, host=settings.host, port=settings.port, log_level=settings.log_level)
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
+) -> None:
+    """Embedded mode: the API and an in-process worker in one process (the default deployment)."""
+    _serve(_settings(host=host, port=port), embedded_worker=True)
+
+
+@app.command()
+def api(
+    host: Annotated[str | None, typer.Option()] = None,
+    port: Annotated[int | None, typer.Option()] = None,
+) -> None:
+    """The API alone; `rag worker` processes run the jobs. Needs Redis, PostgreSQL and Qdrant servers."""
+    settings = _settings(host=host, port=port)
+    _require_servers(settings)
+    _serve(settings, embedded_worker=False)
+
+
+@app.command()
+def worker() -> None:
+    """An ingestion worker for a split deployment (see `rag api`)."""
+    settings = _settings()
+    _require_servers(settings)
+    enforce_offline()
+    from ingestion.worker import run_standalone
+
+    asyncio.run(run_standalone(settings))
+
+
+def _require_servers(settings: Settings) -> None:
+    missing = [
+        name
+        for name, value in (
+            ("RAG_REDIS__URL", settings.redis.url),
+            ("RAG_DATABASE__URL", settings.database.url),
+            ("RAG_QDRANT__URL", settings.qdrant.url),
+        )
+        if not value
+    ]
+    if missing:
+        typer.echo(
+            f"split API/worker processes share servers; set {', '.join(missing)} "
+            "(the embedded Qdrant and Valkey belong to one process: use `rag serve` for that)",
+            err=True,
+        )
+        raise typer.Exit(2)
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="Files and folders to upload.", exists=True)],
+    collection: Annotated[str, typer.Option("--collection", "-c", help="Target collection (created if missing).")],
+    url: Annotated[str, typer.Option(envvar="RAG_URL", help="Base URL of the running service.")] = (
+        "http://127.0.0.1:8000"
+    ),
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the jobs.")] = 3600.0,
+) -> None:
+    """Upload files and folders to a running service and follow the jobs to the end."""
+    from rag.client_ingest import ingest_paths
+
+    code = ingest_paths(paths, collection, url, timeout)
+    raise typer.Exit(code)
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        time.sleep(0)
+        sys.exit(130)

@@ -1,0 +1,57 @@
+"""The interfaces at the boundaries. One real implementation each; `rag.services` picks it from settings."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from rag.types import ChunkRecord, ChunkSelector, ChunkState, SparseVector
+
+
+class Embedder(Protocol):
+    """Dense text encoder. Blocking: callers run it in a thread."""
+
+    @property
+    def model_id(self) -> str: ...
+
+    @property
+    def dim(self) -> int: ...
+
+    @property
+    def max_tokens(self) -> int: ...
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]: ...
+
+    def embed_documents(self, texts: Sequence[str]) -> list[list[float]]: ...
+
+    def embed_query(self, text: str) -> list[float]: ...
+
+
+class SparseEncoder(Protocol):
+    """BM25-style term vectors; the store applies IDF at query time."""
+
+    def encode_document(self, text: str) -> SparseVector: ...
+
+    def encode_query(self, text: str) -> SparseVector: ...
+
+
+class VectorStore(Protocol):
+    """Chunk records with a dense and a sparse vector. Blocking or not, every method is async here."""
+
+    async def ensure(self, dim: int) -> None:
+        """Create the collection and its payload indexes if missing; check the dimension if present."""
+        ...
+
+    async def upsert(self, records: Sequence[ChunkRecord]) -> None: ...
+
+    async def set_state(self, selector: ChunkSelector, state: ChunkState) -> None: ...
+
+    async def delete(self, selector: ChunkSelector) -> None: ...
+
+    async def count(self, selector: ChunkSelector) -> int: ...
+
+    async def ping(self) -> None:
+        """Raise TransientError when the store cannot be reached."""
+        ...
+
+    async def close(self) -> None: ...

@@ -1,0 +1,103 @@
+"""Builds every backend from settings: used by the API lifespan and by the worker's startup alike.
+
+One `if` per backend is the whole plugin system: server URL set, the server implementation; unset, the embedded
+one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+from rag.blobs import BlobStore
+from rag.catalog import Catalog
+from rag.privacy import enforce_offline
+from rag.protocols import Embedder, SparseEncoder, VectorStore
+from rag.queue import JobQueue
+from rag.settings import Settings
+from rag.valkey import EmbeddedValkey
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    settings: Settings
+    catalog: Catalog
+    blobs: BlobStore
+    store: VectorStore
+    embedder: Embedder
+    sparse: SparseEncoder
+    queue: JobQueue
+    redis_url: str
+    # Serialises encoding: two jobs encoding at once on a small machine only thrash the same cores.
+    encode_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _valkey: EmbeddedValkey | None = None
+
+    async def close(self) -> None:
+        for name, closer in (
+            ("queue", self.queue.close),
+            ("store", self.store.close),
+            ("catalog", self.catalog.close),
+        ):
+            try:
+                await closer()
+            except Exception:
+                log.exception("closing the %s failed", name)
+        if self._valkey is not None:
+            await self._valkey.stop()
+
+
+def make_store(settings: Settings) -> VectorStore:
+    if settings.qdrant.url:
+        from retrieval.stores.qdrant_server import QdrantServerStore
+
+        key = settings.qdrant.api_key.get_secret_value() if settings.qdrant.api_key else None
+        return QdrantServerStore(settings.qdrant.url, settings.qdrant.collection, key, settings.qdrant.timeout_seconds)
+    from retrieval.stores.qdrant_edge import QdrantEdgeStore
+
+    return QdrantEdgeStore(settings.qdrant_path)
+
+
+def make_embedder(settings: Settings) -> Embedder:
+    from ingestion.embed import SentenceTransformerEmbedder
+
+    return SentenceTransformerEmbedder(
+        settings.embedding.model, settings.embedding.device, settings.embedding.batch_size
+    )
+
+
+async def build_services(settings: Settings) -> Services:
+    enforce_offline()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    valkey: EmbeddedValkey | None = None
+    redis_url = settings.redis.url
+    if redis_url is None:
+        valkey = EmbeddedValkey()
+        redis_url = await valkey.start()
+    catalog = Catalog(settings.database_url)
+    try:
+        await catalog.create_schema()
+        embedder = await asyncio.to_thread(make_embedder, settings)
+        store = make_store(settings)
+        await store.ensure(embedder.dim)
+        queue = await JobQueue.connect(redis_url, settings.redis.queue_name)
+    except BaseException:
+        await catalog.close()
+        if valkey is not None:
+            await valkey.stop()
+        raise
+    from retrieval.sparse import Bm25Encoder
+
+    return Services(
+        settings=settings,
+        catalog=catalog,
+        blobs=BlobStore(settings.blob_dir),
+        store=store,
+        embedder=embedder,
+        sparse=Bm25Encoder(),
+        queue=queue,
+        redis_url=redis_url,
+        _valkey=valkey,
+    )

@@ -1,0 +1,127 @@
+"""Service settings: environment variables with the prefix `RAG_`, nested with `__`.
+
+`RAG_REDIS__URL`, `RAG_DATABASE__URL` and `RAG_QDRANT__URL` switch each backend from its embedded default to a
+server. Nothing is read at import time: `load_settings()` is called by the entry points.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Self
+
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class RedisSettings(BaseModel):
+    url: str | None = Field(
+        default=None,
+        description="redis://host:port/db or unix:///path. Unset: the app starts its own Valkey server.",
+    )
+    queue_name: str = "rag:queue"
+
+    @field_validator("url")
+    @classmethod
+    def _scheme(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return v
+
+
+class DatabaseSettings(BaseModel):
+    url: str | None = Field(
+        default=None,
+        description="SQLAlchemy async URL (postgresql+asyncpg://...). Unset: SQLite in the data directory.",
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _driver(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        if v.startswith(("postgres://", "postgresql://")):
+            # Accept the URL people copy from their PostgreSQL docs; the async driver is ours to choose.
+            return "postgresql+asyncpg://" + v.split("://", 1)[1]
+        if not v.startswith(("postgresql+asyncpg://", "sqlite+aiosqlite://")):
+            raise ValueError("use postgresql://... or sqlite+aiosqlite:///path")
+        return v
+
+
+class QdrantSettings(BaseModel):
+    url: str | None = Field(default=None, description="Qdrant server URL. Unset: Qdrant Edge on disk.")
+    api_key: SecretStr | None = None
+    collection: str = "rag_chunks"
+    timeout_seconds: float = Field(default=30.0, gt=0)
+
+
+class EmbeddingSettings(BaseModel):
+    model: str | None = Field(
+        default=None,
+        description="Local directory of a sentence-transformers model. Unset: the bundled all-MiniLM-L6-v2.",
+    )
+    batch_size: int = Field(default=32, ge=1, le=1024)
+    device: str = "cpu"
+
+
+class ChunkingSettings(BaseModel):
+    max_tokens: int = Field(default=256, ge=32, le=8192)
+    overlap_tokens: int = Field(default=32, ge=0)
+
+    @model_validator(mode="after")
+    def _overlap_fits(self) -> Self:
+        if self.overlap_tokens * 2 > self.max_tokens:
+            raise ValueError("overlap_tokens must be at most half of max_tokens")
+        return self
+
+
+class IngestionSettings(BaseModel):
+    max_upload_bytes: int = Field(default=50 * 1024 * 1024, ge=1)
+    max_files_per_request: int = Field(default=100, ge=1)
+    max_import_bytes: int = Field(default=512 * 1024 * 1024, ge=1)
+    keep_versions: int = Field(default=2, ge=0, description="Retired versions kept for rollback per document.")
+    max_tries: int = Field(default=5, ge=1, description="Attempts for a job that meets transient failures.")
+    retry_base_seconds: float = Field(default=2.0, ge=0)
+    job_timeout_seconds: int = Field(default=6 * 3600, ge=10)
+    worker_concurrency: int = Field(default=2, ge=1, le=64)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RAG_", env_nested_delimiter="__", extra="forbid")
+
+    data_dir: Path = Path("data")
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    log_level: str = "info"
+    redis: RedisSettings = RedisSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    qdrant: QdrantSettings = QdrantSettings()
+    embedding: EmbeddingSettings = EmbeddingSettings()
+    chunking: ChunkingSettings = ChunkingSettings()
+    ingestion: IngestionSettings = IngestionSettings()
+
+    @property
+    def database_url(self) -> str:
+        return self.database.url or f"sqlite+aiosqlite:///{(self.data_dir / 'rag.db').resolve()}"
+
+    @property
+    def blob_dir(self) -> Path:
+        return self.data_dir / "blobs"
+
+    @property
+    def qdrant_path(self) -> Path:
+        return self.data_dir / "qdrant"
+
+
+class SettingsError(Exception):
+    """Settings that do not validate, with one readable line per problem."""
+
+
+def load_settings(**overrides: object) -> Settings:
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            where = "RAG_" + "__".join(str(p).upper() for p in err["loc"]) if err["loc"] else "settings"
+            lines.append(f"{where}: {err['msg']} (got {err.get('input')!r})")
+        raise SettingsError("invalid settings:\n  " + "\n  ".join(lines)) from None

@@ -1,0 +1,183 @@
+"""Typed values that cross module boundaries and the API edge."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+COLLECTION_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+
+
+class JobStatus(StrEnum):
+    queued = "queued"
+    running = "running"
+    succeeded = "succeeded"
+    failed = "failed"
+
+
+class JobStage(StrEnum):
+    queued = "queued"
+    parsing = "parsing"
+    chunking = "chunking"
+    embedding = "embedding"
+    indexing = "indexing"
+    done = "done"
+
+
+class VersionStatus(StrEnum):
+    queued = "queued"  # waiting for or inside its ingestion job
+    active = "active"  # the one version searches see
+    retired = "retired"  # replaced; chunks kept for rollback
+    purged = "purged"  # replaced long ago; chunks deleted
+    failed = "failed"  # could not be ingested; see `error`
+
+
+class ChunkState(StrEnum):
+    """Lifecycle of a chunk in the vector store (payload field `state`).
+
+    New chunks are written `staged`; they turn `active` just before the catalog switches the document's active
+    version and the old ones turn `retired` just after, so a search that filters on `active` and checks the
+    catalog's active version never sees half a version or two at once.
+    """
+
+    staged = "staged"
+    active = "active"
+    retired = "retired"
+
+
+class CollectionCreate(BaseModel):
+    name: str = Field(pattern=COLLECTION_NAME_PATTERN, description="Lower-case letters, digits, '-' and '_'.")
+    description: str = Field(default="", max_length=2000)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class CollectionInfo(BaseModel):
+    name: str
+    description: str
+    metadata: dict[str, Any]
+    created_at: datetime
+    document_count: int = 0
+    chunk_count: int = 0
+
+
+class VersionInfo(BaseModel):
+    version: int
+    status: VersionStatus
+    sha256: str
+    size_bytes: int
+    kind: str
+    filename: str
+    chunk_count: int
+    job_id: str
+    error: str | None = None
+    model_id: str | None = None
+    created_at: datetime
+    indexed_at: datetime | None = None
+
+
+class DocumentSummary(BaseModel):
+    document_id: str
+    collection: str
+    key: str
+    filename: str
+    status: str = Field(description="Status of the latest version; 'deleted' is never shown.")
+    active_version: int | None
+    latest_version: int
+    chunk_count: int = Field(description="Chunks of the active version.")
+    metadata: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+
+
+class DocumentDetail(DocumentSummary):
+    versions: list[VersionInfo]
+
+
+class JobInfo(BaseModel):
+    job_id: str
+    kind: str
+    collection: str
+    status: JobStatus
+    stage: JobStage
+    done: int = Field(description="Chunks embedded so far.")
+    total: int = Field(description="Chunks to embed; 0 until chunking is done.")
+    attempts: int
+    error: str | None = None
+    documents: int = Field(description="Document versions this job indexes.")
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+class UploadResult(BaseModel):
+    filename: str
+    document_id: str
+    version: int
+    job_id: str
+    status: str = Field(description="'queued' (new version) or 'unchanged' (same bytes as the latest version).")
+
+
+class ImportResult(BaseModel):
+    job_id: str | None
+    status: str
+    records: int
+    new_versions: int
+    unchanged: int
+
+
+class ImportRecord(BaseModel):
+    """One line of a JSONL import: text that is already extracted."""
+
+    id: str = Field(min_length=1, max_length=512)
+    title: str = Field(default="", max_length=10_000)
+    text: str
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class ParsedElement(BaseModel):
+    text: str
+    type: str
+    page: int | None = None
+    section: str | None = None
+
+
+class Chunk(BaseModel):
+    index: int
+    text: str
+    tokens: int
+    page: int | None = None
+    page_end: int | None = None
+    section: str | None = None
+    element_types: list[str] = Field(default_factory=list)
+
+
+class SparseVector(BaseModel):
+    indices: list[int]
+    values: list[float]
+
+
+class ChunkRecord(BaseModel):
+    """A chunk as it is indexed: both vectors and the payload searches filter on."""
+
+    id: str
+    dense: list[float]
+    sparse: SparseVector
+    payload: dict[str, Any]
+
+
+class ChunkSelector(BaseModel):
+    """Which chunks an operation on the vector store touches; every given field must match."""
+
+    collection: str | None = None
+    document_id: str | None = None
+    version: int | None = None
+    job_id: str | None = None
+    state: ChunkState | None = None
+
+
+class ErrorBody(BaseModel):
+    error: str
+    detail: Any | None = None

@@ -1,0 +1,110 @@
+"""A Qdrant server or cluster through qdrant-client: the production store."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from qdrant_client import AsyncQdrantClient, models
+from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
+
+from rag.errors import RagError, TransientError
+from rag.types import ChunkRecord, ChunkSelector, ChunkState
+from retrieval.stores import fields
+
+
+def server_filter(selector: ChunkSelector) -> models.Filter:
+    return models.Filter(
+        must=[
+            models.FieldCondition(key=key, match=models.MatchValue(value=value))
+            for key, value in selector.model_dump(exclude_none=True).items()
+        ]
+    )
+
+
+class QdrantServerStore:
+    def __init__(self, url: str, collection: str, api_key: str | None, timeout: float) -> None:
+        self._client = AsyncQdrantClient(url=url, api_key=api_key, timeout=int(timeout))
+        self._collection = collection
+
+    async def ensure(self, dim: int) -> None:
+        try:
+            exists = await self._client.collection_exists(self._collection)
+            if exists:
+                info = await self._client.get_collection(self._collection)
+                vectors = info.config.params.vectors
+                size = vectors[fields.DENSE].size if isinstance(vectors, dict) else None
+                if size != dim:
+                    raise RagError(
+                        f"Qdrant collection {self._collection!r} holds {size}-dimensional vectors but the "
+                        f"embedding model makes {dim}: set RAG_QDRANT__COLLECTION to a new name"
+                    )
+                return
+            await self._client.create_collection(
+                self._collection,
+                vectors_config={fields.DENSE: models.VectorParams(size=dim, distance=models.Distance.COSINE)},
+                sparse_vectors_config={fields.SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF)},
+            )
+            for name in fields.KEYWORD_FIELDS:
+                schema = models.KeywordIndexParams(
+                    type=models.KeywordIndexType.KEYWORD, is_tenant=name == fields.TENANT_FIELD
+                )
+                await self._client.create_payload_index(self._collection, name, field_schema=schema)
+            for name in fields.INTEGER_FIELDS:
+                await self._client.create_payload_index(
+                    self._collection, name, field_schema=models.PayloadSchemaType.INTEGER
+                )
+            for name in fields.DATETIME_FIELDS:
+                await self._client.create_payload_index(
+                    self._collection, name, field_schema=models.PayloadSchemaType.DATETIME
+                )
+        except (ResponseHandlingException, UnexpectedResponse, OSError) as exc:
+            raise TransientError(f"Qdrant at the configured URL is unavailable: {exc}") from exc
+
+    async def upsert(self, records: Sequence[ChunkRecord]) -> None:
+        points = [
+            models.PointStruct(
+                id=r.id,
+                vector={
+                    fields.DENSE: r.dense,
+                    fields.SPARSE: models.SparseVector(indices=r.sparse.indices, values=r.sparse.values),
+                },
+                payload=r.payload,
+            )
+            for r in records
+        ]
+        await self._call(self._client.upsert(self._collection, points=points, wait=True))
+
+    async def set_state(self, selector: ChunkSelector, state: ChunkState) -> None:
+        await self._call(
+            self._client.set_payload(
+                self._collection, payload={"state": state.value}, points=server_filter(selector), wait=True
+            )
+        )
+
+    async def delete(self, selector: ChunkSelector) -> None:
+        await self._call(
+            self._client.delete(
+                self._collection,
+                points_selector=models.FilterSelector(filter=server_filter(selector)),
+                wait=True,
+            )
+        )
+
+    async def count(self, selector: ChunkSelector) -> int:
+        result = await self._call(
+            self._client.count(self._collection, count_filter=server_filter(selector), exact=True)
+        )
+        return result.count
+
+    async def ping(self) -> None:
+        await self._call(self._client.get_collections())
+
+    async def close(self) -> None:
+        await self._client.close()
+
+    @staticmethod
+    async def _call(awaitable):  # type: ignore[no-untyped-def]
+        try:
+            return await awaitable
+        except (ResponseHandlingException, OSError) as exc:
+            raise TransientError(f"Qdrant is unavailable: {exc}") from exc
