@@ -28,7 +28,8 @@ class SentenceTransformerEmbedder:
         self._model = SentenceTransformer(str(path), device=device, local_files_only=True)
         self._model_id = BUNDLED_MODEL_ID if model is None else str(model)
         self._batch_size = batch_size
-        dim = self._model.get_sentence_embedding_dimension()
+        get_dim = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
+        dim = get_dim()
         if dim is None:
             raise ValueError(f"cannot tell the embedding dimension of the model at {path}")
         self._dim = int(dim)
