@@ -9,21 +9,34 @@ from __future__ import annotations
 
 import codecs
 import io
+import logging
 import os
 import re
+import tempfile
 import threading
 from collections.abc import Callable, Iterable
 from pathlib import PurePath
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from rag.errors import DocumentError
+
+# Re-exported: one element type for the whole pipeline, shared with JSONL imports and the chunker.
 from rag.types import ParsedElement
 
 if TYPE_CHECKING:
     from spacy.language import Language
     from unstructured.documents.elements import Element
 
-__all__ = ["HEAD_BYTES", "SUPPORTED_KINDS", "ParsedElement", "detect_kind", "ensure_offline_nlp", "parse_document"]
+__all__ = [
+    "HEAD_BYTES",
+    "SUPPORTED_KINDS",
+    "ParsedElement",
+    "detect_kind",
+    "ensure_offline_nlp",
+    "parse_document",
+]
+
+logger = logging.getLogger(__name__)
 
 SUPPORTED_KINDS: frozenset[str] = frozenset(
     {"pdf", "docx", "pptx", "xlsx", "csv", "html", "md", "rst", "txt", "eml", "odt", "rtf", "epub", "json"}
@@ -108,6 +121,8 @@ _KIND_NAMES: dict[str, tuple[str, str]] = {  # kind -> (format label, what a rea
 # Exceptions that say our install or code is broken, not the document: a job must not fail "for good" on them.
 _NOT_THE_DOCUMENTS_FAULT: tuple[type[BaseException], ...] = (ImportError, NameError, SyntaxError, MemoryError)
 _DETAIL_MAX_CHARS = 160
+# Parsers name the in-memory stream and their temp files in errors: noise to the person reading the reason.
+_DETAIL_NOISE = re.compile(rf"<[\w.]+ object at 0x[0-9a-fA-F]+>|{re.escape(tempfile.gettempdir())}/[^\s\"']+")
 # Skips unstructured's per-element language detection; it only fills metadata we do not keep.
 _LANGUAGES = ["eng"]
 
@@ -192,7 +207,7 @@ def parse_document(data: bytes, filename: str) -> list[ParsedElement]:
     _reject_unreadable(kind, data, name)
     elements = _to_parsed(_partition(kind, data, name))
     if not elements:
-        raise _explain_no_text(kind, data, name)
+        _raise_no_text(kind, data, name)
     return elements
 
 
@@ -210,15 +225,25 @@ def _reject_unreadable(kind: str, data: bytes, name: str) -> None:
 
 def _reject_locked_pdf(data: bytes, name: str) -> None:
     from pypdf import PasswordType, PdfReader
+    from pypdf.errors import DependencyError
 
     try:
         reader = PdfReader(io.BytesIO(data))
+        # Many PDFs are encrypted with an empty user password only to restrict printing or copying;
+        # those open without one and can be parsed.
+        locked = reader.is_encrypted and reader.decrypt("") == PasswordType.NOT_DECRYPTED
+    except DependencyError:
+        raise  # pypdf needs `cryptography` for AES: our install, not the document
     except Exception:
-        return  # unreadable structure: the parser's own error explains it better
-    # Many PDFs are encrypted with an empty user password only to restrict printing or copying;
-    # those open without one and can be parsed.
-    if reader.is_encrypted and reader.decrypt("") == PasswordType.NOT_DECRYPTED:
-        raise DocumentError(f"{name} is password-protected: remove the password and upload it again")
+        # pdfminer is more forgiving than pypdf and may still read it; if not, its error is the one to show.
+        logger.warning("pypdf could not check %s for a password; parsing it anyway", name, exc_info=True)
+        return
+    if locked:
+        raise _password_protected(name)
+
+
+def _password_protected(name: str) -> DocumentError:
+    return DocumentError(f"{name} is password-protected: remove the password and upload it again")
 
 
 def _reject_ole_container(kind: str, data: bytes, name: str) -> None:
@@ -243,9 +268,7 @@ def _partition(kind: str, data: bytes, name: str) -> list[Element]:
         _require_pandoc()
     try:
         return _PARTITIONERS[kind](data, name)
-    except _NOT_THE_DOCUMENTS_FAULT:
-        raise
-    except DocumentError:
+    except (*_NOT_THE_DOCUMENTS_FAULT, DocumentError):
         raise
     except Exception as exc:
         raise _corrupt(kind, name, exc) from exc
@@ -260,7 +283,7 @@ def _require_pandoc() -> None:
 
 def _corrupt(kind: str, name: str, exc: BaseException) -> DocumentError:
     label, real = _KIND_NAMES[kind]
-    detail = " ".join(f"{type(exc).__name__}: {exc}".split())
+    detail = " ".join(_DETAIL_NOISE.sub("the file", f"{type(exc).__name__}: {exc}").split())
     if len(detail) > _DETAIL_MAX_CHARS:
         detail = detail[: _DETAIL_MAX_CHARS - 1] + "…"
     return DocumentError(
@@ -277,34 +300,40 @@ def _to_parsed(elements: Iterable[Element]) -> list[ParsedElement]:
             continue
         if element.category == "Title":
             section = text
-        parsed.append(
-            ParsedElement(text=text, type=element.category, page=element.metadata.page_number, section=section)
-        )
+        page = element.metadata.page_number
+        parsed.append(ParsedElement(text=text, type=element.category, page=page, section=section))
     return parsed
 
 
-def _explain_no_text(kind: str, data: bytes, name: str) -> DocumentError:
+def _raise_no_text(kind: str, data: bytes, name: str) -> NoReturn:
     if kind == "pdf":
-        return _explain_textless_pdf(data, name)
-    return DocumentError(f"{name} contains no text to index")
+        _raise_textless_pdf(data, name)
+    raise DocumentError(f"{name} contains no text to index")
 
 
-def _explain_textless_pdf(data: bytes, name: str) -> DocumentError:
-    """partition_pdf logs and swallows every extraction failure, returning no elements; find out which."""
+def _raise_textless_pdf(data: bytes, name: str) -> NoReturn:
+    """partition_pdf logs and swallows every extraction failure and returns no elements: find out which."""
+    from pdfminer.pdfdocument import PDFEncryptionError, PDFPasswordIncorrect
     from unstructured.partition.pdf import extractable_elements, is_pdf_too_complex
 
     try:
         if is_pdf_too_complex(file=io.BytesIO(data)):
-            return DocumentError(
+            raise DocumentError(
                 f"{name} contains no text to index: the PDF is too complex to extract text from safely "
                 "(e.g. a large vector drawing)"
             )
         extractable_elements(file=io.BytesIO(data), languages=_LANGUAGES)
-    except _NOT_THE_DOCUMENTS_FAULT:
+    except (*_NOT_THE_DOCUMENTS_FAULT, DocumentError):
         raise
+    except PDFPasswordIncorrect as exc:
+        raise _password_protected(name) from exc
+    except PDFEncryptionError as exc:
+        raise DocumentError(
+            f"{name} is encrypted in a way that cannot be opened ({exc}): remove the encryption and upload it again"
+        ) from exc
     except Exception as exc:
-        return _corrupt("pdf", name, exc)
-    return DocumentError(
+        raise _corrupt("pdf", name, exc) from exc
+    raise DocumentError(
         f"{name} contains no text to index: it has no text layer (a scanned or image-only PDF?) and OCR is "
         "not supported; upload a version with selectable text"
     )

@@ -73,3 +73,11 @@ async def collection(client: httpx.AsyncClient, request: pytest.FixtureRequest) 
     resp = await client.post("/v1/collections", json={"name": name})
     assert resp.status_code == 201, resp.text
     return name
+
+
+@pytest.fixture(scope="session")
+def netguard():  # type: ignore[no-untyped-def]
+    from tests.netguard import NetGuard
+
+    # Audit hooks cannot be removed, so one guard serves the session and records only while watching.
+    return NetGuard()

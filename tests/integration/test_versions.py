@@ -99,9 +99,9 @@ async def test_given_id_and_metadata_travel_with_chunks(client, services, collec
     assert (await wait_job(client, res["job_id"]))["status"] == "succeeded"
     detail = (await client.get(f"/v1/documents/{res['document_id']}")).json()
     assert detail["key"] == "report-q3" and detail["metadata"] == {"department": "finance", "year": 2024}
-    from retrieval.stores.qdrant_edge import edge_filter
-
     import qdrant_edge as qe
+
+    from retrieval.stores.qdrant_edge import edge_filter
 
     points, _ = services.store.shard.scroll(
         qe.ScrollRequest(filter=edge_filter(ChunkSelector(document_id=res["document_id"])), limit=10, with_payload=True)
