@@ -52,10 +52,10 @@ async def one_run(body: bytes, n_docs: int) -> dict[str, float]:
                 resp = await client.post("/v1/collections/scifact/documents/import", content=body)
                 resp.raise_for_status()
                 job_id = resp.json()["job_id"]
-                while (job := (await client.get(f"/v1/jobs/{job_id}")).json())["status"] not in (
-                    "succeeded",
-                    "failed",
-                ):
+                while True:
+                    job = (await client.get(f"/v1/jobs/{job_id}")).json()
+                    if job["status"] in ("succeeded", "failed"):
+                        break
                     await asyncio.sleep(0.05)
                 pipeline_s = time.perf_counter() - start
                 if job["status"] != "succeeded":

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import itertools
+
 from ingestion.chunk import chunk_elements, split_sentences
 from rag.types import ParsedElement
 
@@ -40,7 +42,7 @@ def test_size_cap_and_overlap():
     chunks = chunk_elements([el(" ".join(sentences))], words, max_tokens=12, overlap_tokens=5)
     assert all(c.tokens <= 12 for c in chunks)
     # Each chunk after the first starts with the last sentence of the previous one.
-    for prev, nxt in zip(chunks, chunks[1:], strict=False):
+    for prev, nxt in itertools.pairwise(chunks):
         assert nxt.text.split(".")[0] == prev.text.split(". ")[-1].rstrip(".")
     covered = " ".join(c.text for c in chunks)
     assert all(s in covered for s in sentences)
