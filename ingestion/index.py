@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from ingestion.chunk import chunk_elements
 from ingestion.records import parse_jsonl, record_elements
 from rag.catalog import JobItem
-from rag.errors import DocumentError
+from rag.errors import DocumentError, NotFound
 from rag.services import Services
 from rag.types import (
     Chunk,
@@ -46,11 +46,18 @@ def chunk_id(document_id: str, version: int, index: int) -> str:
 
 
 async def run_job(svc: Services, job_id: str) -> None:
-    job = await svc.catalog.get_job(job_id)
+    try:
+        job = await svc.catalog.get_job(job_id)
+    except NotFound:
+        log.info("job %s no longer exists: its collection was deleted", job_id)
+        return
     if job.status in (JobStatus.succeeded, JobStatus.failed):
         return  # a duplicate delivery of a finished job
     await svc.catalog.job_started(job_id)
     items = await svc.catalog.job_items(job_id)
+    if not items:
+        await svc.catalog.job_finished(job_id, JobStatus.failed, "nothing to index: the document was deleted")
+        return
     pending = [i for i in items if i.status == VersionStatus.queued]
     switched = [i for i in items if i.status == VersionStatus.active]
 
@@ -193,7 +200,7 @@ async def _switch(svc: Services, job_id: str, prepared: Sequence[Prepared], swit
         if p.item.document_id not in activated:
             # Deleted while this job ran: its chunks must not outlive it.
             await svc.store.delete(ChunkSelector(document_id=p.item.document_id))
-    documents = {a.document_id for a in activations if a.previous is not None}
+    documents = {a.document_id for a in activations if a.previous is not None or a.superseded}
     documents |= {i.document_id for i in switched}
     for document_id in sorted(documents):
         await retire_old_versions(svc, document_id)

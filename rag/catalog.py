@@ -145,6 +145,7 @@ class Activation:
     document_id: str
     version: int
     previous: int | None
+    superseded: bool = False
 
 
 class Catalog:
@@ -514,6 +515,11 @@ class Catalog:
                 previous = current[doc_id]
                 if previous == version:
                     done.append(Activation(doc_id, version, None))
+                    continue
+                if previous is not None and previous > version:
+                    # A newer version finished first (or was rolled back to): never go backwards.
+                    retire.append({"d": doc_id, "v": version})
+                    done.append(Activation(doc_id, version, None, superseded=True))
                     continue
                 if previous is not None:
                     retire.append({"d": doc_id, "v": previous})

@@ -111,3 +111,59 @@ async def test_given_id_and_metadata_travel_with_chunks(client, services, collec
     assert payload["model_id"] == services.embedder.model_id
     assert payload["collection"] == collection and payload["version"] == 1 and payload["filename"] == "a.txt"
     assert len(payload["content_sha256"]) == 64
+
+
+async def test_an_older_version_finishing_last_does_not_win(client, services, collection):
+    from rag.catalog import Catalog
+
+    cat: Catalog = services.catalog
+    # Register two versions before either is indexed, then index them newest first.
+    from rag.blobs import sha256_hex
+    from rag.catalog import NewVersion
+
+    results = []
+    for text in (b"First draft of the memo.", b"Second draft of the memo, final."):
+        digest = services.blobs.put(text)
+        item = NewVersion(
+            key="memo.txt",
+            filename="memo.txt",
+            sha256=sha256_hex(text),
+            size_bytes=len(text),
+            kind="txt",
+            blob=digest,
+            metadata={},
+        )
+        results.append((await cat.register_upload(collection, item))[0])
+    from ingestion.index import run_job
+
+    await run_job(services, results[1].job_id)
+    await run_job(services, results[0].job_id)
+    detail = (await client.get(f"/v1/documents/{results[0].document_id}")).json()
+    assert detail["active_version"] == 2
+    assert [(v["version"], v["status"]) for v in detail["versions"]] == [(1, "retired"), (2, "active")]
+    active = await chunk_texts(services, results[0].document_id, state=ChunkState.active)
+    assert active == ["Second draft of the memo, final."]
+
+
+async def test_deleting_a_collection_with_a_queued_job(client, services, collection):
+    from ingestion.index import run_job
+
+    resp = await client.post("/v1/collections", json={"name": collection + "-x"})
+    assert resp.status_code == 201
+    from rag.blobs import sha256_hex
+    from rag.catalog import NewVersion
+
+    data = b"Text that will never be indexed."
+    item = NewVersion(
+        key="gone.txt",
+        filename="gone.txt",
+        sha256=sha256_hex(data),
+        size_bytes=len(data),
+        kind="txt",
+        blob=services.blobs.put(data),
+        metadata={},
+    )
+    result, _ = await services.catalog.register_upload(collection + "-x", item)
+    assert (await client.delete(f"/v1/collections/{collection}-x")).status_code == 204
+    await run_job(services, result.job_id)  # the job is gone with its collection: a quiet no-op
+    assert await services.store.count(ChunkSelector(collection=collection + "-x")) == 0
