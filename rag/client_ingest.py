@@ -63,10 +63,18 @@ def ingest_paths(paths: list[Path], collection: str, url: str, timeout: float) -
                 outcomes.append(Outcome(path, "rejected", f"{resp.status_code}: {_error(resp)}"))
                 continue
             result = resp.json()[0]
-            outcome = Outcome(path, "unchanged" if result["status"] == "unchanged" else "queued")
+            outcome = Outcome(path, "queued")
             outcomes.append(outcome)
-            if outcome.status == "queued":
-                jobs[result["job_id"]] = (outcome, result["document_id"])
+            if result["status"] == "unchanged":
+                # Same bytes as before: report how that earlier attempt ended, not merely "unchanged".
+                earlier = client.get(f"/v1/jobs/{result['job_id']}").json()
+                if earlier.get("status") == "failed":
+                    outcome.status, outcome.detail = "failed", f"unchanged since: {earlier.get('error')}"
+                    continue
+                if earlier.get("status") == "succeeded":
+                    outcome.status = "unchanged"
+                    continue
+            jobs[result["job_id"]] = (outcome, result["document_id"])
         _follow(client, jobs, timeout, console)
     _summary(outcomes, console)
     return 0 if all(o.status in ("indexed", "unchanged") for o in outcomes) else 1
