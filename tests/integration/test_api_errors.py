@@ -47,6 +47,7 @@ async def test_upload_rejections(client, collection, services, monkeypatch):
     await assert_error(await client.post(url, files=two), 422, "limit is 1")
     # A request with one bad file stores nothing.
     monkeypatch.setattr(services.settings.ingestion, "max_files_per_request", 10)
+    monkeypatch.setattr(services.settings.ingestion, "max_upload_bytes", 10_000_000)
     mixed = [("files", ("good.txt", b"fine text")), ("files", ("bad.wav", wav))]
     await assert_error(await client.post(url, files=mixed), 415, "bad.wav")
     assert (await client.get(url)).json() == []
@@ -54,7 +55,11 @@ async def test_upload_rejections(client, collection, services, monkeypatch):
         await client.post(url, files={"files": ("a.txt", b"alpha")}, data={"metadata": "{oops"}), 422, "metadata"
     )
     await assert_error(
-        await client.post(url, files={"files": ("a.txt", b"alpha")}, data={"metadata": '{"other.txt": {}}'}),
+        await client.post(
+            url,
+            files=[("files", ("a.txt", b"alpha")), ("files", ("b.txt", b"beta"))],
+            data={"metadata": '{"other.txt": {}}'},
+        ),
         422,
         "other.txt",
     )
