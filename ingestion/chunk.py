@@ -45,6 +45,21 @@ def _split_long(text: str, tokens: int, budget: int) -> list[str]:
     return [" ".join(words[i : i + per_piece]) for i in range(0, len(words), per_piece)]
 
 
+def _fit(text: str, tokens: int, budget: int, count_tokens: CountTokens) -> list[tuple[str, int]]:
+    """Cut until every piece fits: the first cut is an estimate (text without spaces, dense scripts)."""
+    if tokens <= budget:
+        return [(text, tokens)]
+    pieces = _split_long(text, tokens, budget)
+    if len(pieces) == 1:
+        # No progress possible by words: halve by characters.
+        half = max(1, len(text) // 2)
+        pieces = [text[:half], text[half:]]
+    out: list[tuple[str, int]] = []
+    for piece, n in zip(pieces, count_tokens(pieces), strict=True):
+        out.extend(_fit(piece, n, budget, count_tokens))
+    return out
+
+
 def _units(elements: Sequence[ParsedElement], count_tokens: CountTokens, budget: int) -> list[_Unit]:
     raw: list[tuple[str, int, ParsedElement]] = []
     for i, el in enumerate(elements):
@@ -53,9 +68,7 @@ def _units(elements: Sequence[ParsedElement], count_tokens: CountTokens, budget:
     counts = count_tokens([t for t, _, _ in raw])
     units: list[_Unit] = []
     for (text, i, el), n in zip(raw, counts, strict=True):
-        pieces = [text] if n <= budget else _split_long(text, n, budget)
-        piece_counts = [n] if len(pieces) == 1 else count_tokens(pieces)
-        for piece, pn in zip(pieces, piece_counts, strict=True):
+        for piece, pn in _fit(text, n, budget, count_tokens):
             units.append(_Unit(piece, pn, i, el.type, el.page, el.section))
     return units
 

@@ -41,8 +41,8 @@ class Prepared:
     chunks: list[Chunk]
 
 
-def chunk_id(document_id: str, version: int, index: int) -> str:
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"rag-chunk:{document_id}:{version}:{index}"))
+def chunk_id(job_id: str, document_id: str, version: int, index: int) -> str:
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"rag-chunk:{job_id}:{document_id}:{version}:{index}"))
 
 
 async def run_job(svc: Services, job_id: str) -> None:
@@ -53,7 +53,14 @@ async def run_job(svc: Services, job_id: str) -> None:
         return
     if job.status in (JobStatus.succeeded, JobStatus.failed):
         return  # a duplicate delivery of a finished job
-    await svc.catalog.job_started(job_id)
+    attempts = await svc.catalog.job_started(job_id)
+    limit = svc.settings.ingestion.max_tries + 1
+    if attempts > limit:
+        # The process died during every attempt (out of memory, killed): stop the crash loop.
+        await svc.catalog.job_finished(
+            job_id, JobStatus.failed, f"gave up after {attempts - 1} attempts that never finished (worker stopped)"
+        )
+        return
     items = await svc.catalog.job_items(job_id)
     if not items:
         await svc.catalog.job_finished(job_id, JobStatus.failed, "nothing to index: the document was deleted")
@@ -150,7 +157,7 @@ async def _embed_and_upsert(svc: Services, job_id: str, prepared: Sequence[Prepa
         sparse = await asyncio.to_thread(_encode_sparse, svc, texts)
         records = [
             ChunkRecord(
-                id=chunk_id(p.item.document_id, p.item.version, c.index),
+                id=chunk_id(job_id, p.item.document_id, p.item.version, c.index),
                 dense=vec,
                 sparse=sp,
                 payload=_payload(svc, job_id, p.item, c, created),
@@ -193,13 +200,13 @@ async def _switch(svc: Services, job_id: str, prepared: Sequence[Prepared], swit
     # only chunks of the catalog's active version sees exactly one version at every instant.
     await svc.store.set_state(ChunkSelector(job_id=job_id, state=ChunkState.staged), ChunkState.active)
     activations = await svc.catalog.activate(
-        [(p.item.document_id, p.item.version, len(p.chunks)) for p in prepared], svc.embedder.model_id
+        job_id, [(p.item.document_id, p.item.version, len(p.chunks)) for p in prepared], svc.embedder.model_id
     )
     activated = {a.document_id for a in activations}
     for p in prepared:
         if p.item.document_id not in activated:
             # Deleted while this job ran: its chunks must not outlive it.
-            await svc.store.delete(ChunkSelector(document_id=p.item.document_id))
+            await svc.store.delete(ChunkSelector(job_id=job_id, document_id=p.item.document_id))
     documents = {a.document_id for a in activations if a.previous is not None or a.superseded}
     documents |= {i.document_id for i in switched}
     for document_id in sorted(documents):

@@ -26,6 +26,8 @@ def parse_jsonl(body: bytes, max_errors: int = 5) -> list[ImportRecord]:
             record = ImportRecord.model_validate(json.loads(line))
         except json.JSONDecodeError as exc:
             errors.append(f"line {lineno}: not JSON ({exc.msg})")
+        except RecursionError:
+            errors.append(f"line {lineno}: nested too deeply")
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"]) or "record"

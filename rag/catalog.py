@@ -230,7 +230,9 @@ class Catalog:
     # ----- registering uploads ---------------------------------------------------------------------------
     async def register_upload(self, collection: str, item: NewVersion) -> tuple[UploadResult, bool]:
         """Record a new version unless the bytes equal the latest one. Returns (result, needs_job)."""
-        job_id = f"ing-{document_id_for(collection, item.key)[:8]}-{item.sha256[:16]}"
+        # Content hash plus a nonce: same bytes are caught by the latest-version check, and a document deleted
+        # and uploaded again must never share a job (or its chunk ids) with the old one.
+        job_id = f"ing-{document_id_for(collection, item.key)[:8]}-{item.sha256[:16]}-{uuid.uuid4().hex[:8]}"
         try:
             async with self._tx() as conn:
                 await self._require_collection(conn, collection)
@@ -244,21 +246,20 @@ class Catalog:
     async def register_import(
         self, collection: str, items: Sequence[NewVersion], body_sha256: str
     ) -> tuple[ImportResult, bool]:
-        job_id = f"imp-{body_sha256[:24]}"
+        job_id = f"imp-{body_sha256[:24]}-{uuid.uuid4().hex[:8]}"
         try:
             async with self._tx() as conn:
                 await self._require_collection(conn, collection)
-                existing = (await conn.execute(sa.select(jobs.c.id).where(jobs.c.id == job_id))).first()
                 results = await self._register(conn, collection, items, lambda _v: job_id)
                 new = sum(1 for _, is_new in results if is_new)
-                if new and existing is None:
+                if new:
                     await self._insert_job(conn, job_id, "import", collection)
         except IntegrityError:
             raise Conflict("another import into this collection is being registered; try again") from None
         status = "queued" if new else "unchanged"
         return (
             ImportResult(
-                job_id=job_id if new or existing else None,
+                job_id=job_id if new else None,
                 status=status,
                 records=len(items),
                 new_versions=new,
@@ -271,22 +272,25 @@ class Catalog:
         self, conn: AsyncConnection, collection: str, items: Sequence[NewVersion], job_id_for
     ) -> list[tuple[UploadResult, bool]]:  # type: ignore[no-untyped-def]
         ids = [document_id_for(collection, it.key) for it in items]
-        latest: dict[str, tuple[int, str, str]] = {}
+        latest: dict[str, tuple[int, str, str, str]] = {}
         for chunk_start in range(0, len(ids), 500):
             part = ids[chunk_start : chunk_start + 500]
             rows = await conn.execute(
-                sa.select(versions.c.document_id, versions.c.version, versions.c.sha256, versions.c.job_id)
+                sa.select(
+                    versions.c.document_id, versions.c.version, versions.c.sha256, versions.c.job_id, versions.c.status
+                )
                 .join(documents, documents.c.id == versions.c.document_id)
                 .where(versions.c.document_id.in_(part), versions.c.version == documents.c.latest_version)
             )
             for r in rows:
-                latest[r.document_id] = (r.version, r.sha256, r.job_id)
+                latest[r.document_id] = (r.version, r.sha256, r.job_id, r.status)
         ts = now()
         results: list[tuple[UploadResult, bool]] = []
         new_docs, new_versions, bumped = [], [], []
         for doc_id, it in zip(ids, items, strict=True):
             prev = latest.get(doc_id)
-            if prev is not None and prev[1] == it.sha256:
+            # Same bytes as the latest version: nothing to do, unless that attempt failed (then it is a retry).
+            if prev is not None and prev[1] == it.sha256 and prev[3] != VersionStatus.failed.value:
                 results.append(
                     (
                         UploadResult(
@@ -491,7 +495,7 @@ class Catalog:
                 .values(status=VersionStatus.failed.value, error=error)
             )
 
-    async def activate(self, items: Sequence[tuple[str, int, int]], model_id: str) -> list[Activation]:
+    async def activate(self, job_id: str, items: Sequence[tuple[str, int, int]], model_id: str) -> list[Activation]:
         """Switch each (document_id, version, chunk_count) to active in one transaction.
 
         Documents deleted while their job ran are skipped (the caller removes their chunks).
@@ -501,17 +505,26 @@ class Catalog:
         async with self._tx() as conn:
             ids = [doc_id for doc_id, _, _ in items]
             current: dict[str, int | None] = {}
+            mine: set[tuple[str, int]] = set()
             for start in range(0, len(ids), 500):
+                # FOR UPDATE: two workers switching the same document must not both act on a stale read
+                # (SQLite ignores it; there one process owns the database and writes are serialised).
                 rows = await conn.execute(
-                    sa.select(documents.c.id, documents.c.active_version).where(
-                        documents.c.id.in_(ids[start : start + 500])
-                    )
+                    sa.select(documents.c.id, documents.c.active_version)
+                    .where(documents.c.id.in_(ids[start : start + 500]))
+                    .with_for_update()
                 )
                 current.update({r.id: r.active_version for r in rows})
+                owned = await conn.execute(
+                    sa.select(versions.c.document_id, versions.c.version).where(
+                        versions.c.document_id.in_(ids[start : start + 500]), versions.c.job_id == job_id
+                    )
+                )
+                mine.update((r.document_id, r.version) for r in owned)
             retire, activate, docs = [], [], []
             for doc_id, version, chunk_count in items:
-                if doc_id not in current:
-                    continue
+                if doc_id not in current or (doc_id, version) not in mine:
+                    continue  # deleted (and maybe uploaded anew) while this job ran
                 previous = current[doc_id]
                 if previous == version:
                     done.append(Activation(doc_id, version, None))
@@ -588,7 +601,9 @@ class Catalog:
     async def switch_active(self, document_id: str, from_version: int, to_version: int) -> None:
         async with self._tx() as conn:
             row = (
-                await conn.execute(sa.select(documents.c.active_version).where(documents.c.id == document_id))
+                await conn.execute(
+                    sa.select(documents.c.active_version).where(documents.c.id == document_id).with_for_update()
+                )
             ).first()
             if row is None or row.active_version != from_version:
                 raise Conflict(f"document {document_id} changed while rolling back; try again")

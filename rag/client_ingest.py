@@ -66,14 +66,8 @@ def ingest_paths(paths: list[Path], collection: str, url: str, timeout: float) -
             outcome = Outcome(path, "queued")
             outcomes.append(outcome)
             if result["status"] == "unchanged":
-                # Same bytes as before: report how that earlier attempt ended, not merely "unchanged".
-                earlier = client.get(f"/v1/jobs/{result['job_id']}").json()
-                if earlier.get("status") == "failed":
-                    outcome.status, outcome.detail = "failed", f"unchanged since: {earlier.get('error')}"
-                    continue
-                if earlier.get("status") == "succeeded":
-                    outcome.status = "unchanged"
-                    continue
+                outcome.status = "unchanged"
+                continue
             jobs[result["job_id"]] = (outcome, result["document_id"])
         _follow(client, jobs, timeout, console)
     _summary(outcomes, console)

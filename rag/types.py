@@ -131,7 +131,7 @@ class ImportResult(BaseModel):
 class ImportRecord(BaseModel):
     """One line of a JSONL import: text that is already extracted."""
 
-    id: str = Field(min_length=1, max_length=512)
+    id: str = Field(min_length=1, max_length=512, pattern=r"^[^\x00-\x1f\x7f]+$")
     title: str = Field(default="", max_length=10_000)
     text: str
     metadata: dict[str, Any] = Field(default_factory=dict)

@@ -52,9 +52,13 @@ def create_app(
         finally:
             app.state.services = None
             if worker is not None and worker_task is not None:
+                # Stop taking jobs, then interrupt running ones before their services close: an interrupted
+                # job is still "running" in the catalog and is re-enqueued at the next start.
                 worker_task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await worker_task
+                running = [t for t in worker.tasks.values() if not t.done()]
+                for task in running:
+                    task.cancel()
+                await asyncio.gather(worker_task, *running, return_exceptions=True)
             await svc.close()
 
     app = FastAPI(

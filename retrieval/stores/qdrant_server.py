@@ -108,3 +108,7 @@ class QdrantServerStore:
             return await awaitable
         except (ResponseHandlingException, OSError) as exc:
             raise TransientError(f"Qdrant is unavailable: {exc}") from exc
+        except UnexpectedResponse as exc:
+            if exc.status_code is not None and exc.status_code >= 500:
+                raise TransientError(f"Qdrant failed ({exc.status_code}): {exc}") from exc
+            raise

@@ -46,9 +46,9 @@ async def test_versions_switch_and_rollback(catalog):
     second, _ = await catalog.register_upload("c", version("a.txt", "two"))
     assert second.version == 2 and second.job_id != first.job_id
 
-    await catalog.activate([(first.document_id, 1, 3)], "m")
+    await catalog.activate(first.job_id, [(first.document_id, 1, 3)], "m")
     await catalog.job_finished(first.job_id, JobStatus.succeeded)
-    acts = await catalog.activate([(second.document_id, 2, 5)], "m")
+    acts = await catalog.activate(second.job_id, [(second.document_id, 2, 5)], "m")
     assert [(a.version, a.previous) for a in acts] == [(2, 1)]
     doc = await catalog.get_document(first.document_id)
     assert doc.active_version == 2 and doc.chunk_count == 5

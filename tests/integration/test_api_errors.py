@@ -116,3 +116,34 @@ async def test_delete_collection_removes_everything(client, services, collection
     assert (await client.delete(f"/v1/collections/{collection}")).status_code == 204
     assert await services.store.count(ChunkSelector(collection=collection)) == 0
     assert (await client.get(f"/v1/collections/{collection}")).status_code == 404
+
+
+async def test_hostile_json_is_a_422(client, collection):
+    url = f"/v1/collections/{collection}/documents"
+    deep = "[" * 100_000 + "]" * 100_000
+    await assert_error(await client.post(url + "/import", content=deep.encode()), 422, "line 1")
+    await assert_error(
+        await client.post(url, files={"files": ("a.txt", b"alpha")}, data={"metadata": deep}), 422, "metadata"
+    )
+    await assert_error(await client.post(url + "/import", content=b'{"id": "a\\u0000b", "text": "x"}'), 422, "id")
+    await assert_error(
+        await client.post(url, files={"files": ("a.txt", b"alpha")}, data={"ids": '["bad\\u0001id"]'}), 422, "printable"
+    )
+
+
+async def test_reuploading_after_delete_and_after_failure(client, collection):
+    from tests.conftest import wait_job
+
+    url = f"/v1/collections/{collection}/documents"
+    first = (await client.post(url, files={"files": ("again.txt", b"Same bytes twice.")})).json()[0]
+    assert (await wait_job(client, first["job_id"]))["status"] == "succeeded"
+    assert (await client.delete(f"/v1/documents/{first['document_id']}")).status_code == 204
+    second = await client.post(url, files={"files": ("again.txt", b"Same bytes twice.")})
+    assert second.status_code == 202, second.text
+    assert second.json()[0]["job_id"] != first["job_id"]
+    assert (await wait_job(client, second.json()[0]["job_id"]))["status"] == "succeeded"
+    # A failed version is retried by uploading the same bytes again (a new version), not reported unchanged.
+    ws = (await client.post(url, files={"files": ("blank.txt", b"   \n ")})).json()[0]
+    assert (await wait_job(client, ws["job_id"]))["status"] == "failed"
+    retry = (await client.post(url, files={"files": ("blank.txt", b"   \n ")})).json()[0]
+    assert retry["status"] == "queued" and retry["version"] == 2

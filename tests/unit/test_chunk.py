@@ -57,3 +57,13 @@ def test_sentence_longer_than_the_cap_is_cut():
 
 def test_no_text_gives_no_chunks():
     assert chunk_elements([el("   ")], words, max_tokens=30, overlap_tokens=0) == []
+
+
+def test_text_without_spaces_is_cut_until_it_fits():
+    def chars(texts):  # dense script: one token per character
+        return [len(t) for t in texts]
+
+    text = "漢" * 1000
+    chunks = chunk_elements([el(text)], chars, max_tokens=100, overlap_tokens=0)
+    assert all(c.tokens <= 100 for c in chunks)
+    assert "".join(c.text for c in chunks) == text

@@ -19,6 +19,7 @@ from rag.types import (
     CollectionCreate,
     CollectionInfo,
     DocumentSummary,
+    ImportRecord,
     ImportResult,
     UploadResult,
 )
@@ -62,6 +63,8 @@ def _per_file(raw: str | None, filenames: list[str], field: str) -> list[Any]:
         value = json.loads(raw)
     except json.JSONDecodeError as exc:
         raise InvalidInput(f"form field {field!r} is not valid JSON: {exc.msg}") from None
+    except RecursionError:
+        raise InvalidInput(f"form field {field!r} is nested too deeply") from None
     if isinstance(value, list):
         if len(value) != len(filenames):
             raise InvalidInput(f"form field {field!r} has {len(value)} entries for {len(filenames)} files")
@@ -98,8 +101,10 @@ async def upload_documents(
         kind = check_document(filename, data)
         if meta is not None and not isinstance(meta, dict):
             raise InvalidInput(f"metadata for {filename} must be a JSON object")
-        if key is not None and (not isinstance(key, str) or not key.strip() or len(key) > 512):
-            raise InvalidInput(f"the id for {filename} must be a non-empty string of at most 512 characters")
+        if key is not None and (
+            not isinstance(key, str) or not key.strip() or len(key) > 512 or any(ord(c) < 32 for c in key)
+        ):
+            raise InvalidInput(f"the id for {filename} must be a non-empty string of at most 512 printable characters")
         staged.append((filename, data, kind, meta or {}, key or filename))
     if len({s[4] for s in staged}) != len(staged):
         raise InvalidInput("two files in this request have the same name or id; upload them separately")
@@ -143,6 +148,14 @@ async def import_documents(name: str, request: Request, svc: Svc) -> ImportResul
     body = b"".join(parts)
     records = await asyncio.to_thread(parse_jsonl, body)
     digest = await asyncio.to_thread(svc.blobs.put, body)
+    items = await asyncio.to_thread(_import_items, records, digest)
+    result, needs_job = await svc.catalog.register_import(name, items, digest)
+    if needs_job and result.job_id:
+        await _enqueue(svc, result.job_id)
+    return result
+
+
+def _import_items(records: list[ImportRecord], digest: str) -> list[NewVersion]:
     items = []
     for index, record in enumerate(records):
         content = record_content(record)
@@ -158,10 +171,7 @@ async def import_documents(name: str, request: Request, svc: Svc) -> ImportResul
                 record_index=index,
             )
         )
-    result, needs_job = await svc.catalog.register_import(name, items, digest)
-    if needs_job and result.job_id:
-        await _enqueue(svc, result.job_id)
-    return result
+    return items
 
 
 @router.get("/{name}/documents", response_model=list[DocumentSummary])
