@@ -113,57 +113,43 @@ async def test_given_id_and_metadata_travel_with_chunks(client, services, collec
     assert len(payload["content_sha256"]) == 64
 
 
-async def test_an_older_version_finishing_last_does_not_win(client, services, collection):
-    from rag.catalog import Catalog
-
-    cat: Catalog = services.catalog
-    # Register two versions before either is indexed, then index them newest first.
+async def register_only(services, collection, name, data):
+    """Register a version in the catalog without enqueueing it, so the test decides when its job runs."""
     from rag.blobs import sha256_hex
     from rag.catalog import NewVersion
 
-    results = []
-    for text in (b"First draft of the memo.", b"Second draft of the memo, final."):
-        digest = services.blobs.put(text)
-        item = NewVersion(
-            key="memo.txt",
-            filename="memo.txt",
-            sha256=sha256_hex(text),
-            size_bytes=len(text),
-            kind="txt",
-            blob=digest,
-            metadata={},
-        )
-        results.append((await cat.register_upload(collection, item))[0])
-    from ingestion.index import run_job
-
-    await run_job(services, results[1].job_id)
-    await run_job(services, results[0].job_id)
-    detail = (await client.get(f"/v1/documents/{results[0].document_id}")).json()
-    assert detail["active_version"] == 2
-    assert [(v["version"], v["status"]) for v in detail["versions"]] == [(1, "retired"), (2, "active")]
-    active = await chunk_texts(services, results[0].document_id, state=ChunkState.active)
-    assert active == ["Second draft of the memo, final."]
-
-
-async def test_deleting_a_collection_with_a_queued_job(client, services, collection):
-    from ingestion.index import run_job
-
-    resp = await client.post("/v1/collections", json={"name": collection + "-x"})
-    assert resp.status_code == 201
-    from rag.blobs import sha256_hex
-    from rag.catalog import NewVersion
-
-    data = b"Text that will never be indexed."
     item = NewVersion(
-        key="gone.txt",
-        filename="gone.txt",
+        key=name,
+        filename=name,
         sha256=sha256_hex(data),
         size_bytes=len(data),
         kind="txt",
         blob=services.blobs.put(data),
         metadata={},
     )
-    result, _ = await services.catalog.register_upload(collection + "-x", item)
-    assert (await client.delete(f"/v1/collections/{collection}-x")).status_code == 204
+    return (await services.catalog.register_upload(collection, item))[0]
+
+
+async def test_an_older_version_finishing_last_does_not_win(client, services, collection):
+    from ingestion.index import run_job
+
+    first = await register_only(services, collection, "memo.txt", b"First draft of the memo.")
+    second = await register_only(services, collection, "memo.txt", b"Second draft of the memo, final.")
+    await run_job(services, second.job_id)
+    await run_job(services, first.job_id)
+    detail = (await client.get(f"/v1/documents/{first.document_id}")).json()
+    assert detail["active_version"] == 2
+    assert [(v["version"], v["status"]) for v in detail["versions"]] == [(1, "retired"), (2, "active")]
+    active = await chunk_texts(services, first.document_id, state=ChunkState.active)
+    assert active == ["Second draft of the memo, final."]
+
+
+async def test_deleting_a_collection_with_a_queued_job(client, services, collection):
+    from ingestion.index import run_job
+
+    other = collection + "-x"
+    assert (await client.post("/v1/collections", json={"name": other})).status_code == 201
+    result = await register_only(services, other, "gone.txt", b"Text that will never be indexed.")
+    assert (await client.delete(f"/v1/collections/{other}")).status_code == 204
     await run_job(services, result.job_id)  # the job is gone with its collection: a quiet no-op
-    assert await services.store.count(ChunkSelector(collection=collection + "-x")) == 0
+    assert await services.store.count(ChunkSelector(collection=other)) == 0
