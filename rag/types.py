@@ -181,3 +181,33 @@ class ChunkSelector(BaseModel):
 class ErrorBody(BaseModel):
     error: str
     detail: Any | None = None
+
+
+class Context(BaseModel):
+    """A retrieved chunk as a generator sees it; `n` is its citation marker [n]."""
+
+    n: int
+    chunk_id: str
+    document_id: str
+    version: int
+    filename: str
+    page: int | None = None
+    section: str | None = None
+    text: str
+    score: float
+
+
+class PromptRef(BaseModel):
+    id: str
+    version: str = Field(description="Content hash of the template: any edit is a new version.")
+
+
+class Usage(BaseModel):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+class GeneratedAnswer(BaseModel):
+    text: str = Field(description="The answer with [n] citation markers that refer to Context.n.")
+    usage: Usage = Field(default_factory=Usage)
+    model: str

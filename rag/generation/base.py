@@ -1,0 +1,35 @@
+"""The generator boundary: question + numbered contexts + a versioned prompt in, an answer with [n] markers out."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from typing import Protocol
+
+from rag.types import Context, GeneratedAnswer
+
+
+class Prompt(Protocol):
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def version(self) -> str: ...
+
+    def system(self) -> str: ...
+
+    def user(self, question: str, contexts: Sequence[Context]) -> str: ...
+
+
+class Generator(Protocol):
+    @property
+    def name(self) -> str:
+        """'extractive' or 'openai:<model>': recorded with every answer."""
+        ...
+
+    async def generate(self, question: str, contexts: Sequence[Context], prompt: Prompt) -> GeneratedAnswer: ...
+
+    def stream(
+        self, question: str, contexts: Sequence[Context], prompt: Prompt
+    ) -> AsyncIterator[str | GeneratedAnswer]:
+        """Yields text deltas, then exactly one final GeneratedAnswer (full text and usage)."""
+        ...
