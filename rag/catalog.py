@@ -37,6 +37,7 @@ collections = sa.Table(
     sa.Column("name", sa.String(64), primary_key=True),
     sa.Column("description", sa.Text, nullable=False, default=""),
     sa.Column("meta", sa.JSON, nullable=False, default=dict),
+    sa.Column("filterable", sa.JSON, nullable=False, default=dict),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
 )
 
@@ -173,11 +174,15 @@ class Catalog:
         return _Transaction(self._engine)
 
     # ----- collections -------------------------------------------------------------------------------------
-    async def create_collection(self, name: str, description: str, meta: dict[str, Any]) -> CollectionInfo:
+    async def create_collection(
+        self, name: str, description: str, meta: dict[str, Any], filterable: dict[str, str] | None = None
+    ) -> CollectionInfo:
         try:
             async with self._tx() as conn:
                 await conn.execute(
-                    collections.insert().values(name=name, description=description, meta=meta, created_at=now())
+                    collections.insert().values(
+                        name=name, description=description, meta=meta, filterable=filterable or {}, created_at=now()
+                    )
                 )
         except IntegrityError:
             raise Conflict(f"collection {name!r} already exists") from None
@@ -212,6 +217,7 @@ class Catalog:
             name=row.name,
             description=row.description,
             metadata=row.meta,
+            filterable=row.filterable or {},
             created_at=_utc(row.created_at),
             document_count=stats[0],
             chunk_count=stats[1],

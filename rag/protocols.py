@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Literal, Protocol
 
-from rag.types import ChunkRecord, ChunkSelector, ChunkState, SparseVector
+from rag.types import ChunkRecord, ChunkSelector, ChunkState, Hit, SparseVector
+from retrieval.filters import FieldType, FilterSpec
+
+SearchMode = Literal["hybrid", "dense", "sparse"]
 
 
 class Embedder(Protocol):
@@ -49,6 +52,23 @@ class VectorStore(Protocol):
     async def delete(self, selector: ChunkSelector) -> None: ...
 
     async def count(self, selector: ChunkSelector) -> int: ...
+
+    async def ensure_field_index(self, field: str, type_: FieldType) -> None:
+        """Index a payload field (e.g. `metadata.year`) so filters on it are fast and allowed."""
+        ...
+
+    async def search(
+        self,
+        dense: list[float],
+        sparse: SparseVector,
+        spec: FilterSpec,
+        limit: int,
+        candidates: int,
+        mode: SearchMode = "hybrid",
+        rrf_k: int = 60,
+    ) -> list[Hit]:
+        """Active chunks matching `spec`: dense and sparse candidates fused with reciprocal rank fusion."""
+        ...
 
     async def ping(self) -> None:
         """Raise TransientError when the store cannot be reached."""

@@ -85,6 +85,15 @@ class IngestionSettings(BaseModel):
     worker_concurrency: int = Field(default=2, ge=1, le=64)
 
 
+class RetrievalSettings(BaseModel):
+    candidates: int = Field(default=100, ge=1, le=1000, description="Candidates per stage before fusion.")
+    rrf_k: int = Field(default=60, ge=1, le=1000)
+    duplicate_jaccard: float = Field(
+        default=0.8, ge=0.0, le=1.0, description="Word-trigram overlap above which a lower-ranked chunk is dropped."
+    )
+    max_top_k: int = Field(default=50, ge=1, le=500)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RAG_", env_nested_delimiter="__", extra="forbid")
 
@@ -98,6 +107,7 @@ class Settings(BaseSettings):
     embedding: EmbeddingSettings = EmbeddingSettings()
     chunking: ChunkingSettings = ChunkingSettings()
     ingestion: IngestionSettings = IngestionSettings()
+    retrieval: RetrievalSettings = RetrievalSettings()
 
     @property
     def database_url(self) -> str:

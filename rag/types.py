@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 COLLECTION_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 
@@ -48,16 +49,32 @@ class ChunkState(StrEnum):
     retired = "retired"
 
 
+MetadataFieldType = Literal["keyword", "integer", "float", "datetime"]
+
+
 class CollectionCreate(BaseModel):
     name: str = Field(pattern=COLLECTION_NAME_PATTERN, description="Lower-case letters, digits, '-' and '_'.")
     description: str = Field(default="", max_length=2000)
     metadata: dict[str, Any] = Field(default_factory=dict)
+    filterable: dict[str, MetadataFieldType] = Field(
+        default_factory=dict,
+        description='Document metadata fields searches may filter on, with their type, e.g. {"year": "integer"}.',
+    )
+
+    @field_validator("filterable")
+    @classmethod
+    def _field_names(cls, v: dict[str, str]) -> dict[str, str]:
+        for name in v:
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,63}", name):
+                raise ValueError(f"metadata field name {name!r} must be letters, digits and '_'")
+        return v
 
 
 class CollectionInfo(BaseModel):
     name: str
     description: str
     metadata: dict[str, Any]
+    filterable: dict[str, MetadataFieldType] = Field(default_factory=dict)
     created_at: datetime
     document_count: int = 0
     chunk_count: int = 0
@@ -211,3 +228,16 @@ class GeneratedAnswer(BaseModel):
     text: str = Field(description="The answer with [n] citation markers that refer to Context.n.")
     usage: Usage = Field(default_factory=Usage)
     model: str
+
+
+class Hit(BaseModel):
+    """A retrieved chunk with the score of every stage that saw it (None: that stage did not rank it)."""
+
+    chunk_id: str
+    score: float
+    dense_score: float | None = None
+    dense_rank: int | None = None
+    sparse_score: float | None = None
+    sparse_rank: int | None = None
+    rerank_score: float | None = None
+    payload: dict[str, Any]

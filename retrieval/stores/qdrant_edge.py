@@ -15,7 +15,8 @@ from pathlib import Path
 import qdrant_edge as qe
 
 from rag.errors import RagError
-from rag.types import ChunkRecord, ChunkSelector, ChunkState
+from rag.types import ChunkRecord, ChunkSelector, ChunkState, Hit, SparseVector
+from retrieval.filters import Condition, FieldType, FilterSpec
 from retrieval.stores import fields
 
 
@@ -24,6 +25,37 @@ def edge_filter(selector: ChunkSelector) -> qe.Filter:
     for key, value in selector.model_dump(exclude_none=True).items():
         must.append(qe.FieldCondition(key=key, match=qe.MatchValue(value)))
     return qe.Filter(must=must)
+
+
+def _condition(cond: Condition) -> list[qe.FieldCondition]:
+    out = []
+    if cond.eq is not None:
+        out.append(qe.FieldCondition(key=cond.field, match=qe.MatchValue(cond.eq)))
+    if cond.any is not None:
+        out.append(qe.FieldCondition(key=cond.field, match=qe.MatchAny(any=cond.any)))
+    bounds = {op: getattr(cond, op) for op in ("gte", "gt", "lte", "lt") if getattr(cond, op) is not None}
+    if bounds:
+        rng = qe.RangeDateTime(**bounds) if cond.type == "datetime" else qe.RangeFloat(**bounds)
+        out.append(qe.FieldCondition(key=cond.field, range=rng))
+    return out
+
+
+def spec_filter(spec: FilterSpec) -> qe.Filter:
+    must = [
+        qe.FieldCondition(key="collection", match=qe.MatchAny(any=spec.collections)),
+        qe.FieldCondition(key="state", match=qe.MatchValue(ChunkState.active.value)),
+    ]
+    for cond in spec.conditions:
+        must.extend(_condition(cond))
+    return qe.Filter(must=must)
+
+
+_INDEX_PARAMS = {
+    "keyword": lambda: qe.KeywordIndexParams(),
+    "integer": lambda: qe.IntegerIndexParams(lookup=True, range=True),
+    "float": lambda: qe.FloatIndexParams(),
+    "datetime": lambda: qe.DatetimeIndexParams(),
+}
 
 
 class QdrantEdgeStore:
@@ -114,6 +146,58 @@ class QdrantEdgeStore:
         with self._write_lock:
             self.shard.optimize()
 
+    async def ensure_field_index(self, field: str, type_: FieldType) -> None:
+        if field in self.shard.info().payload_schema:
+            return
+        op = qe.UpdateOperation.create_field_index(field, _INDEX_PARAMS[type_]())
+        await asyncio.to_thread(self._write, op)
+
+    async def search(
+        self,
+        dense: list[float],
+        sparse: SparseVector,
+        spec: FilterSpec,
+        limit: int,
+        candidates: int,
+        mode: str = "hybrid",
+        rrf_k: int = 60,
+    ) -> list[Hit]:
+        return await asyncio.to_thread(self._search, dense, sparse, spec, limit, candidates, mode, rrf_k)
+
+    def _search(
+        self,
+        dense: list[float],
+        sparse: SparseVector,
+        spec: FilterSpec,
+        limit: int,
+        candidates: int,
+        mode: str,
+        rrf_k: int,
+    ) -> list[Hit]:
+        flt = spec_filter(spec)
+        dense_q = qe.Query.Nearest(dense, using=fields.DENSE)
+        sparse_q = qe.Query.Nearest(qe.SparseVector(sparse.indices, sparse.values), using=fields.SPARSE)
+        stages = {
+            "dense": qe.QueryRequest(query=dense_q, filter=flt, limit=candidates, with_payload=mode == "dense"),
+            "sparse": qe.QueryRequest(query=sparse_q, filter=flt, limit=candidates, with_payload=mode == "sparse"),
+        }
+        requests = [stages[m] for m in ("dense", "sparse") if mode in (m, "hybrid")]
+        if mode == "hybrid":
+            requests.insert(
+                0,
+                qe.QueryRequest(
+                    prefetches=[
+                        qe.Prefetch(query=dense_q, limit=candidates, filter=flt),
+                        qe.Prefetch(query=sparse_q, limit=candidates, filter=flt),
+                    ],
+                    query=qe.Fusion.Rrf(k=rrf_k),
+                    limit=limit,
+                    with_payload=True,
+                ),
+            )
+        results = self.shard.query_batch(qe.QueryBatchRequest(requests))
+        return assemble_hits(mode, results, limit)
+
     async def ping(self) -> None:
         self.shard.info()
 
@@ -126,3 +210,29 @@ class QdrantEdgeStore:
         with self._write_lock:
             shard.flush()
             shard.close()
+
+
+def assemble_hits(mode: str, results: list, limit: int) -> list[Hit]:
+    """Hits in final order, each with its rank and score in the dense and sparse stages it appeared in."""
+    per_stage: dict[str, dict[str, tuple[int, float]]] = {}
+    stage_names = ["dense", "sparse"] if mode == "hybrid" else [mode]
+    for name, points in zip(stage_names, results[-len(stage_names) :], strict=True):
+        per_stage[name] = {str(p.id): (rank, p.score) for rank, p in enumerate(points, start=1)}
+    final = results[0] if mode == "hybrid" else results[0][:limit]
+    hits = []
+    for p in final:
+        pid = str(p.id)
+        d = per_stage.get("dense", {}).get(pid)
+        s = per_stage.get("sparse", {}).get(pid)
+        hits.append(
+            Hit(
+                chunk_id=pid,
+                score=p.score,
+                payload=dict(p.payload or {}),
+                dense_rank=d[0] if d else None,
+                dense_score=d[1] if d else None,
+                sparse_rank=s[0] if s else None,
+                sparse_score=s[1] if s else None,
+            )
+        )
+    return hits

@@ -8,8 +8,10 @@ from qdrant_client import AsyncQdrantClient, models
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
 from rag.errors import RagError, TransientError
-from rag.types import ChunkRecord, ChunkSelector, ChunkState
+from rag.types import ChunkRecord, ChunkSelector, ChunkState, Hit, SparseVector
+from retrieval.filters import Condition, FieldType, FilterSpec
 from retrieval.stores import fields
+from retrieval.stores.qdrant_edge import assemble_hits
 
 
 def server_filter(selector: ChunkSelector) -> models.Filter:
@@ -19,6 +21,37 @@ def server_filter(selector: ChunkSelector) -> models.Filter:
             for key, value in selector.model_dump(exclude_none=True).items()
         ]
     )
+
+
+def _condition(cond: Condition) -> list[models.FieldCondition]:
+    out = []
+    if cond.eq is not None:
+        out.append(models.FieldCondition(key=cond.field, match=models.MatchValue(value=cond.eq)))
+    if cond.any is not None:
+        out.append(models.FieldCondition(key=cond.field, match=models.MatchAny(any=cond.any)))
+    bounds = {op: getattr(cond, op) for op in ("gte", "gt", "lte", "lt") if getattr(cond, op) is not None}
+    if bounds:
+        rng = models.DatetimeRange(**bounds) if cond.type == "datetime" else models.Range(**bounds)
+        out.append(models.FieldCondition(key=cond.field, range=rng))
+    return out
+
+
+def spec_filter(spec: FilterSpec) -> models.Filter:
+    must: list[models.FieldCondition] = [
+        models.FieldCondition(key="collection", match=models.MatchAny(any=spec.collections)),
+        models.FieldCondition(key="state", match=models.MatchValue(value=ChunkState.active.value)),
+    ]
+    for cond in spec.conditions:
+        must.extend(_condition(cond))
+    return models.Filter(must=must)
+
+
+_SCHEMAS = {
+    "keyword": models.PayloadSchemaType.KEYWORD,
+    "integer": models.PayloadSchemaType.INTEGER,
+    "float": models.PayloadSchemaType.FLOAT,
+    "datetime": models.PayloadSchemaType.DATETIME,
+}
 
 
 class QdrantServerStore:
@@ -95,6 +128,46 @@ class QdrantServerStore:
             self._client.count(self._collection, count_filter=server_filter(selector), exact=True)
         )
         return result.count
+
+    async def ensure_field_index(self, field: str, type_: FieldType) -> None:
+        await self._call(self._client.create_payload_index(self._collection, field, field_schema=_SCHEMAS[type_]))
+
+    async def search(
+        self,
+        dense: list[float],
+        sparse: SparseVector,
+        spec: FilterSpec,
+        limit: int,
+        candidates: int,
+        mode: str = "hybrid",
+        rrf_k: int = 60,
+    ) -> list[Hit]:
+        flt = spec_filter(spec)
+        sparse_vec = models.SparseVector(indices=sparse.indices, values=sparse.values)
+        stage = {
+            "dense": models.QueryRequest(
+                query=dense, using=fields.DENSE, filter=flt, limit=candidates, with_payload=mode == "dense"
+            ),
+            "sparse": models.QueryRequest(
+                query=sparse_vec, using=fields.SPARSE, filter=flt, limit=candidates, with_payload=mode == "sparse"
+            ),
+        }
+        requests = [stage[m] for m in ("dense", "sparse") if mode in (m, "hybrid")]
+        if mode == "hybrid":
+            requests.insert(
+                0,
+                models.QueryRequest(
+                    prefetch=[
+                        models.Prefetch(query=dense, using=fields.DENSE, filter=flt, limit=candidates),
+                        models.Prefetch(query=sparse_vec, using=fields.SPARSE, filter=flt, limit=candidates),
+                    ],
+                    query=models.RrfQuery(rrf=models.Rrf(k=rrf_k)),
+                    limit=limit,
+                    with_payload=True,
+                ),
+            )
+        responses = await self._call(self._client.query_batch_points(self._collection, requests=requests))
+        return assemble_hits(mode, [r.points for r in responses], limit)
 
     async def ping(self) -> None:
         await self._call(self._client.get_collections())

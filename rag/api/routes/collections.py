@@ -31,7 +31,9 @@ Name = Annotated[str, Query(pattern=COLLECTION_NAME_PATTERN)]
 
 @router.post("", status_code=201, response_model=CollectionInfo)
 async def create_collection(body: CollectionCreate, svc: Svc) -> CollectionInfo:
-    return await svc.catalog.create_collection(body.name, body.description, body.metadata)
+    for field, type_ in body.filterable.items():
+        await svc.store.ensure_field_index(f"metadata.{field}", type_)
+    return await svc.catalog.create_collection(body.name, body.description, body.metadata, body.filterable)
 
 
 @router.get("", response_model=list[CollectionInfo])

@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, Field
+
+from rag.api.deps import get_services
+from rag.services import Services
+from retrieval.search import retrieve
+
+router = APIRouter(tags=["search"])
+Svc = Annotated[Services, Depends(get_services)]
+
+
+class SearchRequest(BaseModel):
+    query: str = Field(min_length=1, max_length=4000)
+    collections: list[str] = Field(min_length=1, max_length=20)
+    filters: dict[str, Any] | None = None
+    top_k: int = Field(default=10, ge=1)
+    mode: Literal["hybrid", "dense", "sparse"] = "hybrid"
+
+
+class StageScores(BaseModel):
+    fused: float
+    dense: float | None
+    dense_rank: int | None
+    sparse: float | None
+    sparse_rank: int | None
+    rerank: float | None
+
+
+class SearchHit(BaseModel):
+    chunk_id: str
+    document_id: str
+    version: int
+    collection: str
+    filename: str
+    chunk_index: int
+    page: int | None
+    section: str | None
+    text: str
+    metadata: dict[str, Any]
+    scores: StageScores
+
+
+class SearchResponse(BaseModel):
+    hits: list[SearchHit]
+    timings_ms: dict[str, float]
+
+
+@router.post("/v1/search", response_model=SearchResponse)
+async def search(body: SearchRequest, svc: Svc) -> SearchResponse:
+    result = await retrieve(svc, body.query, body.collections, body.filters, body.top_k, body.mode)
+    hits = []
+    for h in result.hits:
+        p = h.payload
+        hits.append(
+            SearchHit(
+                chunk_id=h.chunk_id,
+                document_id=p["document_id"],
+                version=p["version"],
+                collection=p["collection"],
+                filename=p["filename"],
+                chunk_index=p["chunk_index"],
+                page=p.get("page"),
+                section=p.get("section"),
+                text=p["text"],
+                metadata=p.get("metadata") or {},
+                scores=StageScores(
+                    fused=h.score,
+                    dense=h.dense_score,
+                    dense_rank=h.dense_rank,
+                    sparse=h.sparse_score,
+                    sparse_rank=h.sparse_rank,
+                    rerank=h.rerank_score,
+                ),
+            )
+        )
+    return SearchResponse(hits=hits, timings_ms=result.timings_ms)

@@ -1,0 +1,223 @@
+"""A generator for any OpenAI-compatible chat endpoint (OpenAI, llama.cpp, vLLM, Ollama, LM Studio, ...).
+
+The `openai` SDK is imported on first use, not at import time: it costs about a second to import and a
+service that answers extractively never needs it.
+
+Failures are split by who can fix them: an endpoint that is down, slow, overloaded or failing (connection
+errors, timeouts, 429, 5xx) raises `TransientError` (503, worth retrying); an endpoint that refuses the request
+(400, 401, 403, 404, 422: wrong model, wrong key, prompt too long) raises `GeneratorError` (502), whose message
+names the endpoint and quotes the server's own error text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from rag.errors import RagError, TransientError
+from rag.generation.base import Prompt
+from rag.types import Context, GeneratedAnswer, Usage
+
+if TYPE_CHECKING:
+    from openai import AsyncOpenAI
+
+# Sent when no key is configured: local servers ignore it, and the SDK would otherwise read OPENAI_API_KEY
+# from the environment (or refuse to start without one).
+_NO_KEY = "no-key"
+_MAX_ERROR_TEXT = 500
+
+
+class GeneratorError(RagError):
+    """The LLM endpoint refused the request; retrying the same request will not help."""
+
+    status = 502
+
+
+class OpenAICompatibleGenerator:
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        model: str,
+        api_key: str | None = None,
+        timeout_seconds: float = 60.0,
+        max_retries: int = 2,
+        max_tokens: int = 512,
+        temperature: float = 0.0,
+    ) -> None:
+        if timeout_seconds <= 0:
+            raise ValueError("timeout_seconds must be > 0")
+        if max_retries < 0:
+            raise ValueError("max_retries must be >= 0")
+        if max_tokens < 1:
+            raise ValueError("max_tokens must be >= 1")
+        self.base_url = base_url.rstrip("/")
+        self.model = model
+        self._api_key = api_key
+        self.timeout_seconds = timeout_seconds
+        self.max_retries = max_retries
+        self.max_tokens = max_tokens
+        self.temperature = temperature
+        self._client: AsyncOpenAI | None = None
+
+    @property
+    def name(self) -> str:
+        return f"openai:{self.model}"
+
+    def _get_client(self) -> AsyncOpenAI:
+        if self._client is None:
+            from openai import AsyncOpenAI
+
+            self._client = AsyncOpenAI(
+                base_url=self.base_url,
+                api_key=self._api_key or _NO_KEY,
+                timeout=self.timeout_seconds,
+                max_retries=self.max_retries,
+            )
+        return self._client
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+
+    def _messages(self, question: str, contexts: Sequence[Context], prompt: Prompt) -> list[dict[str, str]]:
+        return [
+            {"role": "system", "content": prompt.system()},
+            {"role": "user", "content": prompt.user(question, contexts)},
+        ]
+
+    async def generate(self, question: str, contexts: Sequence[Context], prompt: Prompt) -> GeneratedAnswer:
+        client = self._get_client()
+        try:
+            response = await client.chat.completions.create(
+                model=self.model,
+                messages=self._messages(question, contexts, prompt),  # type: ignore[arg-type]
+                max_tokens=self.max_tokens,
+                temperature=self.temperature,
+            )
+        except Exception as exc:
+            translated = self._translate(exc)
+            if translated is None:
+                raise
+            raise translated from exc
+        text = ""
+        if response.choices:
+            text = response.choices[0].message.content or ""
+        return GeneratedAnswer(text=text, usage=_usage(response.usage), model=response.model or self.model)
+
+    async def stream(
+        self, question: str, contexts: Sequence[Context], prompt: Prompt
+    ) -> AsyncIterator[str | GeneratedAnswer]:
+        client = self._get_client()
+        messages = self._messages(question, contexts, prompt)
+        parts: list[str] = []
+        usage = Usage()
+        model = self.model
+        try:
+            try:
+                chunks = await self._open_stream(client, messages, include_usage=True)
+            except Exception as exc:
+                # A server that rejects stream_options outright (rather than ignoring it): stream without usage.
+                if not _is_status(exc, 400) or "stream_options" not in _server_text(exc):
+                    raise
+                chunks = await self._open_stream(client, messages, include_usage=False)
+            async with chunks:
+                async for chunk in chunks:
+                    if chunk.model:
+                        model = chunk.model
+                    if chunk.usage is not None:
+                        usage = _usage(chunk.usage)
+                    for choice in chunk.choices:
+                        delta = choice.delta.content if choice.delta is not None else None
+                        if delta:
+                            parts.append(delta)
+                            yield delta
+        except Exception as exc:
+            translated = self._translate(exc)
+            if translated is None:
+                raise
+            raise translated from exc
+        yield GeneratedAnswer(text="".join(parts), usage=usage, model=model)
+
+    async def _open_stream(self, client: AsyncOpenAI, messages: list[dict[str, str]], *, include_usage: bool) -> Any:
+        extra: dict[str, Any] = {"stream_options": {"include_usage": True}} if include_usage else {}
+        return await client.chat.completions.create(
+            model=self.model,
+            messages=messages,  # type: ignore[arg-type]
+            max_tokens=self.max_tokens,
+            temperature=self.temperature,
+            stream=True,
+            **extra,
+        )
+
+    def _translate(self, exc: Exception) -> RagError | None:
+        """Map an SDK (or transport) exception to TransientError or GeneratorError; None for anything else."""
+        import httpx
+        import openai
+
+        where = f"LLM endpoint {self.base_url} (model {self.model!r})"
+        if isinstance(exc, openai.APITimeoutError):
+            return TransientError(f"{where} did not answer within {self.timeout_seconds:g} s")
+        if isinstance(exc, openai.APIConnectionError):
+            cause = exc.__cause__ or exc
+            return TransientError(f"{where} is unreachable: {_describe(cause)}")
+        if isinstance(exc, openai.RateLimitError):
+            return TransientError(f"{where} is rate limiting requests (429): {_server_text(exc)}")
+        if isinstance(exc, openai.APIStatusError):
+            code = exc.status_code
+            if code >= 500 or code in (408, 409):
+                return TransientError(f"{where} failed with HTTP {code}: {_server_text(exc)}")
+            return GeneratorError(f"{where} refused the request with HTTP {code}: {_server_text(exc)}")
+        if isinstance(exc, httpx.TimeoutException):
+            return TransientError(f"{where} stopped answering mid-stream (no data for {self.timeout_seconds:g} s)")
+        if isinstance(exc, httpx.TransportError):
+            return TransientError(f"{where} dropped the connection: {_describe(exc)}")
+        if isinstance(exc, openai.APIError):
+            # E.g. an error event inside the stream, or a response that is not the OpenAI shape.
+            return GeneratorError(f"{where} returned an unusable response: {_server_text(exc)}")
+        return None
+
+
+def _usage(usage: Any) -> Usage:
+    if usage is None:
+        return Usage()
+    return Usage(
+        prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
+        completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
+    )
+
+
+def _is_status(exc: BaseException, code: int) -> bool:
+    return getattr(exc, "status_code", None) == code
+
+
+def _server_text(exc: BaseException) -> str:
+    """The server's own error message: `{"error": {"message": ...}}`, `{"message": ...}`, or the raw text."""
+    body = getattr(exc, "body", None)
+    text: str | None = None
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        if isinstance(inner, dict):
+            text = inner.get("message") or inner.get("detail") or None
+            if text is None and inner:
+                text = str(inner)
+        elif inner:
+            text = str(inner)
+    elif isinstance(body, str) and body.strip():
+        text = body
+    if not text:
+        response = getattr(exc, "response", None)
+        try:
+            text = response.text if response is not None else None
+        except Exception:  # a streamed response whose body was not read
+            text = None
+    if not text:
+        text = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+    text = " ".join(str(text).split())
+    return text if len(text) <= _MAX_ERROR_TEXT else text[: _MAX_ERROR_TEXT - 3] + "..."
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -1,0 +1,101 @@
+"""User filters on payload and metadata: validated against the indexed fields, then translated by each store.
+
+The API takes a JSON object, one entry per field, ANDed:
+    {"filename": "a.pdf"}                              equality
+    {"kind": {"any": ["pdf", "docx"]}}                 any of
+    {"page": {"gte": 2, "lt": 10}}                     numeric range
+    {"metadata.published": {"gte": "2024-01-01"}}      date range (ISO 8601)
+Only indexed fields can be filtered: the built-in ones below and the metadata fields a collection declares.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+from rag.errors import InvalidInput
+
+FieldType = Literal["keyword", "integer", "float", "datetime"]
+
+BUILTIN_FIELDS: dict[str, FieldType] = {
+    "filename": "keyword",
+    "kind": "keyword",
+    "document_id": "keyword",
+    "page": "integer",
+    "created_at": "datetime",
+}
+RANGE_OPS = ("gte", "gt", "lte", "lt")
+
+
+class Condition(BaseModel):
+    field: str
+    type: FieldType
+    eq: Any | None = None
+    any: list[Any] | None = None
+    gte: Any | None = None
+    gt: Any | None = None
+    lte: Any | None = None
+    lt: Any | None = None
+
+
+class FilterSpec(BaseModel):
+    """What a search may see: these collections, active chunks only, and every condition."""
+
+    collections: list[str]
+    conditions: list[Condition] = []
+
+
+def _coerce(field: str, type_: FieldType, value: Any) -> Any:
+    if type_ == "keyword":
+        if not isinstance(value, str | int) or isinstance(value, bool):
+            raise InvalidInput(f"filter {field!r}: expected a string, got {value!r}")
+        return value
+    if type_ in ("integer", "float"):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise InvalidInput(f"filter {field!r}: expected a number, got {value!r}")
+        if type_ == "integer" and isinstance(value, float) and not value.is_integer():
+            raise InvalidInput(f"filter {field!r}: expected a whole number, got {value!r}")
+        return value
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00")).isoformat()
+    except ValueError:
+        raise InvalidInput(f"filter {field!r}: expected an ISO 8601 date, got {value!r}") from None
+
+
+def parse_filters(raw: dict[str, Any] | None, allowed: dict[str, FieldType]) -> list[Condition]:
+    conditions: list[Condition] = []
+    for field, spec in (raw or {}).items():
+        type_ = allowed.get(field)
+        if type_ is None:
+            raise InvalidInput(
+                f"cannot filter on {field!r}: it is not an indexed field. Filterable: {', '.join(sorted(allowed))} "
+                "(declare metadata fields in the collection's `filterable` map)"
+            )
+        if not isinstance(spec, dict):
+            conditions.append(Condition(field=field, type=type_, eq=_coerce(field, type_, spec)))
+            continue
+        unknown = set(spec) - {"eq", "any", *RANGE_OPS}
+        if unknown or not spec:
+            raise InvalidInput(
+                f"filter {field!r}: unknown operator(s) {sorted(unknown) or '(none given)'}; "
+                "use eq, any, gte, gt, lte or lt"
+            )
+        cond = Condition(field=field, type=type_)
+        if "eq" in spec:
+            cond.eq = _coerce(field, type_, spec["eq"])
+        if "any" in spec:
+            values = spec["any"]
+            if not isinstance(values, list) or not values:
+                raise InvalidInput(f"filter {field!r}: 'any' takes a non-empty list")
+            if type_ not in ("keyword", "integer"):
+                raise InvalidInput(f"filter {field!r}: 'any' works on keyword and integer fields")
+            cond.any = [_coerce(field, type_, v) for v in values]
+        ranges = {op: spec[op] for op in RANGE_OPS if op in spec}
+        if ranges and type_ == "keyword":
+            raise InvalidInput(f"filter {field!r}: ranges work on numbers and dates, not on keywords")
+        for op, value in ranges.items():
+            setattr(cond, op, _coerce(field, type_, value))
+        conditions.append(cond)
+    return conditions

@@ -1,0 +1,95 @@
+"""Hybrid retrieval: embed the query, fuse dense and sparse candidates, keep one version per document, drop
+near-duplicates, rerank.
+
+Only chunks of a document's active version survive: the store filters on `state == active` and every hit is then
+checked against the catalog's active version, which switches in one transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from rag.errors import InvalidInput
+from rag.protocols import SearchMode
+from rag.services import Services
+from rag.types import Hit
+from retrieval.filters import BUILTIN_FIELDS, FieldType, FilterSpec, parse_filters
+
+_WORD = re.compile(r"\w+")
+
+
+@dataclass
+class Retrieval:
+    hits: list[Hit]
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+def _trigrams(text: str) -> set[tuple[str, ...]]:
+    words = _WORD.findall(text.lower())
+    return {tuple(words[i : i + 3]) for i in range(max(1, len(words) - 2))}
+
+
+def collapse_duplicates(hits: list[Hit], threshold: float) -> list[Hit]:
+    """Drop a hit whose word trigrams overlap a better-ranked kept hit by at least `threshold` (Jaccard)."""
+    if threshold >= 1.0:
+        return hits
+    kept: list[tuple[Hit, set[tuple[str, ...]]]] = []
+    for hit in hits:
+        grams = _trigrams(str(hit.payload.get("text", "")))
+        if any(len(grams & g) / max(1, len(grams | g)) >= threshold for _, g in kept):
+            continue
+        kept.append((hit, grams))
+    return [h for h, _ in kept]
+
+
+async def allowed_fields(svc: Services, collections: list[str]) -> dict[str, FieldType]:
+    allowed: dict[str, FieldType] = dict(BUILTIN_FIELDS)
+    for name in collections:
+        info = await svc.catalog.get_collection(name)  # 404 for an unknown collection
+        allowed.update({f"metadata.{k}": v for k, v in info.filterable.items()})
+    return allowed
+
+
+async def retrieve(
+    svc: Services,
+    query: str,
+    collections: list[str],
+    filters: dict[str, Any] | None = None,
+    top_k: int = 10,
+    mode: SearchMode = "hybrid",
+) -> Retrieval:
+    cfg = svc.settings.retrieval
+    if not query.strip():
+        raise InvalidInput("the query is empty")
+    if top_k > cfg.max_top_k:
+        raise InvalidInput(f"top_k is {top_k}; the limit is {cfg.max_top_k} (RAG_RETRIEVAL__MAX_TOP_K)")
+    started = time.perf_counter()
+    unique = list(dict.fromkeys(collections))
+    spec = FilterSpec(collections=unique, conditions=parse_filters(filters, await allowed_fields(svc, unique)))
+
+    t0 = time.perf_counter()
+    dense = await asyncio.to_thread(svc.embedder.embed_query, query)
+    sparse = svc.sparse.encode_query(query)
+    t1 = time.perf_counter()
+    # Over-fetch: the version check and the duplicate collapse may remove some.
+    limit = min(cfg.candidates, top_k * 3 + 10)
+    hits = await svc.store.search(
+        dense, sparse, spec, limit=limit, candidates=max(cfg.candidates, limit), mode=mode, rrf_k=cfg.rrf_k
+    )
+    active = await svc.catalog.active_versions(sorted({str(h.payload.get("document_id")) for h in hits}))
+    hits = [h for h in hits if active.get(str(h.payload.get("document_id"))) == h.payload.get("version")]
+    hits = collapse_duplicates(hits, cfg.duplicate_jaccard)
+    t2 = time.perf_counter()
+    return Retrieval(
+        hits=hits[:top_k],
+        timings_ms={
+            "embed": round((t1 - t0) * 1000, 2),
+            "search": round((t2 - t1) * 1000, 2),
+            "rerank": 0.0,
+            "total": round((time.perf_counter() - started) * 1000, 2),
+        },
+    )
