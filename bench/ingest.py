@@ -18,10 +18,11 @@ import tempfile
 import time
 from pathlib import Path
 
-import httpx
-
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from bench.common import local_service, wait_job  # noqa: E402
+
 CORPUS = REPO.parent / "shared" / "data" / "scifact" / "corpus.jsonl"
 
 
@@ -37,29 +38,18 @@ def load_body(limit: int | None) -> tuple[bytes, int]:
 
 
 async def one_run(body: bytes, n_docs: int) -> dict[str, float]:
-    from asgi_lifespan import LifespanManager
-
-    from rag.api.app import create_app
     from rag.settings import load_settings
 
     with tempfile.TemporaryDirectory(prefix="rag-bench-") as tmp:
-        app = create_app(load_settings(data_dir=Path(tmp)))
-        async with LifespanManager(app, startup_timeout=300, shutdown_timeout=120) as manager:
-            transport = httpx.ASGITransport(app=manager.app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://bench", timeout=600) as client:
-                (await client.post("/v1/collections", json={"name": "scifact"})).raise_for_status()
-                start = time.perf_counter()
-                resp = await client.post("/v1/collections/scifact/documents/import", content=body)
-                resp.raise_for_status()
-                job_id = resp.json()["job_id"]
-                while True:
-                    job = (await client.get(f"/v1/jobs/{job_id}")).json()
-                    if job["status"] in ("succeeded", "failed"):
-                        break
-                    await asyncio.sleep(0.05)
-                pipeline_s = time.perf_counter() - start
-                if job["status"] != "succeeded":
-                    raise SystemExit(f"import failed: {job}")
+        async with local_service(load_settings(data_dir=Path(tmp))) as (client, app):
+            (await client.post("/v1/collections", json={"name": "scifact"})).raise_for_status()
+            start = time.perf_counter()
+            resp = await client.post("/v1/collections/scifact/documents/import", content=body)
+            resp.raise_for_status()
+            job = await wait_job(client, resp.json()["job_id"])
+            pipeline_s = time.perf_counter() - start
+            if job["status"] != "succeeded":
+                raise SystemExit(f"import failed: {job}")
             svc = app.state.services
             texts = await chunk_texts(svc)
             start = time.perf_counter()

@@ -44,7 +44,9 @@ class OpenAICompatibleGenerator:
         max_retries: int = 2,
         max_tokens: int = 512,
         temperature: float = 0.0,
+        http_client: Any = None,
     ) -> None:
+        """`http_client`: an optional `httpx.AsyncClient` for the SDK to use (proxies, custom TLS, tests)."""
         if timeout_seconds <= 0:
             raise ValueError("timeout_seconds must be > 0")
         if max_retries < 0:
@@ -58,6 +60,7 @@ class OpenAICompatibleGenerator:
         self.max_retries = max_retries
         self.max_tokens = max_tokens
         self.temperature = temperature
+        self._http_client = http_client
         self._client: AsyncOpenAI | None = None
 
     @property
@@ -73,6 +76,7 @@ class OpenAICompatibleGenerator:
                 api_key=self._api_key or _NO_KEY,
                 timeout=self.timeout_seconds,
                 max_retries=self.max_retries,
+                http_client=self._http_client,
             )
         return self._client
 
@@ -114,6 +118,7 @@ class OpenAICompatibleGenerator:
         parts: list[str] = []
         usage = Usage()
         model = self.model
+        received = 0
         try:
             try:
                 chunks = await self._open_stream(client, messages, include_usage=True)
@@ -124,6 +129,7 @@ class OpenAICompatibleGenerator:
                 chunks = await self._open_stream(client, messages, include_usage=False)
             async with chunks:
                 async for chunk in chunks:
+                    received += 1
                     if chunk.model:
                         model = chunk.model
                     if chunk.usage is not None:
@@ -138,6 +144,13 @@ class OpenAICompatibleGenerator:
             if translated is None:
                 raise
             raise translated from exc
+        if received == 0:
+            # Not one chunk, not even the role or the finish reason: the server failed after answering 200 (as
+            # llama-cpp-python's server does when the prompt does not fit its context). Never a valid answer.
+            raise GeneratorError(
+                f"LLM endpoint {self.base_url} (model {self.model!r}) closed the stream without sending anything"
+                " (for llama.cpp: the prompt may not fit the server's context; see the server's log)"
+            )
         yield GeneratedAnswer(text="".join(parts), usage=usage, model=model)
 
     async def _open_stream(self, client: AsyncOpenAI, messages: list[dict[str, str]], *, include_usage: bool) -> Any:

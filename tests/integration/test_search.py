@@ -127,3 +127,29 @@ async def test_only_the_active_version_is_searchable(client, collection):
     await client.post(f"/v1/documents/{v1['document_id']}/rollback")
     out = await search(client, query="launch code", collections=[collection], top_k=10)
     assert [(h["version"], "ALPHA" in h["text"]) for h in out["hits"]] == [(1, True)]
+
+
+async def test_queries_during_reingestion_see_exactly_one_version(client, collection):
+    import asyncio
+
+    def doc(tag: str) -> bytes:
+        paras = [f"Section {i}. The maintenance schedule item {i} requires inspection by team {tag}." for i in range(60)]
+        return "\n\n".join(paras).encode()
+
+    url = f"/v1/collections/{collection}/documents"
+    v1 = (await client.post(url, files={"files": ("manual.txt", doc("RED"))})).json()[0]
+    await wait_job(client, v1["job_id"])
+    v2 = (await client.post(url, files={"files": ("manual.txt", doc("BLUE"))})).json()[0]
+    seen: list[set[int]] = []
+    while True:
+        out = await search(client, query="maintenance inspection team", collections=[collection], top_k=20)
+        seen.append({h["version"] for h in out["hits"]})
+        job = (await client.get(f"/v1/jobs/{v2['job_id']}")).json()
+        if job["status"] in ("succeeded", "failed"):
+            break
+        await asyncio.sleep(0.01)
+    assert job["status"] == "succeeded"
+    out = await search(client, query="maintenance inspection team", collections=[collection], top_k=20)
+    seen.append({h["version"] for h in out["hits"]})
+    assert all(len(versions) == 1 for versions in seen), seen
+    assert seen[0] == {1} and seen[-1] == {2}

@@ -1,0 +1,31 @@
+"""What every benchmark needs: the real service in-process and a way to wait for a job."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import httpx
+
+
+async def wait_job(client: httpx.AsyncClient, job_id: str, interval: float = 0.05) -> dict:
+    while True:
+        job = (await client.get(f"/v1/jobs/{job_id}")).json()
+        if job["status"] in ("succeeded", "failed"):
+            return job
+        await asyncio.sleep(interval)
+
+
+@contextlib.asynccontextmanager
+async def local_service(settings) -> AsyncIterator[tuple[httpx.AsyncClient, object]]:  # type: ignore[no-untyped-def]
+    """The embedded service (API, worker, Valkey, SQLite, Qdrant Edge, model) behind an in-process client."""
+    from asgi_lifespan import LifespanManager
+
+    from rag.api.app import create_app
+
+    app = create_app(settings)
+    async with LifespanManager(app, startup_timeout=300, shutdown_timeout=120) as manager:
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://bench", timeout=600) as client:
+            yield client, app

