@@ -159,6 +159,10 @@ class Catalog:
         if url.startswith("sqlite"):
             sa.event.listen(self._engine.sync_engine, "connect", _sqlite_pragmas)
 
+    @property
+    def engine(self) -> AsyncEngine:
+        return self._engine
+
     async def create_schema(self) -> None:
         async with self._tx() as conn:
             await conn.run_sync(metadata.create_all)

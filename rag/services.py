@@ -10,8 +10,10 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 
+from rag.answers import AnswerStore
 from rag.blobs import BlobStore
 from rag.catalog import Catalog
+from rag.generation.base import Generator
 from rag.privacy import enforce_offline
 from rag.protocols import Embedder, SparseEncoder, VectorStore
 from rag.queue import JobQueue
@@ -31,6 +33,8 @@ class Services:
     sparse: SparseEncoder
     queue: JobQueue
     redis_url: str
+    answers: AnswerStore
+    generators: dict[str, Generator]
     # Serialises encoding: two jobs encoding at once on a small machine only thrash the same cores.
     encode_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _valkey: EmbeddedValkey | None = None
@@ -99,5 +103,27 @@ async def build_services(settings: Settings) -> Services:
         sparse=Bm25Encoder(),
         queue=queue,
         redis_url=redis_url,
+        answers=AnswerStore(catalog.engine),
+        generators=make_generators(settings, embedder),
         _valkey=valkey,
     )
+
+
+def make_generators(settings: Settings, embedder: Embedder) -> dict[str, Generator]:
+    from rag.generation.extractive import ExtractiveGenerator
+
+    generators: dict[str, Generator] = {"extractive": ExtractiveGenerator(embedder)}
+    llm = settings.llm
+    if llm.base_url:
+        from rag.generation.openai_compat import OpenAICompatibleGenerator
+
+        generators["llm"] = OpenAICompatibleGenerator(
+            base_url=llm.base_url,
+            model=llm.model,
+            api_key=llm.api_key.get_secret_value() if llm.api_key else None,
+            timeout_seconds=llm.timeout_seconds,
+            max_retries=llm.max_retries,
+            max_tokens=llm.max_tokens,
+            temperature=llm.temperature,
+        )
+    return generators

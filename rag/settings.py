@@ -94,6 +94,34 @@ class RetrievalSettings(BaseModel):
     max_top_k: int = Field(default=50, ge=1, le=500)
 
 
+class LLMSettings(BaseModel):
+    """Any OpenAI-compatible endpoint (vLLM, Ollama, llama.cpp server, OpenAI). Unset: the extractive generator."""
+
+    base_url: str | None = None
+    model: str = "default"
+    api_key: SecretStr | None = None
+    timeout_seconds: float = Field(default=60.0, gt=0)
+    max_retries: int = Field(default=2, ge=0, le=10)
+    max_tokens: int = Field(default=512, ge=1, le=32768)
+    temperature: float = Field(default=0.0, ge=0.0, le=2.0)
+
+    @field_validator("base_url")
+    @classmethod
+    def _http(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL, e.g. http://127.0.0.1:8080/v1")
+        return v
+
+
+class AnswerSettings(BaseModel):
+    prompt: str = "grounded_answer"
+    context_k: int = Field(default=5, ge=1, le=50, description="Chunks given to the generator.")
+    # Abstain when the best evidence is weaker than this. Calibrated on CLAP-NQ (bench/abstain.py).
+    min_evidence: float = Field(default=0.45, ge=0.0, le=1.0, description="Extractive: best sentence score.")
+    min_retrieval_score: float = Field(default=0.25, ge=-1.0, le=1.0, description="LLM: best dense cosine.")
+    max_question_chars: int = Field(default=2000, ge=10)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RAG_", env_nested_delimiter="__", extra="forbid")
 
@@ -108,6 +136,8 @@ class Settings(BaseSettings):
     chunking: ChunkingSettings = ChunkingSettings()
     ingestion: IngestionSettings = IngestionSettings()
     retrieval: RetrievalSettings = RetrievalSettings()
+    llm: LLMSettings = LLMSettings()
+    answer: AnswerSettings = AnswerSettings()
 
     @property
     def database_url(self) -> str:

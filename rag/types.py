@@ -228,6 +228,9 @@ class GeneratedAnswer(BaseModel):
     text: str = Field(description="The answer with [n] citation markers that refer to Context.n.")
     usage: Usage = Field(default_factory=Usage)
     model: str
+    evidence: float | None = Field(
+        default=None, description="How strongly the contexts support the answer (extractive: best sentence score)."
+    )
 
 
 class Hit(BaseModel):

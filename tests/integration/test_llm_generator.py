@@ -254,3 +254,34 @@ async def test_refusals_are_generator_errors_quoting_the_server(status: int) -> 
     assert f"HTTP {status}" in message
     assert "Incorrect API key provided" in message
     assert "http://llm.test/v1" in message
+
+
+async def test_stream_retries_without_stream_options_when_the_server_rejects_them() -> None:
+    import httpx
+
+    seen: list[dict] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        payload = json.loads(request.content)
+        seen.append(payload)
+        if "stream_options" in payload:
+            return httpx.Response(400, json={"error": {"message": "Unrecognized request argument: stream_options"}})
+        events = f"data: {json.dumps(chunk('Paris'))}\n\ndata: [DONE]\n\n"
+        return httpx.Response(200, content=events.encode(), headers={"content-type": "text/event-stream"})
+
+    gen = OpenAICompatibleGenerator(
+        base_url="http://llm.test/v1",
+        model="m",
+        api_key=None,
+        timeout_seconds=5.0,
+        max_retries=0,
+        max_tokens=8,
+        temperature=0.0,
+        http_client=httpx.AsyncClient(transport=httpx.MockTransport(handler)),
+    )
+    items = [item async for item in gen.stream(QUESTION, CONTEXTS, PROMPT)]
+
+    assert items[0] == "Paris"
+    assert items[-1] == GeneratedAnswer(text="Paris", model="served-model")  # no usage: zeros
+    assert len(seen) == 2
+    assert "stream_options" not in seen[1]

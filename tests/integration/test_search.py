@@ -133,7 +133,9 @@ async def test_queries_during_reingestion_see_exactly_one_version(client, collec
     import asyncio
 
     def doc(tag: str) -> bytes:
-        paras = [f"Section {i}. The maintenance schedule item {i} requires inspection by team {tag}." for i in range(60)]
+        paras = [
+            f"Section {i}. The maintenance schedule item {i} requires inspection by team {tag}." for i in range(60)
+        ]
         return "\n\n".join(paras).encode()
 
     url = f"/v1/collections/{collection}/documents"

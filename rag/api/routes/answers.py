@@ -1,0 +1,205 @@
+"""Users ask here: /v1/query (JSON or SSE), /v1/chat (multi-turn), /v1/chat/completions (OpenAI-compatible)."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field
+
+from rag.api.deps import get_services
+from rag.errors import InvalidInput
+from rag.pipeline import AnswerOut, Question, answer, answer_stream
+from rag.services import Services
+
+router = APIRouter(tags=["answers"])
+Svc = Annotated[Services, Depends(get_services)]
+
+
+class QueryRequest(BaseModel):
+    question: str = Field(min_length=1)
+    collections: list[str] = Field(min_length=1, max_length=20)
+    filters: dict[str, Any] | None = None
+    top_k: int | None = Field(default=None, ge=1, le=50)
+    stream: bool = False
+    generator: str | None = Field(default=None, description="'extractive' or 'llm' (default: llm if configured).")
+
+
+def _sse(event: str, data: Any) -> bytes:
+    return f"event: {event}\ndata: {json.dumps(data)}\n\n".encode()
+
+
+async def _sse_events(events: AsyncIterator[str | AnswerOut]) -> AsyncIterator[bytes]:
+    try:
+        async for item in events:
+            if isinstance(item, AnswerOut):
+                yield _sse("done", item.model_dump(mode="json"))
+            else:
+                yield _sse("token", {"text": item})
+    except Exception as exc:  # the status line is gone: the error travels as an event
+        message = getattr(exc, "message", None) or "internal error; the service logged the details"
+        yield _sse("error", {"error": message})
+
+
+async def _checked(events: AsyncIterator[str | AnswerOut]) -> AsyncIterator[str | AnswerOut]:
+    """Run the pipeline up to its first item before answering, so bad input still gets a proper 4xx."""
+    first = await anext(events)
+
+    async def rest() -> AsyncIterator[str | AnswerOut]:
+        yield first
+        async for item in events:
+            yield item
+
+    return rest()
+
+
+@router.post("/v1/query", response_model=AnswerOut)
+async def query(body: QueryRequest, svc: Svc) -> Any:
+    q = Question(
+        text=body.question,
+        collections=body.collections,
+        filters=body.filters,
+        top_k=body.top_k,
+        generator=body.generator,
+    )
+    if body.stream:
+        events = await _checked(answer_stream(svc, q))
+        return StreamingResponse(_sse_events(events), media_type="text/event-stream")
+    return await answer(svc, q)
+
+
+@router.get("/v1/answers/{answer_id}")
+async def get_answer(answer_id: str, svc: Svc) -> dict[str, Any]:
+    return await svc.answers.get(answer_id)
+
+
+# ----- chat ----------------------------------------------------------------------------------------------------
+_FOLLOW_UP = re.compile(r"\b(it|its|they|them|their|this|that|these|those|he|she|his|her|there|then|one)\b", re.I)
+
+
+def standalone_question(history: list[dict[str, Any]], question: str) -> str:
+    """Without an LLM: a follow-up that leans on the previous turn (pronouns, very short) borrows its question."""
+    previous = [t["content"] for t in history if t["role"] == "user"]
+    if not previous:
+        return question
+    if _FOLLOW_UP.search(question) or len(question.split()) <= 4:
+        return f"{previous[-1]} {question}"
+    return question
+
+
+class ChatRequest(BaseModel):
+    message: str = Field(min_length=1)
+    collections: list[str] = Field(min_length=1, max_length=20)
+    conversation_id: str | None = Field(default=None, description="Omit to start a conversation.")
+    filters: dict[str, Any] | None = None
+    top_k: int | None = Field(default=None, ge=1, le=50)
+    generator: str | None = None
+
+
+@router.post("/v1/chat", response_model=AnswerOut)
+async def chat(body: ChatRequest, svc: Svc) -> AnswerOut:
+    conversation_id = body.conversation_id or str(uuid.uuid4())
+    history = await svc.answers.history(conversation_id) if body.conversation_id else []
+    if body.conversation_id and not history:
+        raise InvalidInput(f"conversation {body.conversation_id!r} does not exist; omit conversation_id to start one")
+    standalone = standalone_question(history, body.message)
+    out = await answer(
+        svc,
+        Question(
+            text=body.message,
+            collections=body.collections,
+            filters=body.filters,
+            top_k=body.top_k,
+            generator=body.generator,
+            conversation_id=conversation_id,
+            standalone=standalone,
+        ),
+    )
+    await svc.answers.add_turns(
+        conversation_id, [("user", body.message, None), ("assistant", out.answer, out.answer_id)]
+    )
+    return out
+
+
+# ----- OpenAI-compatible ---------------------------------------------------------------------------------------
+class ChatMessage(BaseModel):
+    role: Literal["system", "user", "assistant", "tool", "developer"]
+    content: str | list[dict[str, Any]] | None = None
+
+
+class CompletionRequest(BaseModel):
+    model: str = Field(description="The collection to answer from.")
+    messages: list[ChatMessage] = Field(min_length=1)
+    stream: bool = False
+    temperature: float | None = None
+    max_tokens: int | None = None
+
+
+def _text(message: ChatMessage) -> str:
+    if isinstance(message.content, list):
+        return " ".join(str(p.get("text", "")) for p in message.content if p.get("type") == "text")
+    return message.content or ""
+
+
+@router.post("/v1/chat/completions")
+async def chat_completions(body: CompletionRequest, svc: Svc) -> Any:
+    users = [_text(m) for m in body.messages if m.role == "user"]
+    if not users or not users[-1].strip():
+        raise InvalidInput("the last message must be a non-empty user message")
+    history = [{"role": m.role, "content": _text(m)} for m in body.messages[:-1]]
+    q = Question(text=users[-1], collections=[body.model], standalone=standalone_question(history, users[-1]))
+    created = int(time.time())
+    if body.stream:
+        events = await _checked(answer_stream(svc, q))
+        return StreamingResponse(_openai_stream(events, body.model, created), media_type="text/event-stream")
+    out = await answer(svc, q)
+    return {
+        "id": f"chatcmpl-{out.answer_id}",
+        "object": "chat.completion",
+        "created": created,
+        "model": body.model,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": out.answer}, "finish_reason": "stop"}],
+        "usage": {
+            "prompt_tokens": out.usage.prompt_tokens,
+            "completion_tokens": out.usage.completion_tokens,
+            "total_tokens": out.usage.prompt_tokens + out.usage.completion_tokens,
+        },
+        "citations": [c.model_dump() for c in out.citations],
+        "answer_id": out.answer_id,
+        "abstained": out.abstained,
+    }
+
+
+async def _openai_stream(events: AsyncIterator[str | AnswerOut], model: str, created: int) -> AsyncIterator[bytes]:
+    chunk_id = f"chatcmpl-{uuid.uuid4()}"
+
+    def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> bytes:
+        payload = {
+            "id": chunk_id,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+            **extra,
+        }
+        return f"data: {json.dumps(payload)}\n\n".encode()
+
+    yield chunk({"role": "assistant", "content": ""})
+    async for item in events:
+        if isinstance(item, AnswerOut):
+            yield chunk(
+                {},
+                "stop",
+                citations=[c.model_dump() for c in item.citations],
+                answer_id=item.answer_id,
+                abstained=item.abstained,
+            )
+        else:
+            yield chunk({"content": item})
+    yield b"data: [DONE]\n\n"

@@ -1,0 +1,119 @@
+"""The embedded default generator: no LLM, the answer is made of the retrieved sentences that best answer the
+question, each followed by its citation.
+
+Sentences are scored by meaning (cosine of the local embedding model) and by how many of the question's content
+words they contain; the best one leads, and up to two more follow when they are nearly as good and say
+something else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ingestion.chunk import split_sentences
+from rag.generation.base import Prompt
+from rag.protocols import Embedder
+from rag.types import Context, GeneratedAnswer
+
+_WORD = re.compile(r"[a-z0-9]+")
+_STOP = frozenset(
+    (
+        "a an the of to in on at for from by with and or but is are was were be been being do does did what which who "
+        "whom whose when where why how that this these those it its as into than then there their they them he she his "
+        "her i you we our your not no can could should would will shall may might must has have had about over under "
+        "between during after before much many more most some any all each other such only own same so too very just"
+    ).split()
+)
+
+
+MIN_WORDS, MAX_WORDS = 5, 120  # shorter "sentences" are headings and labels, not answers
+NUMBER_BONUS = 0.1
+_DIGIT = re.compile(r"\d")
+_NUMERIC_QUESTION = re.compile(
+    r"^\s*(when|what year|what date|how (many|much|tall|long|old|far|big|large|high|fast|often))\b", re.I
+)
+
+
+def content_words(text: str) -> set[str]:
+    return {w for w in _WORD.findall(text.lower()) if w not in _STOP and len(w) > 1}
+
+
+@dataclass
+class Candidate:
+    n: int
+    text: str
+    score: float
+    cosine: float
+    overlap: float
+
+
+class ExtractiveGenerator:
+    def __init__(
+        self, embedder: Embedder, max_sentences: int = 3, lexical_weight: float = 0.3, follow_ratio: float = 0.85
+    ) -> None:
+        self._embedder = embedder
+        self._max = max_sentences
+        self._lexical = lexical_weight
+        self._follow = follow_ratio
+
+    @property
+    def name(self) -> str:
+        return "extractive"
+
+    def rank(self, question: str, contexts: Sequence[Context]) -> list[Candidate]:
+        """Blocking: every sentence of the contexts, best first."""
+        pieces = [(c, s) for c in contexts for s in split_sentences(c.text) if MIN_WORDS <= len(s.split()) <= MAX_WORDS]
+        if not pieces:
+            return []
+        # The section title resolves "it" and "they" in a sentence, for the embedding and the word overlap.
+        framed = [f"{c.section}: {s}" if c.section and c.section not in s else s for c, s in pieces]
+        vectors = np.asarray(self._embedder.embed_documents([question, *framed]))
+        cosines = vectors[1:] @ vectors[0]
+        q_words = content_words(question)
+        wants_number = bool(_NUMERIC_QUESTION.search(question))
+        out = []
+        for (c, sentence), frame, cos in zip(pieces, framed, cosines, strict=True):
+            overlap = len(q_words & content_words(frame)) / len(q_words) if q_words else 0.0
+            score = (1 - self._lexical) * float(cos) + self._lexical * overlap
+            if wants_number and _DIGIT.search(sentence):
+                score += NUMBER_BONUS
+            out.append(Candidate(c.n, sentence, score, float(cos), overlap))
+        out.sort(key=lambda cand: cand.score, reverse=True)
+        return out
+
+    def compose(self, ranked: Sequence[Candidate]) -> tuple[str, float]:
+        if not ranked:
+            return "", 0.0
+        best = ranked[0]
+        chosen = [best]
+        for cand in ranked[1:]:
+            if len(chosen) >= self._max or cand.score < self._follow * best.score:
+                break
+            words = content_words(cand.text)
+            if any(len(words & content_words(c.text)) / max(1, len(words)) > 0.6 for c in chosen):
+                continue  # says nothing new
+            chosen.append(cand)
+        parts = []
+        for c in chosen:
+            body = c.text.rstrip()
+            end = body[-1] if body[-1] in ".!?" else "."
+            parts.append(f"{body.rstrip('.!?')} [{c.n}]{end}")
+        return " ".join(parts), best.score
+
+    async def generate(self, question: str, contexts: Sequence[Context], prompt: Prompt) -> GeneratedAnswer:
+        ranked = await asyncio.to_thread(self.rank, question, contexts)
+        text, evidence = self.compose(ranked)
+        return GeneratedAnswer(text=text, model=f"extractive:{self._embedder.model_id}", evidence=evidence)
+
+    async def stream(
+        self, question: str, contexts: Sequence[Context], prompt: Prompt
+    ) -> AsyncIterator[str | GeneratedAnswer]:
+        answer = await self.generate(question, contexts, prompt)
+        for word in re.findall(r"\S+\s*", answer.text):
+            yield word
+        yield answer

@@ -1,0 +1,264 @@
+"""answer(): validate → retrieve → abstain if the evidence is weak → generate with a versioned prompt → keep only
+valid citations → persist the answer with its lineage."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from rag.errors import InvalidInput
+from rag.generation.base import Generator
+from rag.prompts.registry import load_prompt
+from rag.services import Services
+from rag.types import Context, GeneratedAnswer, Hit, PromptRef, Usage
+from retrieval.search import retrieve
+
+ABSTAIN_TEXT = "The documents don't say."
+_MARKER = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
+
+
+class Citation(BaseModel):
+    n: int
+    chunk_id: str
+    document_id: str
+    version: int
+    filename: str
+    page: int | None
+    section: str | None
+    snippet: str
+    score: float
+
+
+class AnswerOut(BaseModel):
+    answer_id: str
+    answer: str
+    citations: list[Citation]
+    abstained: bool
+    abstain_reason: str | None = None
+    prompt: PromptRef
+    generator: str
+    model: str
+    usage: Usage
+    timings_ms: dict[str, float]
+    removed_citations: int = Field(default=0, description="Markers that pointed to no retrieved chunk.")
+    conversation_id: str | None = None
+    standalone_question: str | None = None
+
+
+@dataclass
+class Question:
+    text: str
+    collections: list[str]
+    filters: dict[str, Any] | None = None
+    top_k: int | None = None
+    generator: str | None = None
+    conversation_id: str | None = None
+    standalone: str | None = None
+
+
+def pick_generator(svc: Services, name: str | None) -> Generator:
+    if name is None:
+        return svc.generators.get("llm") or svc.generators["extractive"]
+    if name not in svc.generators:
+        hint = "" if "llm" in svc.generators else " (set RAG_LLM__BASE_URL to enable 'llm')"
+        raise InvalidInput(f"unknown generator {name!r}; available: {', '.join(sorted(svc.generators))}{hint}")
+    return svc.generators[name]
+
+
+def to_contexts(hits: list[Hit]) -> list[Context]:
+    return [
+        Context(
+            n=i,
+            chunk_id=h.chunk_id,
+            document_id=h.payload["document_id"],
+            version=h.payload["version"],
+            filename=h.payload["filename"],
+            page=h.payload.get("page"),
+            section=h.payload.get("section"),
+            text=h.payload["text"],
+            score=h.score,
+        )
+        for i, h in enumerate(hits, start=1)
+    ]
+
+
+def validate_citations(text: str, contexts: list[Context]) -> tuple[str, list[int], int]:
+    """Drop markers that point to no context; return the cleaned text, the cited numbers in order, the count dropped."""
+    valid = {c.n for c in contexts}
+    cited: list[int] = []
+    removed = 0
+
+    def keep(match: re.Match[str]) -> str:
+        nonlocal removed
+        nums = [int(x) for x in re.findall(r"\d+", match.group(1))]
+        good = [n for n in nums if n in valid]
+        removed += len(nums) - len(good)
+        cited.extend(n for n in good if n not in cited)
+        return "".join(f"[{n}]" for n in good)
+
+    cleaned = _MARKER.sub(keep, text)
+    return re.sub(r"\s+([.,;:])", r"\1", re.sub(r"[ \t]{2,}", " ", cleaned)).strip(), cited, removed
+
+
+def _abstain_reason(gen: Generator, hits: list[Hit], answer: GeneratedAnswer | None, svc: Services) -> str | None:
+    cfg = svc.settings.answer
+    if not hits:
+        return "no_results"
+    if gen.name == "extractive":
+        if answer is None or not answer.text or (answer.evidence or 0.0) < cfg.min_evidence:
+            return "weak_evidence"
+        return None
+    best = max((h.dense_score for h in hits if h.dense_score is not None), default=None)
+    if best is None or best < cfg.min_retrieval_score:
+        return "weak_evidence"
+    if answer is not None and answer.text.strip().rstrip(".").lower() in {ABSTAIN_TEXT.rstrip(".").lower(), ""}:
+        return "generator_declined"
+    return None
+
+
+async def _prepare(svc: Services, q: Question) -> tuple[Generator, Any, list[Hit], list[Context], dict[str, float]]:
+    cfg = svc.settings.answer
+    if not q.text.strip():
+        raise InvalidInput("the question is empty")
+    if len(q.text) > cfg.max_question_chars:
+        raise InvalidInput(f"the question has {len(q.text)} characters; the limit is {cfg.max_question_chars}")
+    gen = pick_generator(svc, q.generator)
+    prompt = load_prompt(cfg.prompt)
+    retrieval = await retrieve(svc, q.standalone or q.text, q.collections, q.filters, q.top_k or cfg.context_k)
+    return gen, prompt, retrieval.hits, to_contexts(retrieval.hits), dict(retrieval.timings_ms)
+
+
+async def _finish(
+    svc: Services,
+    q: Question,
+    gen: Generator,
+    prompt: Any,
+    hits: list[Hit],
+    contexts: list[Context],
+    answer: GeneratedAnswer | None,
+    timings: dict[str, float],
+    started: float,
+) -> AnswerOut:
+    reason = _abstain_reason(gen, hits, answer, svc)
+    text, cited, removed = (ABSTAIN_TEXT, [], 0)
+    if reason is None and answer is not None:
+        text, cited, removed = validate_citations(answer.text, contexts)
+        if not cited and gen.name != "extractive":
+            reason = "no_citations"
+            text = ABSTAIN_TEXT
+    by_n = {c.n: c for c in contexts}
+    citations = [
+        Citation(
+            n=n,
+            chunk_id=c.chunk_id,
+            document_id=c.document_id,
+            version=c.version,
+            filename=c.filename,
+            page=c.page,
+            section=c.section,
+            snippet=c.text[:300],
+            score=c.score,
+        )
+        for n in ([] if reason else cited)
+        if (c := by_n[n])
+    ]
+    timings["total"] = round((time.perf_counter() - started) * 1000, 2)
+    usage = answer.usage if answer else Usage()
+    model = answer.model if answer else gen.name
+    record = dict(
+        conversation_id=q.conversation_id,
+        question=q.text,
+        standalone_question=q.standalone or q.text,
+        collections=q.collections,
+        filters=q.filters,
+        answer=text,
+        abstained=reason is not None,
+        abstain_reason=reason,
+        citations=[c.model_dump() for c in citations],
+        contexts=[
+            {
+                "n": c.n,
+                "chunk_id": c.chunk_id,
+                "document_id": c.document_id,
+                "version": c.version,
+                "filename": c.filename,
+                "page": c.page,
+                "text": c.text,
+                "scores": h.model_dump(exclude={"payload"}),
+            }
+            for c, h in zip(contexts, hits, strict=True)
+        ],
+        prompt_id=prompt.id,
+        prompt_version=prompt.version,
+        generator=gen.name,
+        model=model,
+        usage=usage.model_dump(),
+        timings_ms=timings,
+        removed_citations=removed,
+    )
+    answer_id = await svc.answers.save(record)
+    return AnswerOut(
+        answer_id=answer_id,
+        answer=text,
+        citations=citations,
+        abstained=reason is not None,
+        abstain_reason=reason,
+        prompt=PromptRef(id=prompt.id, version=prompt.version),
+        generator=gen.name,
+        model=model,
+        usage=usage,
+        timings_ms=timings,
+        removed_citations=removed,
+        conversation_id=q.conversation_id,
+        standalone_question=q.standalone,
+    )
+
+
+def _should_generate(svc: Services, gen: Generator, hits: list[Hit]) -> bool:
+    # The extractive generator's own evidence score decides; an LLM is not called on weak retrieval.
+    return bool(hits) and (gen.name == "extractive" or _abstain_reason(gen, hits, None, svc) is None)
+
+
+async def answer(svc: Services, q: Question) -> AnswerOut:
+    started = time.perf_counter()
+    gen, prompt, hits, contexts, timings = await _prepare(svc, q)
+    generated = None
+    t = time.perf_counter()
+    if _should_generate(svc, gen, hits):
+        generated = await gen.generate(q.text, contexts, prompt)
+    timings["generate"] = round((time.perf_counter() - t) * 1000, 2)
+    return await _finish(svc, q, gen, prompt, hits, contexts, generated, timings, started)
+
+
+async def answer_stream(svc: Services, q: Question) -> AsyncIterator[str | AnswerOut]:
+    """Text deltas, then the final AnswerOut (with validated citations and the answer id)."""
+    started = time.perf_counter()
+    gen, prompt, hits, contexts, timings = await _prepare(svc, q)
+    if gen.name == "extractive":
+        # Nothing to gain from streaming a ranking: decide (and maybe abstain) first, then send the words.
+        t = time.perf_counter()
+        generated = await gen.generate(q.text, contexts, prompt) if hits else None
+        timings["generate"] = round((time.perf_counter() - t) * 1000, 2)
+        final = await _finish(svc, q, gen, prompt, hits, contexts, generated, timings, started)
+        for word in re.findall(r"\S+\s*", final.answer):
+            yield word
+        yield final
+        return
+    generated = None
+    t = time.perf_counter()
+    if _should_generate(svc, gen, hits):
+        async for item in gen.stream(q.text, contexts, prompt):
+            if isinstance(item, GeneratedAnswer):
+                generated = item
+            else:
+                yield item
+    timings["generate"] = round((time.perf_counter() - t) * 1000, 2)
+    final = await _finish(svc, q, gen, prompt, hits, contexts, generated, timings, started)
+    if final.abstained and generated is None:
+        yield final.answer
+    yield final

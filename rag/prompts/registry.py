@@ -1,0 +1,54 @@
+"""Prompt templates kept in the repository, identified by id and versioned by the hash of their content."""
+
+from __future__ import annotations
+
+import hashlib
+import tomllib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from rag.errors import InvalidInput
+from rag.types import Context
+
+TEMPLATES = Path(__file__).parent / "templates"
+
+
+@dataclass(frozen=True)
+class PromptTemplate:
+    id: str
+    version: str
+    system_text: str
+    user_text: str
+    source_text: str
+
+    def system(self) -> str:
+        return self.system_text
+
+    def user(self, question: str, contexts: Sequence[Context]) -> str:
+        sources = "\n\n".join(
+            self.source_text.format(
+                n=c.n,
+                filename=c.filename,
+                location=f" (page {c.page})" if c.page else "",
+                text=c.text,
+            )
+            for c in contexts
+        )
+        return self.user_text.format(sources=sources, question=question)
+
+
+def load_prompt(prompt_id: str, directory: Path = TEMPLATES) -> PromptTemplate:
+    path = directory / f"{prompt_id}.toml"
+    if not path.is_file() or not prompt_id.replace("_", "").isalnum():
+        known = sorted(p.stem for p in directory.glob("*.toml"))
+        raise InvalidInput(f"unknown prompt {prompt_id!r}; available: {', '.join(known)}")
+    raw = path.read_bytes()
+    data = tomllib.loads(raw.decode())
+    return PromptTemplate(
+        id=data["id"],
+        version=hashlib.sha256(raw).hexdigest()[:12],
+        system_text=data["system"],
+        user_text=data["user"],
+        source_text=data["source"],
+    )
