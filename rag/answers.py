@@ -32,6 +32,7 @@ answers = sa.Table(
     sa.Column("usage", sa.JSON, nullable=False),
     sa.Column("timings_ms", sa.JSON, nullable=False),
     sa.Column("removed_citations", sa.Integer, nullable=False, default=0),
+    sa.Column("evidence", sa.Float, nullable=True),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, index=True),
 )
 

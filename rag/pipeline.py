@@ -46,6 +46,7 @@ class AnswerOut(BaseModel):
     usage: Usage
     timings_ms: dict[str, float]
     removed_citations: int = Field(default=0, description="Markers that pointed to no retrieved chunk.")
+    evidence: float | None = Field(default=None, description="Strength of the best evidence (abstention signal).")
     conversation_id: str | None = None
     standalone_question: str | None = None
 
@@ -169,6 +170,9 @@ async def _finish(
     ]
     timings["total"] = round((time.perf_counter() - started) * 1000, 2)
     usage = answer.usage if answer else Usage()
+    evidence = answer.evidence if answer else None
+    if evidence is None and gen.name != "extractive":
+        evidence = max((h.dense_score for h in hits if h.dense_score is not None), default=None)
     model = answer.model if answer else gen.name
     record = dict(
         conversation_id=q.conversation_id,
@@ -200,6 +204,7 @@ async def _finish(
         usage=usage.model_dump(),
         timings_ms=timings,
         removed_citations=removed,
+        evidence=evidence,
     )
     answer_id = await svc.answers.save(record)
     return AnswerOut(
@@ -214,6 +219,7 @@ async def _finish(
         usage=usage,
         timings_ms=timings,
         removed_citations=removed,
+        evidence=evidence,
         conversation_id=q.conversation_id,
         standalone_question=q.standalone,
     )
