@@ -55,8 +55,11 @@ _SCHEMAS = {
 
 
 class QdrantServerStore:
-    def __init__(self, url: str, collection: str, api_key: str | None, timeout: float) -> None:
-        self._client = AsyncQdrantClient(url=url, api_key=api_key, timeout=int(timeout))
+    def __init__(
+        self, url: str, collection: str, api_key: str | None, timeout: float, client: AsyncQdrantClient | None = None
+    ) -> None:
+        # `client` lets the contract tests run this store on qdrant-client's in-process engine.
+        self._client = client or AsyncQdrantClient(url=url, api_key=api_key, timeout=int(timeout))
         self._collection = collection
 
     async def ensure(self, dim: int) -> None:
