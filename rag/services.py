@@ -19,6 +19,7 @@ from rag.protocols import Embedder, SparseEncoder, VectorStore
 from rag.queue import JobQueue
 from rag.settings import Settings
 from rag.valkey import EmbeddedValkey
+from retrieval.rerank import Reranker
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,7 @@ class Services:
     redis_url: str
     answers: AnswerStore
     generators: dict[str, Generator]
+    reranker: Reranker
     # Serialises encoding: two jobs encoding at once on a small machine only thrash the same cores.
     encode_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _valkey: EmbeddedValkey | None = None
@@ -104,9 +106,21 @@ async def build_services(settings: Settings) -> Services:
         queue=queue,
         redis_url=redis_url,
         answers=AnswerStore(catalog.engine),
+        reranker=make_reranker(settings),
         generators=make_generators(settings, embedder),
         _valkey=valkey,
     )
+
+
+def make_reranker(settings: Settings) -> Reranker:
+    from retrieval.rerank import CrossEncoderReranker, NoReranker, ScoreFusionReranker
+
+    cfg = settings.rerank
+    if cfg.kind == "score_fusion":
+        return ScoreFusionReranker(cfg.dense_weight)
+    if cfg.kind == "cross_encoder" and cfg.model:
+        return CrossEncoderReranker(cfg.model)
+    return NoReranker()
 
 
 def make_generators(settings: Settings, embedder: Embedder) -> dict[str, Generator]:

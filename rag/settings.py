@@ -7,7 +7,7 @@ server. Nothing is read at import time: `load_settings()` is called by the entry
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Self
+from typing import Literal, Self
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -94,6 +94,19 @@ class RetrievalSettings(BaseModel):
     max_top_k: int = Field(default=50, ge=1, le=500)
 
 
+class RerankSettings(BaseModel):
+    kind: Literal["none", "score_fusion", "cross_encoder"] = "none"
+    dense_weight: float = Field(default=0.5, ge=0.0, le=1.0, description="score_fusion: weight of the dense score.")
+    model: str | None = Field(default=None, description="cross_encoder: a local model directory.")
+    candidates: int = Field(default=50, ge=1, le=500, description="Fused candidates the reranker sees.")
+
+    @model_validator(mode="after")
+    def _model_for_cross_encoder(self) -> Self:
+        if self.kind == "cross_encoder" and not self.model:
+            raise ValueError("kind=cross_encoder needs RAG_RERANK__MODEL, a local CrossEncoder directory")
+        return self
+
+
 class LLMSettings(BaseModel):
     """Any OpenAI-compatible endpoint (vLLM, Ollama, llama.cpp server, OpenAI). Unset: the extractive generator."""
 
@@ -136,6 +149,7 @@ class Settings(BaseSettings):
     chunking: ChunkingSettings = ChunkingSettings()
     ingestion: IngestionSettings = IngestionSettings()
     retrieval: RetrievalSettings = RetrievalSettings()
+    rerank: RerankSettings = RerankSettings()
     llm: LLMSettings = LLMSettings()
     answer: AnswerSettings = AnswerSettings()
 

@@ -61,7 +61,9 @@ async def retrieve(
     filters: dict[str, Any] | None = None,
     top_k: int = 10,
     mode: SearchMode = "hybrid",
+    rerank: bool | None = None,
 ) -> Retrieval:
+    """`rerank`: None applies the configured reranker (if any); False skips it; True requires one."""
     cfg = svc.settings.retrieval
     if not query.strip():
         raise InvalidInput("the query is empty")
@@ -76,7 +78,7 @@ async def retrieve(
     sparse = svc.sparse.encode_query(query)
     t1 = time.perf_counter()
     # Over-fetch: the version check and the duplicate collapse may remove some.
-    limit = min(cfg.candidates, top_k * 3 + 10)
+    limit = min(cfg.candidates, max(top_k * 3 + 10, svc.settings.rerank.candidates))
     hits = await svc.store.search(
         dense, sparse, spec, limit=limit, candidates=max(cfg.candidates, limit), mode=mode, rrf_k=cfg.rrf_k
     )
@@ -84,12 +86,19 @@ async def retrieve(
     hits = [h for h in hits if active.get(str(h.payload.get("document_id"))) == h.payload.get("version")]
     hits = collapse_duplicates(hits, cfg.duplicate_jaccard)
     t2 = time.perf_counter()
+    reranker = svc.reranker
+    if rerank and reranker.name == "none":
+        raise InvalidInput("rerank was requested but no reranker is configured (RAG_RERANK__KIND)")
+    if rerank is not False and reranker.name != "none":
+        head = hits[: svc.settings.rerank.candidates]
+        hits = await reranker.rerank(query, head, len(head))
+    t3 = time.perf_counter()
     return Retrieval(
         hits=hits[:top_k],
         timings_ms={
             "embed": round((t1 - t0) * 1000, 2),
             "search": round((t2 - t1) * 1000, 2),
-            "rerank": 0.0,
+            "rerank": round((t3 - t2) * 1000, 2),
             "total": round((time.perf_counter() - started) * 1000, 2),
         },
     )

@@ -19,6 +19,7 @@ class SearchRequest(BaseModel):
     filters: dict[str, Any] | None = None
     top_k: int = Field(default=10, ge=1)
     mode: Literal["hybrid", "dense", "sparse"] = "hybrid"
+    rerank: bool | None = Field(default=None, description="Default: the configured reranker, if any.")
 
 
 class StageScores(BaseModel):
@@ -51,7 +52,7 @@ class SearchResponse(BaseModel):
 
 @router.post("/v1/search", response_model=SearchResponse)
 async def search(body: SearchRequest, svc: Svc) -> SearchResponse:
-    result = await retrieve(svc, body.query, body.collections, body.filters, body.top_k, body.mode)
+    result = await retrieve(svc, body.query, body.collections, body.filters, body.top_k, body.mode, body.rerank)
     hits = []
     for h in result.hits:
         p = h.payload
