@@ -101,6 +101,36 @@ def ingest(
     raise typer.Exit(code)
 
 
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="The question.")],
+    collection: Annotated[list[str], typer.Option("--collection", "-c", help="Collection(s) to answer from.")],
+    url: Annotated[str, typer.Option(envvar="RAG_URL", help="Base URL of the running service.")] = (
+        "http://127.0.0.1:8000"
+    ),
+    generator: Annotated[str | None, typer.Option(help="'extractive' or 'llm'.")] = None,
+) -> None:
+    """Ask a running service; prints the answer and its numbered sources."""
+    import httpx
+
+    body = {"question": question, "collections": collection, "generator": generator}
+    try:
+        resp = httpx.post(f"{url}/v1/query", json=body, timeout=300)
+    except httpx.ConnectError:
+        typer.echo(f"cannot reach the service at {url}: start it with `make run`", err=True)
+        raise typer.Exit(2) from None
+    data = resp.json()
+    if resp.status_code != 200:
+        typer.echo(f"error {resp.status_code}: {data.get('error', data)}", err=True)
+        raise typer.Exit(1)
+    typer.echo(data["answer"])
+    if data["abstained"]:
+        typer.echo(f"(abstained: {data['abstain_reason']})")
+    for c in data["citations"]:
+        where = f", page {c['page']}" if c.get("page") else ""
+        typer.echo(f"  [{c['n']}] {c['filename']}{where} (version {c['version']})")
+
+
 def main() -> None:
     try:
         app()

@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+import pytest
+
+from rag.errors import InvalidInput
+from rag.pipeline import validate_citations
+from rag.prompts.registry import load_prompt
+from rag.types import Context, Hit
+from retrieval.filters import BUILTIN_FIELDS, parse_filters
+from retrieval.rerank import ScoreFusionReranker
+from retrieval.search import collapse_duplicates
+
+
+def ctx(n: int) -> Context:
+    return Context(n=n, chunk_id=f"c{n}", document_id="d", version=1, filename="f", text="t", score=1.0)
+
+
+def test_invalid_citation_markers_are_removed_and_counted():
+    text, cited, removed = validate_citations("A [1]. B [7]. C [2, 9]. D [2].", [ctx(1), ctx(2)])
+    assert text == "A [1]. B. C [2]. D [2]."
+    assert cited == [1, 2] and removed == 2
+
+
+def test_prompt_is_versioned_by_content(tmp_path):
+    p = load_prompt("grounded_answer")
+    assert p.id == "grounded_answer" and len(p.version) == 12
+    user = p.user("Why?", [ctx(1)])
+    assert "[1] f" in user and "Question: Why?" in user
+    (tmp_path / "x.toml").write_text('id = "x"\nsystem = "s"\nuser = "{sources} {question}"\nsource = "{n}"\n')
+    v1 = load_prompt("x", tmp_path).version
+    (tmp_path / "x.toml").write_text('id = "x"\nsystem = "s2"\nuser = "{sources} {question}"\nsource = "{n}"\n')
+    assert load_prompt("x", tmp_path).version != v1
+    with pytest.raises(InvalidInput, match="unknown prompt"):
+        load_prompt("../etc/passwd")
+
+
+def test_filters_validate_fields_and_operators():
+    allowed = {**BUILTIN_FIELDS, "metadata.year": "integer"}
+    [c] = parse_filters({"metadata.year": {"gte": 2000, "lt": 2010}}, allowed)
+    assert (c.gte, c.lt) == (2000, 2010)
+    [c] = parse_filters({"created_at": {"gte": "2024-01-01"}}, allowed)
+    assert c.gte.startswith("2024-01-01T00:00:00")
+    for bad, needle in [
+        ({"metadata.x": 1}, "not an indexed field"),
+        ({"page": {"near": 1}}, "unknown operator"),
+        ({"page": 1.5}, "whole number"),
+        ({"kind": {"any": []}}, "non-empty list"),
+        ({"page": True}, "expected a number"),
+    ]:
+        with pytest.raises(InvalidInput, match=needle):
+            parse_filters(bad, allowed)
+
+
+def hit(i: int, text: str, dense: float | None, sparse: float | None) -> Hit:
+    return Hit(chunk_id=str(i), score=1.0 / (i + 1), dense_score=dense, sparse_score=sparse, payload={"text": text})
+
+
+def test_collapse_keeps_the_best_of_near_duplicates():
+    hits = [
+        hit(0, "the pump is rated at 400 litres per minute", 1, 1),
+        hit(1, "the pump is rated at 400 litres per minute.", 1, 1),
+        hit(2, "a different sentence about valves entirely", 1, 1),
+    ]
+    assert [h.chunk_id for h in collapse_duplicates(hits, 0.8)] == ["0", "2"]
+
+
+async def test_score_fusion_reorders_by_weighted_scores():
+    hits = [hit(0, "a", 0.2, 9.0), hit(1, "b", 0.9, 1.0), hit(2, "c", 0.5, None)]
+    dense_heavy = await ScoreFusionReranker(0.9).rerank("q", hits, 3)
+    sparse_heavy = await ScoreFusionReranker(0.1).rerank("q", hits, 3)
+    assert dense_heavy[0].chunk_id == "1" and sparse_heavy[0].chunk_id == "0"
+    assert all(h.rerank_score is not None for h in dense_heavy)
