@@ -50,7 +50,9 @@ class SentenceTransformerEmbedder:
         """Word pieces per text, without the special tokens the model adds."""
         if not texts:
             return []
-        encoded = self._model.tokenizer(list(texts), add_special_tokens=False, return_attention_mask=False)
+        encoded = self._model.tokenizer(
+            list(texts), add_special_tokens=False, return_attention_mask=False, verbose=False
+        )
         return [len(ids) for ids in encoded["input_ids"]]
 
     def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
