@@ -14,8 +14,9 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from rag.api.deps import get_services
-from rag.errors import InvalidInput
+from rag.errors import InvalidInput, RagError
 from rag.pipeline import AnswerOut, Question, answer, answer_stream
+from rag.prompts.registry import load_prompt
 from rag.services import Services
 
 router = APIRouter(tags=["answers"])
@@ -102,13 +103,28 @@ class ChatRequest(BaseModel):
     generator: str | None = None
 
 
+async def condense(svc: Services, history: list[dict[str, Any]], question: str) -> str:
+    """With an LLM: it rewrites the follow-up; without one (or if it fails): the heuristic above."""
+    llm = svc.generators.get("llm")
+    if llm is None or not history:
+        return standalone_question(history, question)
+    lines = [f"{t['role']}: {t['content']}" for t in history[-6:]]
+    framed = "Conversation:\n" + "\n".join(lines) + f"\n\nLast question: {question}"
+    try:
+        out = await llm.generate(framed, [], load_prompt("condense_question"))
+    except RagError:
+        return standalone_question(history, question)
+    rewritten = out.text.strip().splitlines()[0].strip() if out.text.strip() else ""
+    return rewritten if 3 <= len(rewritten) <= 1000 else standalone_question(history, question)
+
+
 @router.post("/v1/chat", response_model=AnswerOut)
 async def chat(body: ChatRequest, svc: Svc) -> AnswerOut:
     conversation_id = body.conversation_id or str(uuid.uuid4())
     history = await svc.answers.history(conversation_id) if body.conversation_id else []
     if body.conversation_id and not history:
         raise InvalidInput(f"conversation {body.conversation_id!r} does not exist; omit conversation_id to start one")
-    standalone = standalone_question(history, body.message)
+    standalone = await condense(svc, history, body.message)
     out = await answer(
         svc,
         Question(
@@ -153,7 +169,7 @@ async def chat_completions(body: CompletionRequest, svc: Svc) -> Any:
     if not users or not users[-1].strip():
         raise InvalidInput("the last message must be a non-empty user message")
     history = [{"role": m.role, "content": _text(m)} for m in body.messages[:-1]]
-    q = Question(text=users[-1], collections=[body.model], standalone=standalone_question(history, users[-1]))
+    q = Question(text=users[-1], collections=[body.model], standalone=await condense(svc, history, users[-1]))
     created = int(time.time())
     if body.stream:
         events = await _checked(answer_stream(svc, q))
