@@ -227,6 +227,20 @@ class Catalog:
             chunk_count=stats[1],
         )
 
+    async def filterable_fields(self, names: Sequence[str]) -> dict[str, dict[str, str]]:
+        """Each collection's declared metadata filters; NotFound names the first unknown collection.
+
+        Cheap on purpose: it runs on every search (unlike get_collection, which counts documents)."""
+        async with self._tx() as conn:
+            rows = await conn.execute(
+                sa.select(collections.c.name, collections.c.filterable).where(collections.c.name.in_(list(names)))
+            )
+            found = {r.name: r.filterable or {} for r in rows}
+        for name in names:
+            if name not in found:
+                raise NotFound(f"collection {name!r} does not exist")
+        return found
+
     async def delete_collection(self, name: str) -> None:
         async with self._tx() as conn:
             doc_ids = sa.select(documents.c.id).where(documents.c.collection == name)

@@ -48,9 +48,8 @@ def collapse_duplicates(hits: list[Hit], threshold: float) -> list[Hit]:
 
 async def allowed_fields(svc: Services, collections: list[str]) -> dict[str, FieldType]:
     allowed: dict[str, FieldType] = dict(BUILTIN_FIELDS)
-    for name in collections:
-        info = await svc.catalog.get_collection(name)  # 404 for an unknown collection
-        allowed.update({f"metadata.{k}": v for k, v in info.filterable.items()})
+    for declared in (await svc.catalog.filterable_fields(collections)).values():  # 404 for an unknown name
+        allowed.update({f"metadata.{k}": v for k, v in declared.items()})
     return allowed
 
 
