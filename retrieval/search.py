@@ -33,12 +33,16 @@ def _trigrams(text: str) -> set[tuple[str, ...]]:
     return {tuple(words[i : i + 3]) for i in range(max(1, len(words) - 2))}
 
 
-def collapse_duplicates(hits: list[Hit], threshold: float) -> list[Hit]:
-    """Drop a hit whose word trigrams overlap a better-ranked kept hit by at least `threshold` (Jaccard)."""
+def collapse_duplicates(hits: list[Hit], threshold: float, keep: int | None = None) -> list[Hit]:
+    """Drop a hit whose word trigrams overlap a better-ranked kept hit by at least `threshold` (Jaccard).
+
+    Stops once `keep` hits are kept: only the ones returned are worth the comparison."""
     if threshold >= 1.0:
-        return hits
+        return hits[:keep]
     kept: list[tuple[Hit, set[tuple[str, ...]]]] = []
     for hit in hits:
+        if keep is not None and len(kept) >= keep:
+            break
         grams = _trigrams(str(hit.payload.get("text", "")))
         if any(len(grams & g) / max(1, len(grams | g)) >= threshold for _, g in kept):
             continue
@@ -83,7 +87,6 @@ async def retrieve(
     )
     active = await svc.catalog.active_versions(sorted({str(h.payload.get("document_id")) for h in hits}))
     hits = [h for h in hits if active.get(str(h.payload.get("document_id"))) == h.payload.get("version")]
-    hits = collapse_duplicates(hits, cfg.duplicate_jaccard)
     t2 = time.perf_counter()
     reranker = svc.reranker
     if rerank and reranker.name == "none":
@@ -92,11 +95,14 @@ async def retrieve(
         head = hits[: svc.settings.rerank.candidates]
         hits = await reranker.rerank(query, head, len(head))
     t3 = time.perf_counter()
+    # After reranking, so that of two near-copies the better-ranked one stays.
+    hits = collapse_duplicates(hits, cfg.duplicate_jaccard, keep=top_k)
+    t4 = time.perf_counter()
     return Retrieval(
-        hits=hits[:top_k],
+        hits=hits,
         timings_ms={
             "embed": round((t1 - t0) * 1000, 2),
-            "search": round((t2 - t1) * 1000, 2),
+            "search": round((t2 - t1 + t4 - t3) * 1000, 2),  # the collapse counts as search
             "rerank": round((t3 - t2) * 1000, 2),
             "total": round((time.perf_counter() - started) * 1000, 2),
         },

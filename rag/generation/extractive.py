@@ -54,9 +54,15 @@ class Candidate:
 
 class ExtractiveGenerator:
     def __init__(
-        self, embedder: Embedder, max_sentences: int = 3, lexical_weight: float = 0.3, follow_ratio: float = 0.85
+        self,
+        embedder: Embedder,
+        max_sentences: int = 3,
+        lexical_weight: float = 0.3,
+        follow_ratio: float = 0.85,
+        max_embedded: int = 24,
     ) -> None:
         self._embedder = embedder
+        self._max_embedded = max_embedded
         self._max = max_sentences
         self._lexical = lexical_weight
         self._follow = follow_ratio
@@ -72,9 +78,18 @@ class ExtractiveGenerator:
             return []
         # The section title resolves "it" and "they" in a sentence, for the embedding and the word overlap.
         framed = [f"{c.section}: {s}" if c.section and c.section not in s else s for c, s in pieces]
+        q_words = content_words(question)
+        if len(pieces) > self._max_embedded:
+            # Encoding is the cost: only the sentences sharing most words with the question (ties: better-ranked
+            # context first) are embedded.
+            def lexical(i: int) -> tuple[float, int]:
+                return (len(q_words & content_words(framed[i])), -pieces[i][0].n)
+
+            keep = sorted(sorted(range(len(pieces)), key=lexical, reverse=True)[: self._max_embedded])
+            pieces = [pieces[i] for i in keep]
+            framed = [framed[i] for i in keep]
         vectors = np.asarray(self._embedder.embed_documents([question, *framed]))
         cosines = vectors[1:] @ vectors[0]
-        q_words = content_words(question)
         wants_number = bool(_NUMERIC_QUESTION.search(question))
         out = []
         for (c, sentence), frame, cos in zip(pieces, framed, cosines, strict=True):
