@@ -131,7 +131,7 @@ class AnswerSettings(BaseModel):
     prompt: str = "grounded_answer"
     context_k: int = Field(default=5, ge=1, le=50, description="Chunks given to the generator.")
     # Abstain when the best evidence is weaker than this. Calibrated on CLAP-NQ (bench/abstain.py).
-    min_evidence: float = Field(default=0.45, ge=0.0, le=1.0, description="Extractive: best sentence score.")
+    min_evidence: float = Field(default=0.60, ge=0.0, le=1.0, description="Extractive: best sentence score.")
     min_retrieval_score: float = Field(default=0.25, ge=-1.0, le=1.0, description="LLM: best dense cosine.")
     max_question_chars: int = Field(default=2000, ge=10)
 
