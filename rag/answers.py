@@ -6,10 +6,11 @@ import uuid
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from rag.catalog import _utc, metadata, now
-from rag.errors import NotFound
+from rag.errors import Conflict, NotFound
 
 answers = sa.Table(
     "answers",
@@ -78,6 +79,12 @@ class AnswerStore:
             return [dict(r._mapping) for r in reversed(list(rows))]
 
     async def add_turns(self, conversation_id: str, entries: list[tuple[str, str, str | None]]) -> None:
+        try:
+            await self._add_turns(conversation_id, entries)
+        except IntegrityError:
+            raise Conflict("another message of this conversation was answered at the same time; retry") from None
+
+    async def _add_turns(self, conversation_id: str, entries: list[tuple[str, str, str | None]]) -> None:
         async with self._engine.begin() as conn:
             last = (
                 await conn.execute(

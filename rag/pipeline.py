@@ -236,7 +236,7 @@ async def answer(svc: Services, q: Question) -> AnswerOut:
     generated = None
     t = time.perf_counter()
     if _should_generate(svc, gen, hits):
-        generated = await gen.generate(q.text, contexts, prompt)
+        generated = await gen.generate(q.standalone or q.text, contexts, prompt)
     timings["generate"] = round((time.perf_counter() - t) * 1000, 2)
     return await _finish(svc, q, gen, prompt, hits, contexts, generated, timings, started)
 
@@ -248,7 +248,7 @@ async def answer_stream(svc: Services, q: Question) -> AsyncIterator[str | Answe
     if gen.name == "extractive":
         # Nothing to gain from streaming a ranking: decide (and maybe abstain) first, then send the words.
         t = time.perf_counter()
-        generated = await gen.generate(q.text, contexts, prompt) if hits else None
+        generated = await gen.generate(q.standalone or q.text, contexts, prompt) if hits else None
         timings["generate"] = round((time.perf_counter() - t) * 1000, 2)
         final = await _finish(svc, q, gen, prompt, hits, contexts, generated, timings, started)
         for word in re.findall(r"\S+\s*", final.answer):
@@ -258,7 +258,7 @@ async def answer_stream(svc: Services, q: Question) -> AsyncIterator[str | Answe
     generated = None
     t = time.perf_counter()
     if _should_generate(svc, gen, hits):
-        async for item in gen.stream(q.text, contexts, prompt):
+        async for item in gen.stream(q.standalone or q.text, contexts, prompt):
             if isinstance(item, GeneratedAnswer):
                 generated = item
             else:

@@ -47,17 +47,25 @@ class FilterSpec(BaseModel):
     conditions: list[Condition] = []
 
 
+_INT64 = 2**63
+
+
 def _coerce(field: str, type_: FieldType, value: Any) -> Any:
+    """One Python type per field type, so that every store accepts what validation let through."""
     if type_ == "keyword":
         if not isinstance(value, str | int) or isinstance(value, bool):
             raise InvalidInput(f"filter {field!r}: expected a string, got {value!r}")
-        return value
+        return str(value)
     if type_ in ("integer", "float"):
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise InvalidInput(f"filter {field!r}: expected a number, got {value!r}")
-        if type_ == "integer" and isinstance(value, float) and not value.is_integer():
+        if type_ == "float":
+            return float(value)
+        if isinstance(value, float) and not value.is_integer():
             raise InvalidInput(f"filter {field!r}: expected a whole number, got {value!r}")
-        return value
+        if not -_INT64 <= int(value) < _INT64:
+            raise InvalidInput(f"filter {field!r}: {value!r} is out of range")
+        return int(value)
     try:
         return datetime.fromisoformat(str(value).replace("Z", "+00:00")).isoformat()
     except ValueError:
@@ -74,8 +82,7 @@ def parse_filters(raw: dict[str, Any] | None, allowed: dict[str, FieldType]) -> 
                 "(declare metadata fields in the collection's `filterable` map)"
             )
         if not isinstance(spec, dict):
-            conditions.append(Condition(field=field, type=type_, eq=_coerce(field, type_, spec)))
-            continue
+            spec = {"eq": spec}
         unknown = set(spec) - {"eq", "any", *RANGE_OPS}
         if unknown or not spec:
             raise InvalidInput(
@@ -84,7 +91,12 @@ def parse_filters(raw: dict[str, Any] | None, allowed: dict[str, FieldType]) -> 
             )
         cond = Condition(field=field, type=type_)
         if "eq" in spec:
-            cond.eq = _coerce(field, type_, spec["eq"])
+            value = _coerce(field, type_, spec["eq"])
+            if type_ in ("float", "datetime"):
+                # Stores match these by range only; equality is the closed range [v, v].
+                cond.gte = cond.lte = value
+            else:
+                cond.eq = value
         if "any" in spec:
             values = spec["any"]
             if not isinstance(values, list) or not values:

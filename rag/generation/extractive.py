@@ -34,6 +34,7 @@ _STOP = frozenset(
 MIN_WORDS, MAX_WORDS = 5, 120  # shorter "sentences" are headings and labels, not answers
 NUMBER_BONUS = 0.1
 _DIGIT = re.compile(r"\d")
+_OWN_MARKERS = re.compile(r"\s*\[\d+(?:\s*[,\u2013-]\s*\d+)*\]")
 _NUMERIC_QUESTION = re.compile(
     r"^\s*(when|what year|what date|how (many|much|tall|long|old|far|big|large|high|fast|often))\b", re.I
 )
@@ -115,7 +116,8 @@ class ExtractiveGenerator:
             chosen.append(cand)
         parts = []
         for c in chosen:
-            body = c.text.rstrip()
+            # The document's own reference markers would read as citations of our numbered sources.
+            body = _OWN_MARKERS.sub("", c.text).rstrip()
             end = body[-1] if body[-1] in ".!?" else "."
             parts.append(f"{body.rstrip('.!?')} [{c.n}]{end}")
         return " ".join(parts), best.score

@@ -31,6 +31,24 @@ def test_rag_ingest_folder(tmp_path: Path) -> None:
         assert "password-protected" in out and "415" in out, out
         again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
         assert "2 unchanged" in again.stdout + again.stderr
+        ask = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "rag",
+                "ask",
+                "Which files does the sample docs directory contain?",
+                "--collection",
+                "cli",
+                "--url",
+                svc.url,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert ask.returncode == 0, ask.stderr
+        assert "[1] unstructured-readme.md" in ask.stdout or "abstained" in ask.stdout, ask.stdout
         docs = httpx.get(svc.url + "/v1/collections/cli/documents").json()
         assert sorted(d["key"] for d in docs) == ["fake-email.eml", "password.pdf", "unstructured-readme.md"]
     finally:

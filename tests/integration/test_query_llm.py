@@ -62,3 +62,31 @@ async def test_llm_is_not_called_without_evidence(client, collection, with_llm):
     )
     out = resp.json()
     assert out["abstained"] and out["abstain_reason"] == "no_results" and out["usage"]["prompt_tokens"] == 0
+
+
+@pytest.mark.slow
+async def test_chat_follow_up_is_rewritten_by_the_llm(client, collection, with_llm, services):
+    body = json.dumps({"id": "moon", "title": "Moon", "text": "The Moon orbits the Earth every 27.3 days."})
+    res = (await client.post(f"/v1/collections/{collection}/documents/import", content=body.encode())).json()
+    await wait_job(client, res["job_id"])
+    first = (
+        await client.post(
+            "/v1/chat",
+            json={"message": "Tell me about the Moon", "collections": [collection], "generator": "extractive"},
+        )
+    ).json()
+    second = await client.post(
+        "/v1/chat",
+        json={
+            "message": "How long is its orbit?",
+            "collections": [collection],
+            "conversation_id": first["conversation_id"],
+            "generator": "extractive",
+        },
+    )
+    assert second.status_code == 200, second.text
+    out = second.json()
+    # The rewrite came from the LLM (a weak base model: its wording is not judged), and was used for retrieval.
+    assert out["standalone_question"] and out["standalone_question"] != "How long is its orbit?"
+    history = await services.answers.history(first["conversation_id"])
+    assert [t["role"] for t in history] == ["user", "assistant", "user", "assistant"]

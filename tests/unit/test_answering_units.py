@@ -70,3 +70,44 @@ async def test_score_fusion_reorders_by_weighted_scores():
     sparse_heavy = await ScoreFusionReranker(0.1).rerank("q", hits, 3)
     assert dense_heavy[0].chunk_id == "1" and sparse_heavy[0].chunk_id == "0"
     assert all(h.rerank_score is not None for h in dense_heavy)
+
+
+async def test_cross_encoder_reranker_loads_a_local_model(tmp_path):
+    """No cross-encoder weights exist offline: build one from the bundled MiniLM (untrained head) to test loading
+    from a local directory and the reranking plumbing."""
+    from sentence_transformers import CrossEncoder
+
+    from ingestion.embed import bundled_model_path
+    from retrieval.rerank import CrossEncoderReranker
+
+    CrossEncoder(str(bundled_model_path()), num_labels=1, local_files_only=True).save(str(tmp_path / "ce"))
+    reranker = CrossEncoderReranker(str(tmp_path / "ce"))
+    hits = [hit(i, f"text number {i}", 0.5, 1.0) for i in range(4)]
+    out = await reranker.rerank("a question", hits, 2)
+    assert len(out) == 2 and all(h.rerank_score is not None for h in out)
+    assert out[0].rerank_score >= out[1].rerank_score
+    assert reranker.name.startswith("cross_encoder:")
+
+
+def test_filter_values_are_normalised_for_the_stores():
+    allowed = {**BUILTIN_FIELDS, "metadata.score": "float"}
+    [page] = parse_filters({"page": {"any": [1, 2.0]}}, allowed)
+    assert page.any == [1, 2] and all(type(v) is int for v in page.any)
+    [name] = parse_filters({"filename": {"any": ["a.pdf", 3]}}, allowed)
+    assert name.any == ["a.pdf", "3"]
+    [day] = parse_filters({"created_at": "2024-05-01"}, allowed)
+    assert day.eq is None and day.gte == day.lte == "2024-05-01T00:00:00"
+    [score] = parse_filters({"metadata.score": 1}, allowed)
+    assert score.gte == score.lte == 1.0
+    with pytest.raises(InvalidInput, match="out of range"):
+        parse_filters({"page": 10**30}, allowed)
+
+
+def test_extractive_answer_drops_the_documents_own_reference_markers():
+    from rag.generation.extractive import Candidate, ExtractiveGenerator
+
+    gen = ExtractiveGenerator(embedder=None)  # compose() needs no model
+    text, _ = gen.compose(
+        [Candidate(n=1, text="Levels rose as shown previously [2, 3].", score=1, cosine=1, overlap=1)]
+    )
+    assert text == "Levels rose as shown previously [1]."

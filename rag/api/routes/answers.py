@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 import time
 import uuid
@@ -19,6 +20,7 @@ from rag.pipeline import AnswerOut, Question, answer, answer_stream
 from rag.prompts.registry import load_prompt
 from rag.services import Services
 
+log = logging.getLogger(__name__)
 router = APIRouter(tags=["answers"])
 Svc = Annotated[Services, Depends(get_services)]
 
@@ -44,6 +46,7 @@ async def _sse_events(events: AsyncIterator[str | AnswerOut]) -> AsyncIterator[b
             else:
                 yield _sse("token", {"text": item})
     except Exception as exc:  # the status line is gone: the error travels as an event
+        log.exception("answer stream failed")
         message = getattr(exc, "message", None) or "internal error; the service logged the details"
         yield _sse("error", {"error": message})
 
@@ -106,7 +109,7 @@ class ChatRequest(BaseModel):
 async def condense(svc: Services, history: list[dict[str, Any]], question: str) -> str:
     """With an LLM: it rewrites the follow-up; without one (or if it fails): the heuristic above."""
     llm = svc.generators.get("llm")
-    if llm is None or not history:
+    if llm is None or not any(t["role"] == "user" for t in history):
         return standalone_question(history, question)
     lines = [f"{t['role']}: {t['content']}" for t in history[-6:]]
     framed = "Conversation:\n" + "\n".join(lines) + f"\n\nLast question: {question}"
@@ -159,7 +162,7 @@ class CompletionRequest(BaseModel):
 
 def _text(message: ChatMessage) -> str:
     if isinstance(message.content, list):
-        return " ".join(str(p.get("text", "")) for p in message.content if p.get("type") == "text")
+        return " ".join(str(p.get("text") or "") for p in message.content if p.get("type") == "text")
     return message.content or ""
 
 
@@ -168,7 +171,8 @@ async def chat_completions(body: CompletionRequest, svc: Svc) -> Any:
     users = [_text(m) for m in body.messages if m.role == "user"]
     if not users or not users[-1].strip():
         raise InvalidInput("the last message must be a non-empty user message")
-    history = [{"role": m.role, "content": _text(m)} for m in body.messages[:-1]]
+    await svc.catalog.filterable_fields([body.model])  # 404 before any work for an unknown collection
+    history = [{"role": m.role, "content": _text(m)} for m in body.messages[:-1] if m.role in ("user", "assistant")]
     q = Question(text=users[-1], collections=[body.model], standalone=await condense(svc, history, users[-1]))
     created = int(time.time())
     if body.stream:
@@ -207,15 +211,21 @@ async def _openai_stream(events: AsyncIterator[str | AnswerOut], model: str, cre
         return f"data: {json.dumps(payload)}\n\n".encode()
 
     yield chunk({"role": "assistant", "content": ""})
-    async for item in events:
-        if isinstance(item, AnswerOut):
-            yield chunk(
-                {},
-                "stop",
-                citations=[c.model_dump() for c in item.citations],
-                answer_id=item.answer_id,
-                abstained=item.abstained,
-            )
-        else:
-            yield chunk({"content": item})
+    try:
+        async for item in events:
+            if isinstance(item, AnswerOut):
+                yield chunk(
+                    {},
+                    "stop",
+                    citations=[c.model_dump() for c in item.citations],
+                    answer_id=item.answer_id,
+                    abstained=item.abstained,
+                )
+            else:
+                yield chunk({"content": item})
+    except Exception as exc:  # headers are sent: the OpenAI error shape, which the SDK raises as APIError
+        log.exception("chat completion stream failed")
+        message = getattr(exc, "message", None) or "internal error; the service logged the details"
+        yield f"data: {json.dumps({'error': {'message': message, 'type': 'server_error'}})}\n\n".encode()
+        return
     yield b"data: [DONE]\n\n"
