@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import re
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -47,9 +48,23 @@ def _names(text: str) -> set[str]:
 
 
 class OfflineFaithfulness:
-    def __init__(self, embedder: Embedder, threshold: float = 0.6) -> None:
+    def __init__(self, embedder: Embedder, threshold: float = 0.6, cache_size: int = 50_000) -> None:
         self._embedder = embedder
         self._threshold = threshold
+        # The same chunks are cited again and again: their sentence vectors are worth keeping.
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._cache_size = cache_size
+
+    def _unit_vectors(self, texts: list[str]) -> np.ndarray:
+        missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
+        if missing:
+            for text, vec in zip(missing, self._embedder.embed_documents(missing), strict=True):
+                self._cache[text] = np.asarray(vec, dtype=np.float32)
+        for text in texts:
+            self._cache.move_to_end(text)
+        while len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+        return np.stack([self._cache[t] for t in texts])
 
     def verdicts(self, answer: str, contexts: Sequence[str]) -> list[ClaimVerdict]:
         """Blocking (encodes with the model)."""
@@ -62,8 +77,9 @@ class OfflineFaithfulness:
             units.extend((i, f"{a} {b}") for a, b in itertools.pairwise(sentences))
         if not claims or not units:
             return [ClaimVerdict(c, False, None, None, 0.0, "no context") for c in claims]
-        vecs = np.asarray(self._embedder.embed_documents([*claims, *(u for _, u in units)]))
-        sims = vecs[: len(claims)] @ vecs[len(claims) :].T
+        claim_vecs = np.asarray(self._embedder.embed_documents(claims))
+        unit_vecs = self._unit_vectors([u for _, u in units])
+        sims = claim_vecs @ unit_vecs.T
         all_text = " ".join(contexts)
         context_numbers, context_names = _numbers(all_text), _names(all_text) | {w.lower() for w in all_text.split()}
         out = []

@@ -114,6 +114,7 @@ def evaluate(name: str, pairs: list[Pair], scorer: Callable[[str, list[str]], fl
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--limit", type=int, default=None, help="pairs per set (default: all)")
+    parser.add_argument("--sets", default="scifact,clapnq")
     args = parser.parse_args()
     from rag.privacy import enforce_offline
 
@@ -122,7 +123,10 @@ def main() -> None:
     from ingestion.embed import SentenceTransformerEmbedder
 
     scorer = OfflineFaithfulness(SentenceTransformerEmbedder(None))
-    for set_name, pairs in (("SciFact SUPPORT vs CONTRADICT", scifact_pairs()), ("CLAP-NQ", clapnq_pairs())):
+    sets = {"scifact": ("SciFact SUPPORT vs CONTRADICT", scifact_pairs), "clapnq": ("CLAP-NQ", clapnq_pairs)}
+    for key in args.sets.split(","):
+        set_name, load = sets[key]
+        pairs = load()
         pairs = pairs[: args.limit] if args.limit else pairs
         print(f"\n{set_name}: {len(pairs)} pairs ({sum(y for *_, y in pairs)} faithful)")
         for label, fn in (("word-overlap baseline", word_overlap), ("offline scorer", scorer.score)):
