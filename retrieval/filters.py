@@ -50,6 +50,24 @@ class FilterSpec(BaseModel):
 _INT64 = 2**63
 
 
+Clause = tuple[str, Literal["eq", "any", "range", "datetime"], Any]
+
+
+def spec_clauses(spec: FilterSpec) -> list[Clause]:
+    """The store-neutral form of a FilterSpec: (field, kind, value) clauses, all required. Each store maps the
+    four kinds to its own condition classes."""
+    clauses: list[Clause] = [("collection", "any", spec.collections), ("state", "eq", "active")]
+    for cond in spec.conditions:
+        if cond.eq is not None:
+            clauses.append((cond.field, "eq", cond.eq))
+        if cond.any is not None:
+            clauses.append((cond.field, "any", cond.any))
+        bounds = {op: getattr(cond, op) for op in RANGE_OPS if getattr(cond, op) is not None}
+        if bounds:
+            clauses.append((cond.field, "datetime" if cond.type == "datetime" else "range", bounds))
+    return clauses
+
+
 def _coerce(field: str, type_: FieldType, value: Any) -> Any:
     """One Python type per field type, so that every store accepts what validation let through."""
     if type_ == "keyword":

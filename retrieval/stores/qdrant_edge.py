@@ -11,12 +11,13 @@ import json
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import qdrant_edge as qe
 
 from rag.errors import RagError
 from rag.types import ChunkRecord, ChunkSelector, ChunkState, Hit, SparseVector
-from retrieval.filters import Condition, FieldType, FilterSpec
+from retrieval.filters import FieldType, FilterSpec, spec_clauses
 from retrieval.stores import fields
 
 
@@ -27,27 +28,17 @@ def edge_filter(selector: ChunkSelector) -> qe.Filter:
     return qe.Filter(must=must)
 
 
-def _condition(cond: Condition) -> list[qe.FieldCondition]:
-    out = []
-    if cond.eq is not None:
-        out.append(qe.FieldCondition(key=cond.field, match=qe.MatchValue(cond.eq)))
-    if cond.any is not None:
-        out.append(qe.FieldCondition(key=cond.field, match=qe.MatchAny(any=cond.any)))
-    bounds = {op: getattr(cond, op) for op in ("gte", "gt", "lte", "lt") if getattr(cond, op) is not None}
-    if bounds:
-        rng = qe.RangeDateTime(**bounds) if cond.type == "datetime" else qe.RangeFloat(**bounds)
-        out.append(qe.FieldCondition(key=cond.field, range=rng))
-    return out
+def _edge_clause(field: str, kind: str, value: Any) -> qe.FieldCondition:
+    if kind == "eq":
+        return qe.FieldCondition(key=field, match=qe.MatchValue(value))
+    if kind == "any":
+        return qe.FieldCondition(key=field, match=qe.MatchAny(any=value))
+    rng = qe.RangeDateTime(**value) if kind == "datetime" else qe.RangeFloat(**value)
+    return qe.FieldCondition(key=field, range=rng)
 
 
 def spec_filter(spec: FilterSpec) -> qe.Filter:
-    must = [
-        qe.FieldCondition(key="collection", match=qe.MatchAny(any=spec.collections)),
-        qe.FieldCondition(key="state", match=qe.MatchValue(ChunkState.active.value)),
-    ]
-    for cond in spec.conditions:
-        must.extend(_condition(cond))
-    return qe.Filter(must=must)
+    return qe.Filter(must=[_edge_clause(*clause) for clause in spec_clauses(spec)])
 
 
 _INDEX_PARAMS = {

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from qdrant_client import AsyncQdrantClient, models
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
 from rag.errors import RagError, TransientError
 from rag.types import ChunkRecord, ChunkSelector, ChunkState, Hit, SparseVector
-from retrieval.filters import Condition, FieldType, FilterSpec
+from retrieval.filters import FieldType, FilterSpec, spec_clauses
 from retrieval.stores import fields
 from retrieval.stores.qdrant_edge import assemble_hits
 
@@ -23,27 +24,17 @@ def server_filter(selector: ChunkSelector) -> models.Filter:
     )
 
 
-def _condition(cond: Condition) -> list[models.FieldCondition]:
-    out = []
-    if cond.eq is not None:
-        out.append(models.FieldCondition(key=cond.field, match=models.MatchValue(value=cond.eq)))
-    if cond.any is not None:
-        out.append(models.FieldCondition(key=cond.field, match=models.MatchAny(any=cond.any)))
-    bounds = {op: getattr(cond, op) for op in ("gte", "gt", "lte", "lt") if getattr(cond, op) is not None}
-    if bounds:
-        rng = models.DatetimeRange(**bounds) if cond.type == "datetime" else models.Range(**bounds)
-        out.append(models.FieldCondition(key=cond.field, range=rng))
-    return out
+def _server_clause(field: str, kind: str, value: Any) -> models.FieldCondition:
+    if kind == "eq":
+        return models.FieldCondition(key=field, match=models.MatchValue(value=value))
+    if kind == "any":
+        return models.FieldCondition(key=field, match=models.MatchAny(any=value))
+    rng = models.DatetimeRange(**value) if kind == "datetime" else models.Range(**value)
+    return models.FieldCondition(key=field, range=rng)
 
 
 def spec_filter(spec: FilterSpec) -> models.Filter:
-    must: list[models.FieldCondition] = [
-        models.FieldCondition(key="collection", match=models.MatchAny(any=spec.collections)),
-        models.FieldCondition(key="state", match=models.MatchValue(value=ChunkState.active.value)),
-    ]
-    for cond in spec.conditions:
-        must.extend(_condition(cond))
-    return models.Filter(must=must)
+    return models.Filter(must=[_server_clause(*clause) for clause in spec_clauses(spec)])
 
 
 _SCHEMAS = {
