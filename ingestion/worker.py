@@ -7,8 +7,9 @@ from typing import Any
 
 from arq.worker import Worker, func
 
+from evals.online import recover_scores, score_answer
 from ingestion.jobs import ingest_job, recover_jobs
-from rag.queue import INGEST_FUNCTION, redis_settings
+from rag.queue import INGEST_FUNCTION, SCORE_FUNCTION, redis_settings
 from rag.services import Services, build_services
 from rag.settings import Settings
 
@@ -24,9 +25,15 @@ def make_worker(svc: Services, *, handle_signals: bool) -> Worker:
         recovered = await recover_jobs(svc)
         if recovered:
             log.info("re-enqueued %d unfinished jobs", recovered)
+        owed = await recover_scores(svc)
+        if owed:
+            log.info("re-enqueued %d owed answer scores", owed)
 
     return Worker(
-        functions=[func(ingest_job, name=INGEST_FUNCTION, max_tries=ing.max_tries + 1)],
+        functions=[
+            func(ingest_job, name=INGEST_FUNCTION, max_tries=ing.max_tries + 1),
+            func(score_answer, name=SCORE_FUNCTION, max_tries=svc.settings.scoring.max_tries + 1),
+        ],
         queue_name=svc.settings.redis.queue_name,
         redis_pool=svc.queue.pool,
         redis_settings=redis_settings(svc.redis_url),

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from evals.scores import METRICS, Scores
 from rag.catalog import _utc, metadata, now
 from rag.errors import Conflict, NotFound
 
@@ -49,14 +51,51 @@ turns = sa.Table(
 )
 
 
+scores = sa.Table(
+    "answer_scores",
+    metadata,
+    sa.Column("answer_id", sa.String(36), primary_key=True),
+    # pending: a score_answer job is owed; done: scored (metrics may still be null, with their reasons).
+    sa.Column("status", sa.String(16), nullable=False, index=True),
+    sa.Column("reference", sa.Text, nullable=True),
+    sa.Column("scorer", sa.String(64), nullable=True),
+    sa.Column("scorer_version", sa.String(64), nullable=True),
+    sa.Column("faithfulness", sa.Float, nullable=True),
+    sa.Column("context_precision", sa.Float, nullable=True),
+    sa.Column("context_recall", sa.Float, nullable=True),
+    sa.Column("result", sa.JSON, nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("requested_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("scored_at", sa.DateTime(timezone=True), nullable=True),
+)
+
+feedback = sa.Table(
+    "answer_feedback",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("answer_id", sa.String(36), nullable=False, index=True),
+    sa.Column("rating", sa.String(8), nullable=False),
+    sa.Column("comment", sa.Text, nullable=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+SCORE_STATUS_PENDING = "pending"
+SCORE_STATUS_DONE = "done"
+
+
 class AnswerStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
 
-    async def save(self, record: dict[str, Any]) -> str:
+    async def save(self, record: dict[str, Any], *, score: bool = False) -> str:
+        """With `score`, the owed score is recorded in the same transaction: no answer is left unscored."""
         answer_id = record.get("id") or str(uuid.uuid4())
         async with self._engine.begin() as conn:
             await conn.execute(answers.insert().values(**{**record, "id": answer_id, "created_at": now()}))
+            if score:
+                await conn.execute(
+                    scores.insert().values(answer_id=answer_id, status=SCORE_STATUS_PENDING, requested_at=now())
+                )
         return answer_id
 
     async def get(self, answer_id: str) -> dict[str, Any]:
@@ -67,6 +106,100 @@ class AnswerStore:
         data = dict(row._mapping)
         data["created_at"] = _utc(data["created_at"])
         return data
+
+    async def request_score(self, answer_id: str, reference: str | None = None, *, set_reference: bool = False) -> None:
+        """Mark a score as owed (the worker's startup re-enqueues every owed score); keeps an attached reference."""
+        values: dict[str, Any] = {"status": SCORE_STATUS_PENDING, "requested_at": now(), "error": None}
+        if set_reference:
+            values["reference"] = reference
+        async with self._engine.begin() as conn:
+            done = await conn.execute(scores.update().where(scores.c.answer_id == answer_id).values(**values))
+            if done.rowcount == 0:
+                await conn.execute(scores.insert().values(answer_id=answer_id, **values))
+
+    async def save_scores(self, answer_id: str, result: Scores) -> None:
+        row = {
+            "status": SCORE_STATUS_DONE,
+            "scorer": result.scorer,
+            "scorer_version": result.scorer_version,
+            **{m: result.value(m) for m in METRICS},
+            "result": result.model_dump(mode="json"),
+            "error": None,
+            "scored_at": now(),
+        }
+        async with self._engine.begin() as conn:
+            await conn.execute(scores.update().where(scores.c.answer_id == answer_id).values(**row))
+
+    async def score_failed(self, answer_id: str, error: str) -> None:
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                scores.update()
+                .where(scores.c.answer_id == answer_id)
+                .values(status=SCORE_STATUS_DONE, error=error, scored_at=now())
+            )
+
+    async def score_row(self, answer_id: str) -> dict[str, Any] | None:
+        async with self._engine.begin() as conn:
+            row = (await conn.execute(scores.select().where(scores.c.answer_id == answer_id))).first()
+        return None if row is None else dict(row._mapping)
+
+    async def pending_scores(self) -> list[str]:
+        async with self._engine.begin() as conn:
+            rows = await conn.execute(
+                sa.select(scores.c.answer_id)
+                .where(scores.c.status == SCORE_STATUS_PENDING)
+                .order_by(scores.c.requested_at)
+            )
+            return [r[0] for r in rows]
+
+    async def add_feedback(self, answer_id: str, rating: str, comment: str | None) -> dict[str, Any]:
+        await self.get(answer_id)
+        row = {"answer_id": answer_id, "rating": rating, "comment": comment, "created_at": now()}
+        async with self._engine.begin() as conn:
+            res = await conn.execute(feedback.insert().values(**row))
+        return {"id": res.inserted_primary_key[0], **row}
+
+    async def feedback_for(self, answer_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+        out: dict[str, list[dict[str, Any]]] = {}
+        if not answer_ids:
+            return out
+        async with self._engine.begin() as conn:
+            for i in range(0, len(answer_ids), 500):
+                rows = await conn.execute(
+                    feedback.select().where(feedback.c.answer_id.in_(answer_ids[i : i + 500])).order_by(feedback.c.id)
+                )
+                for r in rows:
+                    item = dict(r._mapping)
+                    item["created_at"] = _utc(item["created_at"])
+                    out.setdefault(item["answer_id"], []).append(item)
+        return out
+
+    async def scored_answers(
+        self,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        prompt_version: str | None = None,
+        generator: str | None = None,
+        limit: int = 100_000,
+    ) -> list[dict[str, Any]]:
+        """Answers with their score row (if any), newest first: the raw material of the reports."""
+        query = sa.select(answers, *[c.label(f"s_{c.name}") for c in scores.c if c.name != "answer_id"]).select_from(
+            answers.outerjoin(scores, scores.c.answer_id == answers.c.id)
+        )
+        if since is not None:
+            query = query.where(answers.c.created_at >= since)
+        if until is not None:
+            query = query.where(answers.c.created_at < until)
+        if prompt_version:
+            query = query.where(answers.c.prompt_version == prompt_version)
+        if generator:
+            query = query.where(answers.c.generator == generator)
+        query = query.order_by(answers.c.created_at.desc()).limit(limit)
+        async with self._engine.begin() as conn:
+            rows = [dict(r._mapping) for r in await conn.execute(query)]
+        for row in rows:
+            row["created_at"] = _utc(row["created_at"])
+        return rows
 
     async def history(self, conversation_id: str, limit: int = 20) -> list[dict[str, Any]]:
         async with self._engine.begin() as conn:

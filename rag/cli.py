@@ -131,6 +131,65 @@ def ask(
         typer.echo(f"  [{c['n']}] {c['filename']}{where} (version {c['version']})")
 
 
+eval_app = typer.Typer(no_args_is_help=True, help="Offline evaluation runs against a running service.")
+app.add_typer(eval_app, name="eval")
+
+
+@eval_app.command("run")
+def eval_run(
+    dataset: Annotated[Path, typer.Argument(help="JSONL: question, reference?, gold_ids?, id?", exists=True)],
+    collection: Annotated[str, typer.Option("--collection", "-c", help="Collection to answer from.")],
+    url: Annotated[str, typer.Option(envvar="RAG_URL", help="Base URL of the running service.")] = (
+        "http://127.0.0.1:8000"
+    ),
+    out: Annotated[Path, typer.Option(help="Folder for eval-report.json and eval-report.html.")] = Path("eval-out"),
+    generator: Annotated[str | None, typer.Option(help="'extractive' or 'llm'.")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="Only the first N questions.")] = None,
+    concurrency: Annotated[int, typer.Option(min=1, max=64)] = 4,
+    min_faithfulness: Annotated[float | None, typer.Option(min=0, max=1, help="Gate: least mean.")] = None,
+    min_context_precision: Annotated[float | None, typer.Option(min=0, max=1)] = None,
+    min_context_recall: Annotated[float | None, typer.Option(min=0, max=1)] = None,
+    min_id_context_precision: Annotated[float | None, typer.Option(min=0, max=1)] = None,
+    min_id_context_recall: Annotated[float | None, typer.Option(min=0, max=1)] = None,
+    max_abstention_rate: Annotated[float | None, typer.Option(min=0, max=1)] = None,
+) -> None:
+    """Run a dataset through the service; exit 1 when the quality gate fails, 2 when the run cannot start."""
+    import httpx
+
+    from evals.runner import DatasetError, Gate, load_dataset, run_eval, write_reports
+
+    gate = Gate(
+        faithfulness=min_faithfulness,
+        context_precision=min_context_precision,
+        context_recall=min_context_recall,
+        id_context_precision=min_id_context_precision,
+        id_context_recall=min_id_context_recall,
+        max_abstention_rate=max_abstention_rate,
+    )
+
+    async def go() -> dict:
+        async with httpx.AsyncClient(base_url=url, timeout=300) as client:
+            return await run_eval(client, load_dataset(dataset, limit), collection, gate, generator, concurrency)
+
+    try:
+        report = asyncio.run(go())
+    except DatasetError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
+    except httpx.ConnectError:
+        typer.echo(f"cannot reach the service at {url}: start it with `make run`", err=True)
+        raise typer.Exit(2) from None
+    json_path, html_path = write_reports(report, out)
+    summary = report["summary"]
+    for metric, mean in summary["means"].items():
+        typer.echo(f"{metric:22} {'—' if mean is None else f'{mean:.3f}'}")
+    typer.echo(f"{summary['count']} questions, abstention rate {summary['abstention_rate']}; {json_path}, {html_path}")
+    if not summary["passed"]:
+        typer.echo("quality gate FAILED: " + "; ".join(summary["gate_failures"]), err=True)
+        raise typer.Exit(1)
+    typer.echo("quality gate passed")
+
+
 def main() -> None:
     try:
         app()

@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from evals.online import enqueue_scoring
 from rag.errors import InvalidInput
 from rag.generation.base import Generator
 from rag.prompts.registry import load_prompt
@@ -206,7 +207,10 @@ async def _finish(
         removed_citations=removed,
         evidence=evidence,
     )
-    answer_id = await svc.answers.save(record)
+    scoring = svc.settings.scoring.enabled
+    answer_id = await svc.answers.save(record, score=scoring)
+    if scoring:
+        await enqueue_scoring(svc, answer_id)
     return AnswerOut(
         answer_id=answer_id,
         answer=text,

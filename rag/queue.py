@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 from arq import ArqRedis, create_pool
 from arq.connections import RedisSettings
 from redis.exceptions import RedisError
@@ -9,6 +11,7 @@ from redis.exceptions import RedisError
 from rag.errors import TransientError
 
 INGEST_FUNCTION = "ingest_job"
+SCORE_FUNCTION = "score_answer"
 
 
 def redis_settings(url: str) -> RedisSettings:
@@ -41,6 +44,14 @@ class JobQueue:
         except (RedisError, OSError) as exc:
             raise TransientError(f"the job queue is unavailable: {exc}") from exc
         return job is not None
+
+    async def enqueue_score(self, answer_id: str) -> None:
+        # A fresh id each time: a rescore must run even while arq still remembers the last job for this answer.
+        job_id = f"score:{answer_id}:{uuid.uuid4().hex[:8]}"
+        try:
+            await self._pool.enqueue_job(SCORE_FUNCTION, answer_id, _job_id=job_id, _queue_name=self.queue_name)
+        except (RedisError, OSError) as exc:
+            raise TransientError(f"the job queue is unavailable: {exc}") from exc
 
     async def ping(self) -> None:
         try:

@@ -10,6 +10,7 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 
+from evals.scores import Scorer
 from rag.answers import AnswerStore
 from rag.blobs import BlobStore
 from rag.catalog import Catalog
@@ -37,6 +38,7 @@ class Services:
     answers: AnswerStore
     generators: dict[str, Generator]
     reranker: Reranker
+    scorer: Scorer
     # Serialises encoding: two jobs encoding at once on a small machine only thrash the same cores.
     encode_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _valkey: EmbeddedValkey | None = None
@@ -108,6 +110,7 @@ async def build_services(settings: Settings) -> Services:
         answers=AnswerStore(catalog.engine),
         reranker=make_reranker(settings),
         generators=make_generators(settings, embedder),
+        scorer=make_scorer(settings, embedder),
         _valkey=valkey,
     )
 
@@ -141,3 +144,20 @@ def make_generators(settings: Settings, embedder: Embedder) -> dict[str, Generat
             temperature=llm.temperature,
         )
     return generators
+
+
+def make_scorer(settings: Settings, embedder: Embedder) -> Scorer:
+    cfg = settings.scoring
+    if cfg.judge_base_url:
+        from evals.ragas_scorer import RagasScorer
+
+        return RagasScorer(
+            base_url=cfg.judge_base_url,
+            model=cfg.judge_model,
+            api_key=cfg.judge_api_key.get_secret_value() if cfg.judge_api_key else None,
+            timeout_seconds=cfg.judge_timeout_seconds,
+            embedder=embedder,
+        )
+    from evals.offline import OfflineScorer
+
+    return OfflineScorer(embedder, cfg.claim_threshold)

@@ -108,6 +108,12 @@ class RerankSettings(BaseModel):
         return self
 
 
+def _http_url(v: str | None) -> str | None:
+    if v is not None and not v.startswith(("http://", "https://")):
+        raise ValueError("must be an http:// or https:// URL, e.g. http://127.0.0.1:8080/v1")
+    return v
+
+
 class LLMSettings(BaseModel):
     """Any OpenAI-compatible endpoint (vLLM, Ollama, llama.cpp server, OpenAI). Unset: the extractive generator."""
 
@@ -119,12 +125,7 @@ class LLMSettings(BaseModel):
     max_tokens: int = Field(default=512, ge=1, le=32768)
     temperature: float = Field(default=0.0, ge=0.0, le=2.0)
 
-    @field_validator("base_url")
-    @classmethod
-    def _http(cls, v: str | None) -> str | None:
-        if v is not None and not v.startswith(("http://", "https://")):
-            raise ValueError("must be an http:// or https:// URL, e.g. http://127.0.0.1:8080/v1")
-        return v
+    _http = field_validator("base_url")(_http_url)
 
 
 class AnswerSettings(BaseModel):
@@ -134,6 +135,30 @@ class AnswerSettings(BaseModel):
     min_evidence: float = Field(default=0.60, ge=0.0, le=1.0, description="Extractive: best sentence score.")
     min_retrieval_score: float = Field(default=0.25, ge=-1.0, le=1.0, description="LLM: best dense cosine.")
     max_question_chars: int = Field(default=2000, ge=10)
+
+
+class ScoringSettings(BaseModel):
+    """Per-answer groundedness scores. With a judge URL: ragas with that judge; without: the offline scorer."""
+
+    enabled: bool = Field(default=True, description="Score every answer in the worker after it is sent.")
+    judge_base_url: str | None = Field(default=None, description="OpenAI-compatible endpoint of the judge LLM.")
+    judge_model: str = "default"
+    judge_api_key: SecretStr | None = None
+    judge_timeout_seconds: float = Field(default=120.0, gt=0)
+    claim_threshold: float = Field(default=0.6, ge=0.0, le=1.0, description="Offline: least similarity of support.")
+    max_tries: int = Field(default=3, ge=1, le=20)
+    evaluate_max_items: int = Field(default=50, ge=1, le=1000, description="Items per /v1/evaluate batch.")
+    max_contexts: int = Field(default=50, ge=1, le=500)
+    max_text_chars: int = Field(default=20_000, ge=100, description="Per question, answer, reference or context.")
+    # An answer below a threshold counts as "low" in reports and quality gates.
+    low_faithfulness: float = Field(default=0.5, ge=0.0, le=1.0)
+    low_context_precision: float = Field(default=0.5, ge=0.0, le=1.0)
+    low_context_recall: float = Field(default=0.5, ge=0.0, le=1.0)
+
+    _http = field_validator("judge_base_url")(_http_url)
+
+    def threshold(self, metric: str) -> float:
+        return float(getattr(self, f"low_{metric}"))
 
 
 class Settings(BaseSettings):
@@ -153,6 +178,7 @@ class Settings(BaseSettings):
     rerank: RerankSettings = RerankSettings()
     llm: LLMSettings = LLMSettings()
     answer: AnswerSettings = AnswerSettings()
+    scoring: ScoringSettings = ScoringSettings()
 
     @property
     def database_url(self) -> str:

@@ -14,7 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from rag.api.routes import answers, collections, documents, search
+from rag.api.routes import answers, collections, documents, scores, search
 from rag.errors import RagError
 from rag.privacy import enforce_offline
 from rag.services import Services, build_services
@@ -72,6 +72,7 @@ def create_app(
     app.include_router(documents.router)
     app.include_router(search.router)
     app.include_router(answers.router)
+    app.include_router(scores.router)
 
     @app.get("/healthz", tags=["ops"])
     async def healthz(request: Request) -> JSONResponse:

@@ -26,13 +26,13 @@ def free_port() -> int:
 
 
 class ServiceProcess:
-    def __init__(self, data_dir: Path, port: int) -> None:
-        self.data_dir, self.port = data_dir, port
+    def __init__(self, data_dir: Path, port: int, env: dict[str, str] | None = None) -> None:
+        self.data_dir, self.port, self.extra_env = data_dir, port, env or {}
         self.proc: subprocess.Popen[bytes] | None = None
         self.url = f"http://127.0.0.1:{port}"
 
     def start(self) -> None:
-        env = {**os.environ, "RAG_DATA_DIR": str(self.data_dir), "RAG_LOG_LEVEL": "warning"}
+        env = {**os.environ, "RAG_DATA_DIR": str(self.data_dir), "RAG_LOG_LEVEL": "warning", **self.extra_env}
         log = (self.data_dir.parent / f"service-{self.port}.log").open("ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "rag", "serve", "--port", str(self.port)], env=env, stdout=log, stderr=log

@@ -78,11 +78,6 @@ async def query(body: QueryRequest, svc: Svc) -> Any:
     return await answer(svc, q)
 
 
-@router.get("/v1/answers/{answer_id}")
-async def get_answer(answer_id: str, svc: Svc) -> dict[str, Any]:
-    return await svc.answers.get(answer_id)
-
-
 # ----- chat ----------------------------------------------------------------------------------------------------
 _FOLLOW_UP = re.compile(r"\b(it|its|they|them|their|this|that|these|those|he|she|his|her|there|then|one)\b", re.I)
 

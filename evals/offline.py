@@ -1,0 +1,105 @@
+"""The offline scorer: the local embedding model and the text itself, no judge LLM.
+
+- faithfulness: share of the answer's claims that a context supports (claim-level checks in `faithfulness.py`);
+- context precision: rank-weighted (average precision) usefulness of each context, where a context is useful when
+  it supports a claim of the answer or, with a reference, a claim of the reference;
+- context recall: share of the reference answer's claims that the contexts support; null without a reference.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from evals.faithfulness import ClaimVerdict, OfflineFaithfulness
+from evals.scores import ClaimOut, Metric, ScoreInput, Scores, abstention_scores
+from rag.protocols import Embedder
+
+VERSION = "1"
+
+
+def average_precision(useful: Sequence[bool]) -> float:
+    """ragas' context precision: mean of precision@k over the ranks k that hold a useful context."""
+    hits, total = 0, 0.0
+    for k, ok in enumerate(useful, start=1):
+        if ok:
+            hits += 1
+            total += hits / k
+    return total / hits if hits else 0.0
+
+
+class OfflineScorer:
+    def __init__(self, embedder: Embedder, claim_threshold: float = 0.6) -> None:
+        self._faith = OfflineFaithfulness(embedder, threshold=claim_threshold)
+        self._threshold = claim_threshold
+        # One model, one thread: encoding from several threads at once only thrashes the cores.
+        self._lock = asyncio.Lock()
+
+    @property
+    def name(self) -> str:
+        return "offline"
+
+    @property
+    def version(self) -> str:
+        return f"{VERSION}-t{self._threshold:g}"
+
+    async def score(self, item: ScoreInput) -> Scores:
+        async with self._lock:
+            return await asyncio.to_thread(self.score_blocking, item)
+
+    def score_blocking(self, item: ScoreInput) -> Scores:
+        reference_verdicts = self._faith.verdicts(item.reference, item.contexts) if item.reference else None
+        recall = _recall(reference_verdicts, item.contexts)
+        if item.abstained:
+            return abstention_scores(self, recall)
+        if not item.contexts:
+            reason = "no contexts were retrieved"
+            return Scores(
+                scorer=self.name,
+                scorer_version=self.version,
+                faithfulness=Metric.null(reason),
+                context_precision=Metric.null(reason),
+                context_recall=recall,
+            )
+        verdicts = self._faith.verdicts(item.answer, item.contexts)
+        if verdicts:
+            faithfulness = Metric(value=sum(v.supported for v in verdicts) / len(verdicts))
+        else:
+            faithfulness = Metric.null("the answer makes no claim to check")
+        useful = [False] * len(item.contexts)
+        for v in (verdicts or []) + (reference_verdicts or []):
+            if v.supported and v.context_index is not None:
+                useful[v.context_index] = True
+        if verdicts or reference_verdicts:
+            precision = Metric(value=average_precision(useful))
+        else:
+            precision = Metric.null("neither the answer nor a reference makes a claim to judge the contexts by")
+        return Scores(
+            scorer=self.name,
+            scorer_version=self.version,
+            faithfulness=faithfulness,
+            context_precision=precision,
+            context_recall=recall,
+            claims=[_claim_out(v) for v in verdicts],
+        )
+
+
+def _recall(verdicts: list[ClaimVerdict] | None, contexts: Sequence[str]) -> Metric:
+    if verdicts is None:
+        return Metric.null("no reference answer; attach one to score recall")
+    if not verdicts:
+        return Metric.null("the reference answer makes no claim to check")
+    if not contexts:
+        return Metric(value=0.0, reason="no contexts were retrieved")
+    return Metric(value=sum(v.supported for v in verdicts) / len(verdicts))
+
+
+def _claim_out(v: ClaimVerdict) -> ClaimOut:
+    return ClaimOut(
+        claim=v.claim,
+        supported=v.supported,
+        context=None if v.context_index is None else v.context_index + 1,
+        support=v.support,
+        similarity=round(v.similarity, 4),
+        reason=v.reason,
+    )

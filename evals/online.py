@@ -1,0 +1,79 @@
+"""Scoring the service's own answers: in the worker (`score_answer`), after the response has been sent."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from arq import Retry
+
+from evals.scores import ScoreInput, Scores
+from rag.errors import TransientError
+from rag.services import Services
+
+log = logging.getLogger(__name__)
+
+
+def score_input(answer: dict[str, Any], reference: str | None) -> ScoreInput:
+    return ScoreInput(
+        question=answer["question"],
+        answer=answer["answer"],
+        contexts=[c["text"] for c in answer["contexts"]],
+        reference=reference,
+        abstained=answer["abstained"],
+    )
+
+
+def with_chunk_ids(result: Scores, contexts: list[dict[str, Any]]) -> Scores:
+    for claim in result.claims:
+        if claim.context is not None and 1 <= claim.context <= len(contexts):
+            claim.chunk_id = contexts[claim.context - 1]["chunk_id"]
+    return result
+
+
+async def enqueue_scoring(svc: Services, answer_id: str) -> None:
+    """Best effort: the owed score is already in the database, and the worker's startup enqueues it if this fails."""
+    try:
+        await svc.queue.enqueue_score(answer_id)
+    except TransientError as exc:
+        log.warning("scoring of answer %s is deferred to the next worker start: %s", answer_id, exc)
+
+
+async def request_scoring(svc: Services, answer_id: str, reference: str | None = None, *, set_reference: bool) -> None:
+    await svc.answers.request_score(answer_id, reference, set_reference=set_reference)
+    await enqueue_scoring(svc, answer_id)
+
+
+async def score_stored_answer(svc: Services, answer_id: str) -> Scores:
+    answer = await svc.answers.get(answer_id)
+    row = await svc.answers.score_row(answer_id)
+    reference = row["reference"] if row else None
+    result = with_chunk_ids(await svc.scorer.score(score_input(answer, reference)), answer["contexts"])
+    await svc.answers.save_scores(answer_id, result)
+    return result
+
+
+async def score_answer(ctx: dict[str, Any], answer_id: str) -> str:
+    """The arq job. A judge or database that is down is retried; anything else is recorded, never lost silently."""
+    svc: Services = ctx["services"]
+    attempt = int(ctx.get("job_try", 1))
+    try:
+        await score_stored_answer(svc, answer_id)
+    except TransientError as exc:
+        if attempt >= svc.settings.scoring.max_tries:
+            await svc.answers.score_failed(answer_id, f"gave up after {attempt} attempts: {exc}")
+            return "failed"
+        raise Retry(defer=min(60.0, 2.0**attempt)) from exc
+    except Exception as exc:
+        log.exception("scoring answer %s failed", answer_id)
+        await svc.answers.score_failed(answer_id, f"internal error while scoring ({type(exc).__name__}: {exc})")
+        return "failed"
+    return "done"
+
+
+async def recover_scores(svc: Services) -> int:
+    """Enqueue every owed score: a queue that died with the process (embedded Valkey) loses no score."""
+    owed = await svc.answers.pending_scores()
+    for answer_id in owed:
+        await svc.queue.enqueue_score(answer_id)
+    return len(owed)

@@ -1,0 +1,78 @@
+"""The score object every scorer returns, and the `Scorer` protocol: one shape for the online answers, the
+`/v1/evaluate` endpoint and `rag eval run`.
+
+A metric that cannot be computed (no reference for recall, an abstention, a judge failure) has `value=None` and a
+`reason`; it is never 0, so it never drags a mean down and never makes one NaN.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from pydantic import BaseModel, Field
+
+METRICS = ("faithfulness", "context_precision", "context_recall")
+
+
+class Metric(BaseModel):
+    value: float | None = Field(default=None, ge=0.0, le=1.0)
+    reason: str | None = Field(default=None, description="Why the value is null (or a note on how it was made).")
+
+    @classmethod
+    def null(cls, reason: str) -> Metric:
+        return cls(value=None, reason=reason)
+
+
+class ClaimOut(BaseModel):
+    claim: str
+    supported: bool | None = Field(description="None: the judge gave no verdict for this claim.")
+    context: int | None = Field(default=None, description="1-based position of the supporting context.")
+    chunk_id: str | None = None
+    support: str | None = Field(default=None, description="The context text that supports (or best matches) it.")
+    similarity: float | None = None
+    reason: str | None = Field(default=None, description="Why the claim is not supported.")
+
+
+class Scores(BaseModel):
+    scorer: str
+    scorer_version: str
+    faithfulness: Metric
+    context_precision: Metric
+    context_recall: Metric
+    claims: list[ClaimOut] = Field(default_factory=list)
+
+    def value(self, metric: str) -> float | None:
+        m: Metric = getattr(self, metric)
+        return m.value
+
+
+class ScoreInput(BaseModel):
+    question: str
+    answer: str
+    contexts: list[str]
+    reference: str | None = None
+    abstained: bool = False
+
+
+class Scorer(Protocol):
+    """Scores one answer against its contexts. `score` may block on a model or a judge: call it off the loop."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def version(self) -> str: ...
+
+    async def score(self, item: ScoreInput) -> Scores: ...
+
+
+def abstention_scores(scorer: Scorer, recall: Metric) -> Scores:
+    """An abstention states nothing: faithfulness and precision have nothing to judge; recall still may."""
+    reason = "the service abstained: there is no answer to judge"
+    return Scores(
+        scorer=scorer.name,
+        scorer_version=scorer.version,
+        faithfulness=Metric.null(reason),
+        context_precision=Metric.null(reason),
+        context_recall=recall,
+    )

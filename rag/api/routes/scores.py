@@ -1,0 +1,188 @@
+"""Groundedness: an answer's scores, reference and feedback; scoring any answer; reports for analysts."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+from importlib import resources
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import HTMLResponse, Response
+from pydantic import BaseModel, Field
+
+from evals.online import request_scoring
+from evals.reports import build_report, to_csv
+from evals.scores import METRICS, ScoreInput, Scores
+from rag.api.deps import get_services
+from rag.errors import InvalidInput
+from rag.services import Services
+
+router = APIRouter(tags=["groundedness"])
+Svc = Annotated[Services, Depends(get_services)]
+
+
+def _score_view(row: dict[str, Any] | None) -> dict[str, Any]:
+    if row is None:
+        return {"status": "not_scored", "reference": None}
+    view: dict[str, Any] = {
+        "status": row["status"],
+        "reference": row["reference"],
+        "error": row["error"],
+        "scored_at": row["scored_at"],
+    }
+    if row["result"]:
+        view.update(row["result"])
+    return view
+
+
+@router.get("/v1/answers/{answer_id}")
+async def get_answer(answer_id: str, svc: Svc) -> dict[str, Any]:
+    """The answer with its lineage, its scores with per-claim verdicts, and its feedback."""
+    data = await svc.answers.get(answer_id)
+    data["scores"] = _score_view(await svc.answers.score_row(answer_id))
+    data["feedback"] = (await svc.answers.feedback_for([answer_id])).get(answer_id, [])
+    return data
+
+
+class ReferenceIn(BaseModel):
+    reference: str = Field(min_length=1, description="The correct answer, written by a person.")
+
+
+def _check_length(what: str, text: str, svc: Services) -> None:
+    limit = svc.settings.scoring.max_text_chars
+    if len(text) > limit:
+        raise InvalidInput(f"{what} has {len(text)} characters; the limit is {limit}")
+
+
+@router.post("/v1/answers/{answer_id}/reference", status_code=202)
+async def attach_reference(answer_id: str, body: ReferenceIn, svc: Svc) -> dict[str, Any]:
+    """Attach a reference answer (enables context recall) and rescore in the worker."""
+    if not body.reference.strip():
+        raise InvalidInput("reference is blank")
+    _check_length("reference", body.reference, svc)
+    await svc.answers.get(answer_id)
+    await request_scoring(svc, answer_id, body.reference.strip(), set_reference=True)
+    return {"answer_id": answer_id, "status": "pending"}
+
+
+@router.post("/v1/answers/{answer_id}/rescore", status_code=202)
+async def rescore(answer_id: str, svc: Svc) -> dict[str, Any]:
+    """Score again with the scorer configured now (e.g. after a judge LLM was configured)."""
+    await svc.answers.get(answer_id)
+    await request_scoring(svc, answer_id, set_reference=False)
+    return {"answer_id": answer_id, "status": "pending", "scorer": svc.scorer.name}
+
+
+class FeedbackIn(BaseModel):
+    rating: Literal["up", "down"]
+    comment: str | None = Field(default=None, max_length=4000)
+
+
+@router.post("/v1/answers/{answer_id}/feedback", status_code=201)
+async def add_feedback(answer_id: str, body: FeedbackIn, svc: Svc) -> dict[str, Any]:
+    return await svc.answers.add_feedback(answer_id, body.rating, body.comment)
+
+
+# ----- scoring any answer ----------------------------------------------------------------------------------------
+class EvaluateItem(BaseModel):
+    question: str = Field(min_length=1)
+    answer: str = Field(min_length=1)
+    contexts: list[str] = Field(min_length=1)
+    reference: str | None = None
+
+
+class EvaluateBatch(BaseModel):
+    items: list[EvaluateItem] = Field(min_length=1)
+
+
+class EvaluateBatchOut(BaseModel):
+    results: list[Scores]
+    means: dict[str, float | None]
+
+
+def _check_item(item: EvaluateItem, svc: Services, where: str) -> None:
+    cfg = svc.settings.scoring
+    if len(item.contexts) > cfg.max_contexts:
+        raise InvalidInput(f"{where}contexts has {len(item.contexts)} entries; the limit is {cfg.max_contexts}")
+    for name in ("question", "answer", "reference"):
+        value = getattr(item, name)
+        if value is not None:
+            _check_length(f"{where}{name}", value, svc)
+    for i, ctx in enumerate(item.contexts):
+        _check_length(f"{where}contexts[{i}]", ctx, svc)
+
+
+def _input(item: EvaluateItem) -> ScoreInput:
+    return ScoreInput(question=item.question, answer=item.answer, contexts=item.contexts, reference=item.reference)
+
+
+@router.post("/v1/evaluate", response_model=Scores | EvaluateBatchOut)
+async def evaluate(body: EvaluateItem | EvaluateBatch, svc: Svc) -> Scores | EvaluateBatchOut:
+    """Score an answer produced anywhere, synchronously, with the configured scorer. `{"items": [...]}` for a batch."""
+    if isinstance(body, EvaluateItem):
+        _check_item(body, svc, "")
+        return await svc.scorer.score(_input(body))
+    limit = svc.settings.scoring.evaluate_max_items
+    if len(body.items) > limit:
+        raise InvalidInput(f"the batch has {len(body.items)} items; the limit is {limit} (split it)")
+    for i, item in enumerate(body.items):
+        _check_item(item, svc, f"items[{i}].")
+    results = [await svc.scorer.score(_input(item)) for item in body.items]
+    means = {}
+    for m in METRICS:
+        values = [v for r in results if (v := r.value(m)) is not None]
+        means[m] = round(sum(values) / len(values), 4) if values else None
+    return EvaluateBatchOut(results=results, means=means)
+
+
+# ----- reports ---------------------------------------------------------------------------------------------------
+def _bound(value: str | None, name: str, *, end: bool) -> datetime | None:
+    """A date (whole day, inclusive) or an ISO timestamp; naive values are UTC."""
+    if not value:
+        return None
+    try:
+        if len(value) == 10:
+            day = date.fromisoformat(value)
+            return datetime.combine(day + timedelta(days=1 if end else 0), time.min, tzinfo=UTC)
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidInput(f"{name}={value!r} is not a date (2026-11-27) or an ISO timestamp") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+@router.get("/v1/reports/groundedness", response_model=None)
+async def groundedness_report(
+    svc: Svc,
+    collection: str | None = None,
+    since: str | None = Query(default=None, description="Date or ISO timestamp (inclusive)."),
+    until: str | None = Query(default=None, description="Date (inclusive) or ISO timestamp (exclusive)."),
+    prompt_version: str | None = None,
+    generator: str | None = None,
+    worst: int = Query(default=20, ge=1, le=500),
+    format: Literal["json", "csv"] = "json",
+) -> dict[str, Any] | Response:
+    start, end = _bound(since, "since", end=False), _bound(until, "until", end=True)
+    if start and end and start >= end:
+        raise InvalidInput("since must be before until")
+    if collection is not None:
+        await svc.catalog.filterable_fields([collection])  # 404 for an unknown collection
+    rows = await svc.answers.scored_answers(start, end, prompt_version, generator)
+    if collection is not None:
+        rows = [r for r in rows if collection in r["collections"]]
+    feedback = await svc.answers.feedback_for([r["id"] for r in rows])
+    if format == "csv":
+        return Response(
+            to_csv(rows, feedback),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": 'attachment; filename="groundedness.csv"'},
+        )
+    cfg = svc.settings.scoring
+    report = build_report(rows, feedback, {m: cfg.threshold(m) for m in METRICS}, worst)
+    filters = {"collection": collection, "since": since, "until": until}
+    return {"filters": {**filters, "prompt_version": prompt_version, "generator": generator}, **report}
+
+
+@router.get("/reports", response_class=HTMLResponse, include_in_schema=False)
+async def reports_page() -> HTMLResponse:
+    page = resources.files("rag.api").joinpath("static/reports.html").read_text(encoding="utf-8")
+    return HTMLResponse(page)

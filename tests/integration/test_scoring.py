@@ -1,0 +1,149 @@
+"""Per-answer groundedness scores through the real stack: worker job, reference, rescore, evaluate, feedback."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+
+import pytest
+
+from rag.types import Context, GeneratedAnswer
+from tests.integration.test_answers import ask, kb  # noqa: F401  (the fixture)
+
+
+async def wait_scored(client, answer_id: str, after: str | None = None, limit_s: float = 300.0) -> dict:
+    """Poll until the answer's score is done (and newer than `after`). The limit only guards against a hang."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + limit_s
+    while True:
+        data = (await client.get(f"/v1/answers/{answer_id}")).json()
+        scores = data["scores"]
+        if scores["status"] == "done" and (after is None or str(scores["scored_at"]) > after):
+            return data
+        assert loop.time() < deadline, f"answer {answer_id} was not scored: {scores}"
+        await asyncio.sleep(0.1)
+
+
+class MisquotingGenerator:
+    """Stands in for an LLM that misquotes its source: states a year the context does not contain."""
+
+    name = "misquoting"
+
+    async def generate(self, question: str, contexts: Sequence[Context], prompt: object) -> GeneratedAnswer:
+        return GeneratedAnswer(
+            text="The Golden Gate Bridge opened to traffic in 1952 [1]. "
+            "It is a suspension bridge in San Francisco [1].",
+            model="misquoting-test",
+        )
+
+    async def stream(self, question: str, contexts: Sequence[Context], prompt: object) -> AsyncIterator:
+        yield await self.generate(question, contexts, prompt)
+
+
+async def test_answer_gets_three_scores_and_recall_after_reference(client, kb):  # noqa: F811
+    out = await ask(client, question="When did the Golden Gate Bridge open?", collections=[kb])
+    assert not out["abstained"]
+    data = await wait_scored(client, out["answer_id"])
+    scores = data["scores"]
+    assert scores["scorer"] == "offline" and scores["scorer_version"]
+    assert scores["faithfulness"]["value"] == 1.0
+    assert 0.0 < scores["context_precision"]["value"] <= 1.0
+    assert scores["context_recall"]["value"] is None
+    assert "reference" in scores["context_recall"]["reason"]
+    claim = scores["claims"][0]
+    assert claim["supported"] is True and "1937" in claim["support"]
+    assert claim["chunk_id"] == data["contexts"][claim["context"] - 1]["chunk_id"]
+
+    resp = await client.post(
+        f"/v1/answers/{out['answer_id']}/reference", json={"reference": "The bridge opened to traffic in 1937."}
+    )
+    assert resp.status_code == 202, resp.text
+    rescored = await wait_scored(client, out["answer_id"], after=str(scores["scored_at"]))
+    assert rescored["scores"]["reference"] == "The bridge opened to traffic in 1937."
+    assert rescored["scores"]["context_recall"]["value"] == 1.0
+    assert rescored["scores"]["faithfulness"]["value"] == 1.0
+
+
+async def test_unfaithful_answer_scores_low_with_the_claim_marked(client, services, kb):  # noqa: F811
+    services.generators["misquoting"] = MisquotingGenerator()
+    try:
+        out = await ask(
+            client, question="When did the Golden Gate Bridge open?", collections=[kb], generator="misquoting"
+        )
+    finally:
+        del services.generators["misquoting"]
+    assert not out["abstained"] and "1952" in out["answer"]
+    scores = (await wait_scored(client, out["answer_id"]))["scores"]
+    assert scores["faithfulness"]["value"] == 0.5
+    by_claim = {c["claim"]: c for c in scores["claims"]}
+    wrong = next(c for text, c in by_claim.items() if "1952" in text)
+    assert wrong["supported"] is False and "1952" in wrong["reason"]
+    right = next(c for text, c in by_claim.items() if "suspension" in text)
+    assert right["supported"] is True
+
+
+async def test_abstention_scores_are_null_with_a_reason_never_zero(client, kb):  # noqa: F811
+    out = await ask(client, question="What is the airspeed velocity of an unladen swallow?", collections=[kb])
+    assert out["abstained"]
+    scores = (await wait_scored(client, out["answer_id"]))["scores"]
+    for metric in ("faithfulness", "context_precision", "context_recall"):
+        assert scores[metric]["value"] is None, scores
+        assert scores[metric]["reason"], scores
+
+
+async def test_rescore_scores_again(client, kb):  # noqa: F811
+    out = await ask(client, question="How tall is the Eiffel Tower?", collections=[kb])
+    first = (await wait_scored(client, out["answer_id"]))["scores"]
+    resp = await client.post(f"/v1/answers/{out['answer_id']}/rescore")
+    assert resp.status_code == 202 and resp.json()["scorer"] == "offline"
+    second = (await wait_scored(client, out["answer_id"], after=str(first["scored_at"])))["scores"]
+    assert second["faithfulness"] == first["faithfulness"]
+
+
+async def test_evaluate_single_and_batch(client):
+    context = "The Golden Gate Bridge opened to traffic in 1937. Its main span is 1,280 metres long."
+    good = {"question": "When did it open?", "answer": "The bridge opened to traffic in 1937.", "contexts": [context]}
+    bad = {**good, "answer": "The bridge opened to traffic in 1952."}
+    one = (await client.post("/v1/evaluate", json={**good, "reference": "The Golden Gate Bridge opened in 1937."})).json()
+    assert one["faithfulness"]["value"] == 1.0 and one["context_recall"]["value"] == 1.0
+    batch = await client.post("/v1/evaluate", json={"items": [good, bad]})
+    assert batch.status_code == 200, batch.text
+    results = batch.json()["results"]
+    assert results[0]["faithfulness"]["value"] == 1.0 and results[1]["faithfulness"]["value"] == 0.0
+    assert results[1]["claims"][0]["supported"] is False and "1952" in results[1]["claims"][0]["reason"]
+    assert results[0]["context_recall"]["value"] is None  # no reference: null, and the mean ignores it
+    assert batch.json()["means"]["faithfulness"] == 0.5 and batch.json()["means"]["context_recall"] is None
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"question": "q", "answer": "a", "contexts": []}, "contexts"),
+        ({"question": "q", "answer": "", "contexts": ["c"]}, "answer"),
+        ({"question": "q", "answer": "a", "contexts": ["c" * 20_001]}, "contexts[0] has 20001 characters"),
+        ({"question": "q", "answer": "a", "contexts": ["c"] * 51}, "the limit is 50"),
+        ({"items": [{"question": "q", "answer": "a", "contexts": ["c"]}] * 51}, "split it"),
+        ({"items": []}, "items"),
+    ],
+)
+async def test_evaluate_rejects_bad_input(client, body, message):
+    resp = await client.post("/v1/evaluate", json=body)
+    assert resp.status_code == 422, resp.text
+    assert message in resp.json()["error"]
+    assert (await client.get("/healthz")).status_code == 200
+
+
+async def test_feedback_and_bad_requests(client, kb):  # noqa: F811
+    out = await ask(client, question="When did the Golden Gate Bridge open?", collections=[kb])
+    resp = await client.post(f"/v1/answers/{out['answer_id']}/feedback", json={"rating": "down", "comment": "vague"})
+    assert resp.status_code == 201, resp.text
+    stored = (await client.get(f"/v1/answers/{out['answer_id']}")).json()
+    assert [(f["rating"], f["comment"]) for f in stored["feedback"]] == [("down", "vague")]
+
+    assert (await client.post(f"/v1/answers/{out['answer_id']}/feedback", json={"rating": "meh"})).status_code == 422
+    for path, body in (("feedback", {"rating": "up"}), ("reference", {"reference": "x"}), ("rescore", None)):
+        resp = await client.post(f"/v1/answers/nope/{path}", json=body)
+        assert resp.status_code == 404 and "nope" in resp.json()["error"]
+    resp = await client.post(f"/v1/answers/{out['answer_id']}/reference", json={"reference": "   "})
+    assert resp.status_code == 422 and "blank" in resp.json()["error"]
+    assert (await client.get("/healthz")).status_code == 200
