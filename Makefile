@@ -23,6 +23,8 @@ run: install
 	$(VENV)/bin/rag serve --host $(HOST) --port $(PORT)
 
 test: install
+	# The analyst page is tested in a real headless Chromium (Debian's package; needs root on a fresh machine).
+	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/pytest
 

@@ -44,12 +44,14 @@ async def request_scoring(svc: Services, answer_id: str, reference: str | None =
     await enqueue_scoring(svc, answer_id)
 
 
-async def score_stored_answer(svc: Services, answer_id: str) -> Scores:
+async def score_stored_answer(svc: Services, answer_id: str) -> Scores | None:
+    """None when no score was requested for this answer (nothing to do)."""
     answer = await svc.answers.get(answer_id)
     row = await svc.answers.score_row(answer_id)
-    reference = row["reference"] if row else None
-    result = with_chunk_ids(await svc.scorer.score(score_input(answer, reference)), answer["contexts"])
-    await svc.answers.save_scores(answer_id, result)
+    if row is None:
+        return None
+    result = with_chunk_ids(await svc.scorer.score(score_input(answer, row["reference"])), answer["contexts"])
+    await svc.answers.save_scores(answer_id, result, row["requests"])
     return result
 
 

@@ -57,6 +57,8 @@ scores = sa.Table(
     sa.Column("answer_id", sa.String(36), primary_key=True),
     # pending: a score_answer job is owed; done: scored (metrics may still be null, with their reasons).
     sa.Column("status", sa.String(16), nullable=False, index=True),
+    # Bumped by every request: a job only marks the score done if no newer request came in while it ran.
+    sa.Column("requests", sa.Integer, nullable=False, default=1),
     sa.Column("reference", sa.Text, nullable=True),
     sa.Column("scorer", sa.String(64), nullable=True),
     sa.Column("scorer_version", sa.String(64), nullable=True),
@@ -94,7 +96,9 @@ class AnswerStore:
             await conn.execute(answers.insert().values(**{**record, "id": answer_id, "created_at": now()}))
             if score:
                 await conn.execute(
-                    scores.insert().values(answer_id=answer_id, status=SCORE_STATUS_PENDING, requested_at=now())
+                    scores.insert().values(
+                        answer_id=answer_id, status=SCORE_STATUS_PENDING, requests=1, requested_at=now()
+                    )
                 )
         return answer_id
 
@@ -113,13 +117,16 @@ class AnswerStore:
         if set_reference:
             values["reference"] = reference
         async with self._engine.begin() as conn:
-            done = await conn.execute(scores.update().where(scores.c.answer_id == answer_id).values(**values))
+            done = await conn.execute(
+                scores.update().where(scores.c.answer_id == answer_id).values(**values, requests=scores.c.requests + 1)
+            )
             if done.rowcount == 0:
-                await conn.execute(scores.insert().values(answer_id=answer_id, **values))
+                await conn.execute(scores.insert().values(answer_id=answer_id, requests=1, **values))
 
-    async def save_scores(self, answer_id: str, result: Scores) -> None:
+    async def save_scores(self, answer_id: str, result: Scores, requests: int) -> None:
+        """`requests`: the counter the job read before scoring; a newer request keeps the score pending."""
         row = {
-            "status": SCORE_STATUS_DONE,
+            "status": sa.case((scores.c.requests == requests, SCORE_STATUS_DONE), else_=scores.c.status),
             "scorer": result.scorer,
             "scorer_version": result.scorer_version,
             **{m: result.value(m) for m in METRICS},

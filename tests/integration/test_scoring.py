@@ -29,12 +29,13 @@ class MisquotingGenerator:
 
     name = "misquoting"
 
-    async def generate(self, question: str, contexts: Sequence[Context], prompt: object) -> GeneratedAnswer:
-        return GeneratedAnswer(
-            text="The Golden Gate Bridge opened to traffic in 1952 [1]. "
-            "It is a suspension bridge in San Francisco [1].",
-            model="misquoting-test",
+    def __init__(self, text: str | None = None) -> None:
+        self.text = text or (
+            "The Golden Gate Bridge opened to traffic in 1952 [1]. It is a suspension bridge in San Francisco [1]."
         )
+
+    async def generate(self, question: str, contexts: Sequence[Context], prompt: object) -> GeneratedAnswer:
+        return GeneratedAnswer(text=self.text, model="misquoting-test")
 
     async def stream(self, question: str, contexts: Sequence[Context], prompt: object) -> AsyncIterator:
         yield await self.generate(question, contexts, prompt)
@@ -104,7 +105,9 @@ async def test_evaluate_single_and_batch(client):
     context = "The Golden Gate Bridge opened to traffic in 1937. Its main span is 1,280 metres long."
     good = {"question": "When did it open?", "answer": "The bridge opened to traffic in 1937.", "contexts": [context]}
     bad = {**good, "answer": "The bridge opened to traffic in 1952."}
-    one = (await client.post("/v1/evaluate", json={**good, "reference": "The Golden Gate Bridge opened in 1937."})).json()
+    one = (
+        await client.post("/v1/evaluate", json={**good, "reference": "The Golden Gate Bridge opened in 1937."})
+    ).json()
     assert one["faithfulness"]["value"] == 1.0 and one["context_recall"]["value"] == 1.0
     batch = await client.post("/v1/evaluate", json={"items": [good, bad]})
     assert batch.status_code == 200, batch.text
@@ -147,3 +150,88 @@ async def test_feedback_and_bad_requests(client, kb):  # noqa: F811
     resp = await client.post(f"/v1/answers/{out['answer_id']}/reference", json={"reference": "   "})
     assert resp.status_code == 422 and "blank" in resp.json()["error"]
     assert (await client.get("/healthz")).status_code == 200
+
+
+async def test_report_aggregates_the_collections_answers(client, services, kb):  # noqa: F811
+    wrong = "The Golden Gate Bridge opened to traffic in 1952 [1]. Its main span is 2,000 metres long [1]."
+    services.generators["misquoting"] = MisquotingGenerator(wrong)
+    try:
+        questions = [
+            ("When did the Golden Gate Bridge open?", None),
+            ("How tall is the Eiffel Tower?", None),
+            ("What is the airspeed velocity of an unladen swallow?", None),
+            ("When did the Golden Gate Bridge open?", "misquoting"),
+        ]
+        outs = [await ask(client, question=q, collections=[kb], generator=g) for q, g in questions]
+    finally:
+        del services.generators["misquoting"]
+    answers = [await wait_scored(client, o["answer_id"]) for o in outs]
+    await client.post(f"/v1/answers/{outs[3]['answer_id']}/feedback", json={"rating": "down", "comment": "wrong year"})
+    await client.post(f"/v1/answers/{outs[0]['answer_id']}/feedback", json={"rating": "up"})
+
+    resp = await client.get("/v1/reports/groundedness", params={"collection": kb})
+    assert resp.status_code == 200, resp.text
+    report = resp.json()
+    assert report["count"] == 4 and report["scored"] == 4 and report["abstained"] == 1
+    assert report["abstention_rate"] == 0.25
+    faith = [a["scores"]["faithfulness"]["value"] for a in answers]
+    known = [v for v in faith if v is not None]
+    assert len(known) == 3  # the abstention's null is not counted, and does not turn the mean into 0 or NaN
+    summary = report["metrics"]["faithfulness"]
+    assert summary["count"] == 3 and summary["mean"] == pytest.approx(sum(known) / 3, abs=1e-4)
+    assert summary["below_threshold"] == sum(v < 0.5 for v in known)
+    assert sum(b["count"] for b in summary["histogram"]) == 3
+    assert sum(summary["nulls"].values()) == 1 and "abstained" in next(iter(summary["nulls"]))
+    assert report["metrics"]["context_recall"]["count"] == 0 and report["metrics"]["context_recall"]["mean"] is None
+
+    worst = report["worst_answers"][0]
+    assert worst["answer_id"] == outs[3]["answer_id"] and worst["faithfulness"] == 0.0
+    assert [c["claim"] for c in worst["unsupported_claims"]] == [
+        "The Golden Gate Bridge opened to traffic in 1952.",
+        "Its main span is 2,000 metres long.",
+    ]
+    assert worst["feedback"] == {"up": 0, "down": 1, "comments": ["wrong year"]}
+    assert report["documents_in_low_faithfulness_answers"] == [
+        {"document_id": outs[3]["citations"][0]["document_id"], "filename": "bridge", "answers": 1}
+    ]
+    generators = {g["generator"]: g for g in report["by_generator"]}
+    assert generators["misquoting"]["count"] == 1 and generators["misquoting"]["faithfulness"] == 0.0
+    assert generators["extractive"]["count"] == 3 and generators["extractive"]["abstention_rate"] == pytest.approx(
+        1 / 3, abs=1e-4
+    )
+    assert [p["count"] for p in report["by_prompt_version"]] == [4]
+    assert report["feedback"]["up"] == 1 and report["feedback"]["down"] == 1
+    assert report["feedback"]["faithfulness_when_down"] == 0.0
+    assert sum(day["count"] for day in report["trend"]) == 4
+
+    csv_resp = await client.get("/v1/reports/groundedness", params={"collection": kb, "format": "csv"})
+    assert csv_resp.status_code == 200 and csv_resp.headers["content-type"].startswith("text/csv")
+    import csv
+    import io
+
+    rows = list(csv.DictReader(io.StringIO(csv_resp.text)))
+    assert len(rows) == 4
+    by_id = {r["answer_id"]: r for r in rows}
+    assert by_id[outs[2]["answer_id"]]["faithfulness"] == ""  # null stays empty, never 0
+    assert by_id[outs[3]["answer_id"]]["feedback_down"] == "1"
+
+    tomorrow = await client.get("/v1/reports/groundedness", params={"collection": kb, "since": "2999-01-01"})
+    assert tomorrow.json()["count"] == 0 and tomorrow.json()["metrics"]["faithfulness"]["mean"] is None
+    only = await client.get("/v1/reports/groundedness", params={"collection": kb, "generator": "misquoting"})
+    assert only.json()["count"] == 1
+
+
+@pytest.mark.parametrize(
+    ("params", "status", "message"),
+    [
+        ({"since": "yesterday"}, 422, "not a date"),
+        ({"since": "2026-02-01", "until": "2026-01-01"}, 422, "before until"),
+        ({"collection": "no-such-collection"}, 404, "no-such-collection"),
+        ({"format": "xml"}, 422, "format"),
+        ({"worst": 0}, 422, "worst"),
+    ],
+)
+async def test_report_rejects_bad_filters(client, params, status, message):
+    resp = await client.get("/v1/reports/groundedness", params=params)
+    assert resp.status_code == status, resp.text
+    assert message in resp.json()["error"]

@@ -1,0 +1,365 @@
+"""The analysts' page /reports, rendered by a real headless Chromium against a real `rag serve` subprocess.
+
+The service runs embedded (API + worker + Valkey + SQLite + Qdrant Edge + MiniLM) and scores every answer in its
+worker with the offline scorer. Answers come from the extractive generator, plus one from the "llm" generator
+pointed at a canned OpenAI-compatible stub on 127.0.0.1: the stub answer mixes a claim the documents support with
+two they do not, so the page has unsupported claims to show.
+
+Chromium is a system package (`apt-get install -y chromium`); a missing one fails the test, it does not skip it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
+import pytest
+from bs4 import BeautifulSoup
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[2]
+RAG = REPO / ".venv" / "bin" / "rag"
+SCREENSHOT_COPY = Path("/tmp/reports.png")
+HANG_GUARD_S = 600  # only against a hang; nothing here asserts speed
+
+RECORDS = [
+    {
+        "id": "bridge",
+        "title": "Golden Gate Bridge",
+        "text": "The Golden Gate Bridge is a suspension bridge in San Francisco. It opened to traffic in 1937. "
+        "Its main span is 1,280 metres long. The bridge is painted in a colour called International Orange.",
+    },
+    {
+        "id": "tower",
+        "title": "Eiffel Tower",
+        "text": "The Eiffel Tower is a wrought-iron lattice tower in Paris. It was completed in 1889 for the World's "
+        "Fair. Gustave Eiffel's company designed and built it. It is 330 metres tall.",
+    },
+    {
+        "id": "bread",
+        "title": "Sourdough",
+        "text": "Sourdough bread is leavened by wild yeast and lactic acid bacteria. The starter is fed flour and "
+        "water daily. A long fermentation gives the bread its sour taste.",
+    },
+]
+SUPPORTED_CLAIM = "The Golden Gate Bridge opened to traffic in 1937"
+INVENTED_CLAIMS = [
+    "In 2019 it was repainted with 4,000 litres of chocolate",
+    "Napoleon Bonaparte drove the first car across it",
+]
+STUB_ANSWER = f"{SUPPORTED_CLAIM} [1]. {INVENTED_CLAIMS[0]} [1]. {INVENTED_CLAIMS[1]} [1]."
+HOSTILE_COMMENT = "<b>made up</b> & <script>alert(1)</script>"
+
+pytestmark = pytest.mark.slow
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# ----- a canned OpenAI-compatible endpoint --------------------------------------------------------------------------
+class _StubLLM(BaseHTTPRequestHandler):
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        body = json.dumps(
+            {
+                "id": "chatcmpl-stub",
+                "object": "chat.completion",
+                "created": 0,
+                "model": "stub-llm",
+                "choices": [
+                    {"index": 0, "message": {"role": "assistant", "content": STUB_ANSWER}, "finish_reason": "stop"}
+                ],
+                "usage": {"prompt_tokens": 100, "completion_tokens": 30, "total_tokens": 130},
+            }
+        ).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def stub_llm() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _StubLLM)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+    server.shutdown()
+    server.server_close()
+
+
+# ----- the service and its data -------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def chromium() -> str:
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if path is None:
+        pytest.fail("chromium is not installed; as root: apt-get update && apt-get install -y chromium")
+    return path
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory, stub_llm: str) -> Iterator[str]:
+    """`rag serve` on a free loopback port, with its own data directory; yields its base URL."""
+    work = tmp_path_factory.mktemp("reports")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {
+        **os.environ,
+        "RAG_DATA_DIR": str(work / "data"),
+        "RAG_LOG_LEVEL": "warning",
+        "RAG_LLM__BASE_URL": stub_llm,
+        "RAG_LLM__MODEL": "stub-llm",
+        "RAG_LLM__MAX_RETRIES": "0",
+    }
+    log_path = work / "service.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [str(RAG), "serve", "--host", "127.0.0.1", "--port", str(port)], env=env, stdout=log, stderr=log
+        )
+    try:
+        deadline = time.monotonic() + HANG_GUARD_S
+        while True:
+            assert proc.poll() is None, f"rag serve exited at start:\n{log_path.read_text()[-3000:]}"
+            try:
+                if httpx.get(url + "/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "rag serve did not become healthy"
+            time.sleep(0.2)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(30)
+
+
+def ask(http: httpx.Client, question: str, generator: str) -> dict:
+    resp = http.post("/v1/query", json={"question": question, "collections": ["reports"], "generator": generator})
+    assert resp.status_code == 200, resp.text
+    return resp.json()
+
+
+def wait_scored(http: httpx.Client, answer_id: str, scored_after: str | None = None) -> dict:
+    """Poll until the worker has scored the answer (after `scored_after`, when rescoring)."""
+    deadline = time.monotonic() + HANG_GUARD_S
+    while True:
+        answer = http.get(f"/v1/answers/{answer_id}").json()
+        scores = answer["scores"]
+        if scores["status"] == "done" and (scored_after is None or scores["scored_at"] > scored_after):
+            return answer
+        assert time.monotonic() < deadline, f"answer {answer_id} was never scored: {scores}"
+        time.sleep(0.2)
+
+
+@pytest.fixture(scope="module")
+def answers(service: str) -> dict[str, dict]:
+    """Ingest three documents, ask four questions, give feedback and a reference; wait until all are scored."""
+    with httpx.Client(base_url=service, timeout=120) as http:
+        assert http.post("/v1/collections", json={"name": "reports"}).status_code == 201
+        body = "\n".join(json.dumps(r) for r in RECORDS)
+        job = http.post("/v1/collections/reports/documents/import", content=body).json()
+        deadline = time.monotonic() + HANG_GUARD_S
+        while (state := http.get(f"/v1/jobs/{job['job_id']}").json())["status"] not in ("succeeded", "failed"):
+            assert time.monotonic() < deadline, state
+            time.sleep(0.2)
+        assert state["status"] == "succeeded", state
+
+        out = {
+            "bridge": ask(http, "When did the Golden Gate Bridge open?", "extractive"),
+            "tower": ask(http, "How tall is the Eiffel Tower?", "extractive"),
+            "invented": ask(http, "What happened to the Golden Gate Bridge after it opened?", "llm"),
+            "abstained": ask(http, "Who won the 1998 football world cup final?", "extractive"),
+        }
+        assert [v["abstained"] for v in out.values()] == [False, False, False, True], out
+        ids = {k: v["answer_id"] for k, v in out.items()}
+        scored = {k: wait_scored(http, answer_id) for k, answer_id in ids.items()}
+        for rating, key, comment in (("up", "bridge", None), ("down", "invented", HOSTILE_COMMENT)):
+            resp = http.post(f"/v1/answers/{ids[key]}/feedback", json={"rating": rating, "comment": comment})
+            assert resp.status_code == 201, resp.text
+        # A reference makes context recall computable for this one answer; the worker scores it again.
+        resp = http.post(f"/v1/answers/{ids['bridge']}/reference", json={"reference": "It opened in 1937."})
+        assert resp.status_code == 202, resp.text
+        scored["bridge"] = wait_scored(http, ids["bridge"], scored_after=scored["bridge"]["scores"]["scored_at"])
+        scored["invented"] = http.get(f"/v1/answers/{ids['invented']}").json()  # now with its feedback
+        return scored
+
+
+@pytest.fixture(scope="module")
+def report(service: str, answers: dict[str, dict]) -> dict:
+    resp = httpx.get(service + "/v1/reports/groundedness", timeout=60)
+    assert resp.status_code == 200, resp.text
+    return resp.json()
+
+
+# ----- Chromium -----------------------------------------------------------------------------------------------------
+def run_chromium(chromium: str, *args: str) -> str:
+    """Headless Chromium with a throwaway profile and no background traffic; returns its stdout."""
+    with tempfile.TemporaryDirectory(prefix="chromium-") as profile:
+        cmd = [
+            chromium,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={profile}",
+            "--virtual-time-budget=10000",
+            *args,
+        ]
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=HANG_GUARD_S)
+    assert done.returncode == 0, f"chromium failed ({done.returncode}):\n{done.stderr[-3000:]}"
+    return done.stdout
+
+
+def rendered(chromium: str, url: str) -> BeautifulSoup:
+    return BeautifulSoup(run_chromium(chromium, "--dump-dom", url), "html.parser")
+
+
+def text(node) -> str:  # type: ignore[no-untyped-def]
+    return " ".join(node.get_text(" ").split())
+
+
+# ----- the tests ----------------------------------------------------------------------------------------------------
+def test_report_page_renders_summary_charts_and_tables(chromium: str, service: str, answers: dict, report: dict):
+    assert report["count"] == 4 and report["scored"] == 4 and report["pending"] == 0, report
+    dom = rendered(chromium, service + "/reports")
+
+    assert dom.find(id="error").has_attr("hidden"), text(dom.find(id="error"))
+    assert dom.find(id="report")["data-state"] == "ready"
+
+    tiles = {t["data-testid"]: text(t.find(class_="value")) for t in dom.select("#summary .tile")}
+    assert tiles["tile-count"] == "4" and tiles["tile-scored"] == "4" and tiles["tile-pending"] == "0"
+    assert tiles["tile-abstention"] == "25.0%"
+    assert tiles["tile-feedback"] == "1 up / 1 down"
+    for metric in ("faithfulness", "context_precision", "context_recall"):
+        summary = report["metrics"][metric]
+        assert float(tiles[f"tile-{metric}"]) == pytest.approx(summary["mean"], abs=5e-4)
+        below = text(dom.find(attrs={"data-testid": f"below-{metric}"}))
+        assert below.startswith(f"{summary['below_threshold']} below {summary['threshold']}"), below
+    # Null scores are explained, never counted as 0.
+    assert "the service abstained" in text(dom.find(attrs={"data-testid": "nulls-faithfulness"}))
+    assert "no reference answer" in text(dom.find(attrs={"data-testid": "nulls-context_recall"}))
+
+    for metric in ("faithfulness", "context_precision", "context_recall"):
+        svg = dom.find("svg", id=f"hist-{metric}")
+        bars = svg.select("rect.bar")
+        assert len(bars) == 10
+        assert [int(b["data-count"]) for b in bars] == [b["count"] for b in report["metrics"][metric]["histogram"]]
+        assert int(svg["data-total"]) == report["metrics"][metric]["count"]
+    assert int(dom.find("svg", id="hist-context_recall")["data-total"]) == 1  # only the answer with a reference
+    trend = dom.find("svg", id="trend")
+    assert [int(r["data-count"]) for r in trend.select("rect.day")] == [4]
+    assert trend.select("circle.point.faithfulness")
+
+    rows = dom.select("#worst tbody tr.answer-row")
+    assert [r["data-answer-id"] for r in rows] == [a["answer_id"] for a in report["worst_answers"]]
+    by_id = {r["data-answer-id"]: r for r in rows}
+    assert set(by_id) == {answers[k]["id"] for k in ("bridge", "tower", "invented")}  # abstention: no faithfulness
+    worst = rows[0]
+    assert worst["data-answer-id"] == answers["invented"]["id"]
+    assert "What happened to the Golden Gate Bridge" in text(worst.find(class_="question"))
+    assert worst.find("a")["href"] == f"#answer={answers['invented']['id']}"
+    unsupported = text(worst.find(class_="unsupported"))
+    assert all(claim in unsupported for claim in INVENTED_CLAIMS) and SUPPORTED_CLAIM not in unsupported
+    assert text(worst.find(class_="feedback")) == "0 up / 1 down"
+    assert "When did the Golden Gate Bridge open?" in text(by_id[answers["bridge"]["id"]])
+    assert "How tall is the Eiffel Tower?" in text(by_id[answers["tower"]["id"]])
+    # No reference, no recall: a dash that says why, not a 0.
+    recall = by_id[answers["tower"]["id"]].find("td", attrs={"data-metric": "context_recall"})
+    assert recall["data-null"] == "true" and text(recall) == "—"
+    assert "no reference answer" in recall.find(class_="null")["title"]
+
+    generators = {r["data-key"] for r in dom.select("#by-generator tbody tr")}
+    assert generators == {"extractive", "openai:stub-llm"}
+    assert len(dom.select("#by-prompt-version tbody tr")) == len(report["by_prompt_version"])
+    docs = [r["data-document-id"] for r in dom.select("#low-faith-docs tbody tr")]
+    assert docs == [d["document_id"] for d in report["documents_in_low_faithfulness_answers"]] and docs
+    assert "bridge" in text(dom.find(id="low-faith-docs"))
+
+    assert dom.find(id="csv-link")["href"] == "/v1/reports/groundedness?format=csv"
+
+
+def test_drilldown_marks_each_claim(chromium: str, service: str, answers: dict):
+    answer = answers["invented"]
+    dom = rendered(chromium, f"{service}/reports#answer={answer['id']}")
+
+    drill = dom.find(id="drilldown")
+    assert drill["data-state"] == "ready" and not drill.has_attr("hidden")
+    assert text(drill.find(id="dd-question")) == "What happened to the Golden Gate Bridge after it opened?"
+    assert text(drill.find(id="dd-answer")) == STUB_ANSWER
+    assert drill.find(id="dd-status")["data-status"] == "done"
+
+    supported = [text(li) for li in drill.select("#dd-claims li.claim.supported")]
+    unsupported = [text(li) for li in drill.select("#dd-claims li.claim.unsupported")]
+    assert len(supported) == 1 and SUPPORTED_CLAIM in supported[0] and "context [1]" in supported[0]
+    assert len(unsupported) == 2
+    for claim, shown in zip(INVENTED_CLAIMS, unsupported, strict=True):
+        assert claim in shown
+    reasons = [c["reason"] for c in answer["scores"]["claims"] if c["supported"] is False]
+    assert all(reason and reason in " ".join(unsupported) for reason in reasons)
+
+    contexts = drill.select("#dd-contexts li")
+    assert [int(li["data-n"]) for li in contexts] == [c["n"] for c in answer["contexts"]]
+    assert "bridge" in text(contexts[0]) and "It opened to traffic in 1937" in text(contexts[0])
+    assert "None. Attach one" in text(drill.find(id="dd-reference"))
+
+    # The hostile comment is shown as text: no element was made from it.
+    feedback = drill.find(id="dd-feedback")
+    assert HOSTILE_COMMENT in feedback.get_text()
+    assert feedback.find("b") is None and feedback.find("script") is None
+
+
+def test_drilldown_of_an_abstention_explains_the_null_scores(chromium: str, service: str, answers: dict):
+    dom = rendered(chromium, f"{service}/reports#answer={answers['abstained']['id']}")
+    scores = dom.find(id="dd-scores")
+    faith = scores.find(attrs={"data-metric": "faithfulness"})
+    assert faith.find(attrs={"data-null": "true"}) is not None
+    assert "the service abstained" in text(faith) and "0.000" not in text(faith)
+    assert dom.find(id="dd-abstained")["data-abstained"] == "true"
+
+
+def test_api_error_is_shown(chromium: str, service: str, answers: dict):
+    dom = rendered(chromium, service + "/reports?since=last-tuesday")
+    error = dom.find(id="error")
+    assert not error.has_attr("hidden")
+    assert "since='last-tuesday' is not a date" in text(error)
+    assert dom.find(id="report")["data-state"] == "error"
+
+
+def test_screenshot_is_not_blank(chromium: str, service: str, answers: dict, tmp_path: Path):
+    png = tmp_path / "reports.png"
+    run_chromium(chromium, f"--screenshot={png}", "--window-size=1280,1600", service + "/reports")
+    assert png.is_file(), "chromium wrote no screenshot"
+    shutil.copyfile(png, SCREENSHOT_COPY)
+    with Image.open(png) as image:
+        assert image.size == (1280, 1600)
+        colours = image.convert("RGB").getcolors(maxcolors=1_000_000)
+    assert colours is not None
+    # Text, tiles, bars in three metric colours, lines: a rendered page has many colours; a blank one has one.
+    assert len(colours) > 50, f"{len(colours)} colours: is the page blank?"
+    most_common_share = max(count for count, _ in colours) / (1280 * 1600)
+    assert most_common_share < 0.9, f"one colour covers {most_common_share:.0%} of the screenshot"

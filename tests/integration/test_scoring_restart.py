@@ -1,0 +1,65 @@
+"""Owed scores survive the worker: a service killed while its score jobs wait scores them after a restart."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import SHARED
+from tests.integration.test_answers import RECORDS
+from tests.integration.test_worker_killed import ServiceProcess, free_port
+
+QUESTIONS = ["When did the Golden Gate Bridge open?", "How tall is the Eiffel Tower?", "What leavens sourdough?"]
+
+
+def wait_job_sync(url: str, job_id: str, until: tuple[str, ...]) -> dict:
+    deadline = time.monotonic() + 600  # a hang guard, not a speed claim
+    while (job := httpx.get(f"{url}/v1/jobs/{job_id}").json())["status"] not in until:
+        assert time.monotonic() < deadline, job
+        time.sleep(0.05)
+    return job
+
+
+@pytest.mark.slow
+def test_owed_scores_are_scored_after_a_kill_and_restart(tmp_path: Path) -> None:
+    # One job at a time: a long import holds the worker, so the score jobs are still queued when the kill comes.
+    svc = ServiceProcess(tmp_path / "data", free_port(), env={"RAG_INGESTION__WORKER_CONCURRENCY": "1"})
+    svc.start()
+    try:
+        httpx.post(svc.url + "/v1/collections", json={"name": "kb"}).raise_for_status()
+        body = "\n".join(json.dumps(r) for r in RECORDS)
+        job = httpx.post(svc.url + "/v1/collections/kb/documents/import", content=body, timeout=60).json()
+        assert wait_job_sync(svc.url, job["job_id"], ("succeeded", "failed"))["status"] == "succeeded"
+
+        with (SHARED / "scifact" / "corpus.jsonl").open() as fh:
+            rows = [json.loads(next(fh)) for _ in range(150)]
+        big = "\n".join(json.dumps({"id": r["_id"], "title": r["title"], "text": r["text"]}) for r in rows)
+        httpx.post(svc.url + "/v1/collections", json={"name": "big"}).raise_for_status()
+        blocker = httpx.post(svc.url + "/v1/collections/big/documents/import", content=big, timeout=60).json()
+        wait_job_sync(svc.url, blocker["job_id"], ("running", "succeeded", "failed"))
+
+        answer_ids = []
+        for q in QUESTIONS:
+            resp = httpx.post(svc.url + "/v1/query", json={"question": q, "collections": ["kb"]}, timeout=120)
+            assert resp.status_code == 200, resp.text
+            answer_ids.append(resp.json()["answer_id"])
+        statuses = [httpx.get(f"{svc.url}/v1/answers/{a}").json()["scores"]["status"] for a in answer_ids]
+        running = httpx.get(f"{svc.url}/v1/jobs/{blocker['job_id']}").json()["status"]
+        assert running == "running" and statuses == ["pending"] * 3, (running, statuses)
+        svc.kill()  # the embedded Valkey, and the queued score jobs in it, die with the service
+
+        svc.start()
+        deadline = time.monotonic() + 900
+        for answer_id in answer_ids:
+            while (data := httpx.get(f"{svc.url}/v1/answers/{answer_id}").json())["scores"]["status"] != "done":
+                assert time.monotonic() < deadline, data["scores"]
+                time.sleep(0.2)
+            assert data["scores"]["scorer"] == "offline"
+            assert data["scores"]["faithfulness"]["value"] is not None or data["abstained"], data["scores"]
+            assert data["scores"]["error"] is None
+    finally:
+        svc.stop()
