@@ -27,6 +27,9 @@ def test_embedded_database_lives_in_the_data_dir(tmp_path):
         ("RAG_REDIS__URL", "http://localhost", "RAG_REDIS__URL"),
         ("RAG_PORT", "70000", "RAG_PORT"),
         ("RAG_INGESTION__MAX_UPLOAD_BYTES", "lots", "RAG_INGESTION__MAX_UPLOAD_BYTES"),
+        ("RAG_SCORING__JUDGE_BASE_URL", "localhost:8080", "RAG_SCORING__JUDGE_BASE_URL"),
+        ("RAG_SCORING__LOW_FAITHFULNESS", "1.5", "RAG_SCORING__LOW_FAITHFULNESS"),
+        ("RAG_SCORING__EVALUATE_MAX_ITEMS", "0", "RAG_SCORING__EVALUATE_MAX_ITEMS"),
     ],
 )
 def test_invalid_settings_name_the_variable(monkeypatch, env, value, expected):
