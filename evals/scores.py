@@ -7,9 +7,10 @@ A metric that cannot be computed (no reference for recall, an abstention, a judg
 
 from __future__ import annotations
 
+import re
 from typing import Protocol
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 METRICS = ("faithfulness", "context_precision", "context_recall")
 
@@ -46,12 +47,21 @@ class Scores(BaseModel):
         return m.value
 
 
+_MARKERS = re.compile(r"\s*\[\d+(?:\s*,\s*\d+)*\]")
+
+
 class ScoreInput(BaseModel):
     question: str
     answer: str
     contexts: list[str]
     reference: str | None = None
     abstained: bool = False
+
+    @field_validator("answer")
+    @classmethod
+    def _without_markers(cls, v: str) -> str:
+        # "[2]" is a citation, not a claim: a judge would look for the number 2 in the contexts.
+        return _MARKERS.sub("", v)
 
 
 class Scorer(Protocol):

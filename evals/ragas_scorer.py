@@ -1,0 +1,206 @@
+"""The ragas scorer: ragas' LLM-judged metrics, with a judge on any OpenAI-compatible endpoint.
+
+- faithfulness: ragas `Faithfulness` (the judge splits the answer into statements, then gives each a 0/1 verdict
+  against the joined contexts); the statements and verdicts are returned as `claims`;
+- context precision: ragas `ContextPrecisionWithoutReference` (each context judged useful or not for the answer,
+  then average precision over the ranks);
+- context recall: ragas `ContextRecall` (share of the reference's statements the contexts support); needs a
+  reference.
+
+Each metric is computed on its own: one that fails (judge down, timeout, HTTP error, output that does not parse,
+a score outside [0, 1]) is null with the reason, and the others still count. They run one after another, not
+concurrently: a local judge (llama.cpp) serves one request at a time, and queued requests would eat the timeout.
+
+ragas and the `openai` SDK are imported on the first score, not at import time (ragas pulls in langchain and takes
+seconds). `enforce_offline()` runs first: ragas reads RAGAS_DO_NOT_TRACK once and otherwise posts usage events.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from importlib.metadata import version as package_version
+from typing import TYPE_CHECKING
+
+from evals.scores import ClaimOut, Metric, ScoreInput, Scores, abstention_scores
+from rag.privacy import enforce_offline
+from rag.protocols import Embedder
+
+if TYPE_CHECKING:
+    from ragas.metrics.collections import ContextPrecisionWithoutReference, ContextRecall, Faithfulness
+
+logger = logging.getLogger(__name__)
+
+# Sent when no key is configured: local servers ignore it, and the SDK would otherwise read OPENAI_API_KEY.
+_NO_KEY = "no-key"
+_MAX_ERROR_TEXT = 200
+
+
+@dataclass(frozen=True)
+class _Metrics:
+    faithfulness: Faithfulness
+    precision: ContextPrecisionWithoutReference
+    recall: ContextRecall
+
+
+class RagasScorer:
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        model: str,
+        api_key: str | None = None,
+        timeout_seconds: float = 60.0,
+        embedder: Embedder | None = None,
+        max_retries: int = 1,
+        max_tokens: int = 1024,
+    ) -> None:
+        """`timeout_seconds` bounds each judge request; `max_retries` applies to both HTTP failures (the SDK) and
+        replies that do not parse (instructor re-asks); `max_tokens` caps each judge reply (ragas' default).
+        `embedder` is unused: these metrics need no embeddings."""
+        if timeout_seconds <= 0:
+            raise ValueError("timeout_seconds must be > 0")
+        if max_retries < 0:
+            raise ValueError("max_retries must be >= 0")
+        if max_tokens < 1:
+            raise ValueError("max_tokens must be >= 1")
+        self.base_url = base_url.rstrip("/")
+        self.model = model
+        self.timeout_seconds = timeout_seconds
+        self.max_retries = max_retries
+        self.max_tokens = max_tokens
+        self._api_key = api_key
+        self._version = f"ragas-{package_version('ragas')}-{model}"
+        self._metrics: _Metrics | None = None
+
+    @property
+    def name(self) -> str:
+        return "ragas"
+
+    @property
+    def version(self) -> str:
+        return self._version
+
+    def _get_metrics(self) -> _Metrics:
+        if self._metrics is None:
+            enforce_offline()
+            from openai import AsyncOpenAI
+            from ragas._analytics import do_not_track
+            from ragas.llms import llm_factory
+            from ragas.metrics.collections import ContextPrecisionWithoutReference, ContextRecall, Faithfulness
+
+            if not do_not_track():  # cached by ragas: something imported and used it before enforce_offline()
+                raise RuntimeError("ragas telemetry is on; call rag.privacy.enforce_offline() before importing ragas")
+            client = AsyncOpenAI(
+                base_url=self.base_url,
+                api_key=self._api_key or _NO_KEY,
+                timeout=self.timeout_seconds,
+                max_retries=self.max_retries,
+            )
+            # Extra keyword arguments reach instructor's create(): max_retries caps its re-asks on unparseable output.
+            llm = llm_factory(self.model, client=client, max_retries=self.max_retries, max_tokens=self.max_tokens)
+            self._metrics = _Metrics(
+                Faithfulness(llm=llm), ContextPrecisionWithoutReference(llm=llm), ContextRecall(llm=llm)
+            )
+        return self._metrics
+
+    async def score(self, item: ScoreInput) -> Scores:
+        metrics = self._get_metrics()
+        recall = await self._guard("context recall", self._recall(metrics, item))
+        if item.abstained:
+            return abstention_scores(self, recall)
+        claims: list[ClaimOut] = []
+        if not item.contexts or not item.answer.strip():
+            reason = "no contexts were retrieved" if not item.contexts else "the answer is empty: nothing to judge"
+            faithfulness, precision = Metric.null(reason), Metric.null(reason)
+        else:
+            faithfulness = await self._guard("faithfulness", self._faithfulness(metrics, item, claims))
+            precision = await self._guard("context precision", self._precision(metrics, item))
+        return Scores(
+            scorer=self.name,
+            scorer_version=self.version,
+            faithfulness=faithfulness,
+            context_precision=precision,
+            context_recall=recall,
+            claims=claims,
+        )
+
+    async def _faithfulness(self, metrics: _Metrics, item: ScoreInput, claims: list[ClaimOut]) -> Metric:
+        # ragas' own two steps, called one by one to keep the statements and verdicts that ascore() discards.
+        metric = metrics.faithfulness
+        statements = await metric._create_statements(item.question, item.answer)
+        if not statements:
+            return Metric.null("the judge found no statement to check in the answer")
+        verdicts = await metric._create_verdicts(statements, "\n".join(item.contexts))
+        claims.extend(
+            ClaimOut(claim=v.statement, supported=bool(v.verdict), reason=None if v.verdict else v.reason)
+            for v in verdicts.statements
+        )
+        return _metric(metric._compute_score(verdicts))
+
+    async def _precision(self, metrics: _Metrics, item: ScoreInput) -> Metric:
+        result = await metrics.precision.ascore(
+            user_input=item.question, response=item.answer, retrieved_contexts=item.contexts
+        )
+        return _metric(result.value)
+
+    async def _recall(self, metrics: _Metrics, item: ScoreInput) -> Metric:
+        if not item.reference:
+            return Metric.null("no reference answer; attach one to score recall")
+        if not item.contexts:
+            return Metric(value=0.0, reason="no contexts were retrieved")
+        result = await metrics.recall.ascore(
+            user_input=item.question, retrieved_contexts=item.contexts, reference=item.reference
+        )
+        return _metric(result.value)
+
+    async def _guard(self, what: str, compute: Awaitable[Metric]) -> Metric:
+        """Await one metric; any failure becomes a null with a reason a person can act on."""
+        try:
+            metric = await compute
+        except Exception as exc:
+            reason = f"the judge could not score {what}: {self._explain(exc)}"
+            logger.warning("ragas scorer: %s", reason)
+            return Metric.null(reason)
+        return metric
+
+    def _explain(self, exc: BaseException) -> str:
+        import openai
+        from pydantic import ValidationError
+
+        chain: list[BaseException] = []
+        current: BaseException | None = exc
+        while current is not None and current not in chain:
+            chain.append(current)
+            current = current.__cause__ or current.__context__
+        for e in chain:
+            if isinstance(e, openai.APITimeoutError):
+                return f"no answer from {self.base_url} within {self.timeout_seconds:g} s"
+            if isinstance(e, openai.APIConnectionError):
+                return f"cannot connect to {self.base_url}"
+            if isinstance(e, openai.APIStatusError):
+                return f"{self.base_url} answered HTTP {e.status_code}: {_short(e.message)}"
+        for e in chain:
+            if isinstance(e, ValidationError):  # instructor's parse of the reply into ragas' output model
+                first = e.errors()[0]
+                where = ".".join(str(part) for part in first["loc"]) or "reply"
+                more = f" (+{e.error_count() - 1} more)" if e.error_count() > 1 else ""
+                return f"its reply is not the JSON ragas asked for: {e.title} {where}: {first['msg']}{more}"
+        if type(exc).__name__ == "InstructorRetryException":
+            return f"its reply is not the JSON ragas asked for: {_short(str(exc.__cause__ or exc))}"
+        return f"{type(exc).__name__}: {_short(str(exc))}"
+
+
+def _metric(value: float | None) -> Metric:
+    if value is None or math.isnan(value):
+        return Metric.null("the judge gave no usable verdict")
+    if not 0.0 <= value <= 1.0:
+        return Metric.null(f"ragas computed {value:g}, outside [0, 1]: the judge's verdicts were not 0 or 1")
+    return Metric(value=round(value, 6))  # ragas' average precision divides by (hits + 1e-10)
+
+
+def _short(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= _MAX_ERROR_TEXT else text[: _MAX_ERROR_TEXT - 1] + "…"
