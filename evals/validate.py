@@ -1,10 +1,11 @@
 """Measure a faithfulness scorer against labelled pairs: AUROC, balanced accuracy at a threshold chosen on one
 half and applied to the other, throughput, and a plain word-overlap baseline in the same run.
 
-    .venv/bin/python -m evals.validate [--limit N]
+    .venv/bin/python -m evals.validate [--sets scifact,clapnq] [--limit N]
 
 Dev sets from ../shared/data:
-- SciFact: claims labelled SUPPORT or CONTRADICT against their abstract (a contradicted claim is unfaithful).
+- SciFact: claims labelled SUPPORT or CONTRADICT against their abstract (a contradicted claim is unfaithful);
+  the threshold is chosen on the claims of qrels/train.tsv, the claims of qrels/test.tsv are only reported.
 - CLAP-NQ: gold answers against their own passage (faithful); the same answer with a number, a name or a negation
   changed, and the answer paired with another question's passage (unfaithful).
 """
@@ -23,16 +24,24 @@ DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 Pair = tuple[str, list[str], int]  # answer, contexts, label (1 faithful)
 
 
-def scifact_pairs() -> list[Pair]:
+def scifact_pairs(split: str | None = None) -> list[Pair]:
+    """Claim against its cited abstract; `split` ("train" or "test") keeps the claims judged in that qrels file.
+    The evidence sentence indices in the metadata are never given to the scorer: only the label is used."""
     corpus = {}
     with (DATA / "scifact" / "corpus.jsonl").open() as fh:
         for line in fh:
             row = json.loads(line)
             corpus[row["_id"]] = f"{row['title']}. {row['text']}"
+    keep = None
+    if split:
+        with (DATA / "scifact" / "qrels" / f"{split}.tsv").open() as fh:
+            keep = {line.split("\t")[0] for line in list(fh)[1:]}
     pairs = []
     with (DATA / "scifact" / "queries.jsonl").open() as fh:
         for line in fh:
             q = json.loads(line)
+            if keep is not None and q["_id"] not in keep:
+                continue
             for doc_id, evidence in (q.get("metadata") or {}).items():
                 if doc_id in corpus and evidence:
                     pairs.append((q["text"], [corpus[doc_id]], 1 if evidence[0]["label"] == "SUPPORT" else 0))
@@ -96,18 +105,55 @@ def word_overlap(answer: str, contexts: list[str]) -> float:
     return len(words & ctx) / max(1, len(words))
 
 
-def evaluate(name: str, pairs: list[Pair], scorer: Callable[[str, list[str]], float | None]) -> dict[str, float]:
+def share_supported(verdicts: list) -> float | None:  # type: ignore[type-arg]
+    """What the service stores as faithfulness: the ranking score above is validated beside it."""
+    return sum(v.supported for v in verdicts) / len(verdicts) if verdicts else None
+
+
+BatchScorer = Callable[[list[tuple[str, list[str]]]], list[float | None]]
+
+
+def batched(scorer: Callable[[str, list[str]], float | None]) -> BatchScorer:
+    return lambda items: [scorer(a, c) for a, c in items]
+
+
+def best_threshold(scores: list[float], labels: list[int]) -> float:
+    return max(sorted(set(scores)), key=lambda x: balanced_accuracy(scores, labels, x))
+
+
+def timed_scores(pairs: list[Pair], scorer: BatchScorer) -> tuple[list[float], float]:
     started = time.perf_counter()
-    scores = [scorer(a, c) or 0.0 for a, c, _ in pairs]
-    elapsed = time.perf_counter() - started
+    scores = [s or 0.0 for s in scorer([(a, c) for a, c, _ in pairs])]
+    return scores, len(pairs) / (time.perf_counter() - started)
+
+
+def evaluate(pairs: list[Pair], scorer: BatchScorer) -> dict[str, float]:
+    """AUROC on all pairs; threshold chosen on the even pairs, balanced accuracy on the odd ones."""
+    scores, per_s = timed_scores(pairs, scorer)
     labels = [y for _, _, y in pairs]
     dev_s, dev_y, test_s, test_y = scores[0::2], labels[0::2], scores[1::2], labels[1::2]
-    t = max(sorted(set(dev_s)), key=lambda x: balanced_accuracy(dev_s, dev_y, x))
+    t = best_threshold(dev_s, dev_y)
     return {
         "auroc": auroc(scores, labels),
         "threshold": t,
         "bal_acc_heldout": balanced_accuracy(test_s, test_y, t),
-        "per_s": len(pairs) / elapsed,
+        "per_s": per_s,
+    }
+
+
+def evaluate_split(train: list[Pair], test: list[Pair], scorer: BatchScorer) -> dict[str, float]:
+    """Threshold chosen on the train pairs only; the test pairs are scored with it and only reported."""
+    scores, per_s = timed_scores(train + test, scorer)
+    labels = [y for _, _, y in train + test]
+    tr_s, tr_y, te_s, te_y = scores[: len(train)], labels[: len(train)], scores[len(train) :], labels[len(train) :]
+    t = best_threshold(tr_s, tr_y)
+    return {
+        "train_auroc": auroc(tr_s, tr_y),
+        "train_bal_acc": balanced_accuracy(tr_s, tr_y, t),
+        "threshold": t,
+        "test_auroc": auroc(te_s, te_y),
+        "test_bal_acc": balanced_accuracy(te_s, te_y, t),
+        "per_s": per_s,
     }
 
 
@@ -123,18 +169,36 @@ def main() -> None:
     from ingestion.embed import SentenceTransformerEmbedder
 
     scorer = OfflineFaithfulness(SentenceTransformerEmbedder(None))
-    sets = {"scifact": ("SciFact SUPPORT vs CONTRADICT", scifact_pairs), "clapnq": ("CLAP-NQ", clapnq_pairs)}
+    scorers: list[tuple[str, BatchScorer]] = [
+        ("word-overlap baseline", batched(word_overlap)),
+        ("offline scorer", scorer.score_many),
+        ("share of claims supported", lambda items: [share_supported(v) for v in scorer.verdicts_many(items)]),
+    ]
     for key in args.sets.split(","):
-        set_name, load = sets[key]
-        pairs = load()
-        pairs = pairs[: args.limit] if args.limit else pairs
-        print(f"\n{set_name}: {len(pairs)} pairs ({sum(y for *_, y in pairs)} faithful)")
-        for label, fn in (("word-overlap baseline", word_overlap), ("offline scorer", scorer.score)):
-            m = evaluate(label, pairs, fn)
+        if key == "scifact":
+            train, test = (scifact_pairs(split)[: args.limit] for split in ("train", "test"))
             print(
-                f"  {label:<22} AUROC {m['auroc']:.3f}  balanced acc (held-out half) {m['bal_acc_heldout']:.3f}"
-                f"  at t={m['threshold']:.3f}  {m['per_s']:.0f} answers/s"
+                f"\nSciFact SUPPORT vs CONTRADICT: train {len(train)} pairs ({sum(y for *_, y in train)} faithful),"
+                f" test {len(test)} pairs ({sum(y for *_, y in test)} faithful); threshold chosen on train"
             )
+            for label, fn in scorers:
+                m = evaluate_split(train, test, fn)
+                print(
+                    f"  {label:<22} train AUROC {m['train_auroc']:.3f} bal acc {m['train_bal_acc']:.3f}"
+                    f"  | test AUROC {m['test_auroc']:.3f} bal acc {m['test_bal_acc']:.3f}"
+                    f"  at t={m['threshold']:.3f}  {m['per_s']:.1f} answers/s"
+                )
+        elif key == "clapnq":
+            pairs = clapnq_pairs()[: args.limit]
+            print(f"\nCLAP-NQ: {len(pairs)} pairs ({sum(y for *_, y in pairs)} faithful)")
+            for label, fn in scorers:
+                m = evaluate(pairs, fn)
+                print(
+                    f"  {label:<22} AUROC {m['auroc']:.3f}  balanced acc (held-out half) {m['bal_acc_heldout']:.3f}"
+                    f"  at t={m['threshold']:.3f}  {m['per_s']:.1f} answers/s"
+                )
+        else:
+            raise SystemExit(f"unknown set {key!r}: scifact or clapnq")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -33,6 +34,26 @@ async def wait_job(client: httpx.AsyncClient, job_id: str, limit_s: float = 600.
         if loop.time() > deadline:
             raise AssertionError(f"job {job_id} did not finish: {job}")
         await asyncio.sleep(0.1)
+
+
+def wait_job_sync(url: str, job_id: str, until: tuple[str, ...] = ("succeeded", "failed")) -> dict:
+    """Poll a job of a service process until its status is one of `until`. The limit only guards against a hang."""
+    import time
+
+    deadline = time.monotonic() + 600
+    while (job := httpx.get(f"{url}/v1/jobs/{job_id}").json())["status"] not in until:
+        assert time.monotonic() < deadline, job
+        time.sleep(0.05)
+    return job
+
+
+def import_records_sync(url: str, collection: str, records: list[dict]) -> None:
+    """Create a collection in a service process and import JSONL records into it, to the end of the job."""
+    httpx.post(url + "/v1/collections", json={"name": collection}).raise_for_status()
+    body = "\n".join(json.dumps(r) for r in records)
+    resp = httpx.post(f"{url}/v1/collections/{collection}/documents/import", content=body, timeout=60)
+    assert resp.status_code == 202, resp.text
+    assert wait_job_sync(url, resp.json()["job_id"])["status"] == "succeeded"
 
 
 @pytest.fixture(scope="session")

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from evals.runner import DatasetError, Gate, load_dataset, run_eval, summarize, write_reports
+from tests.conftest import REPO, import_records_sync
 from tests.integration.test_answers import (
     RECORDS,
     kb,  # noqa: F401  (the fixture)
 )
-from tests.integration.test_scoring_restart import wait_job_sync
 from tests.integration.test_worker_killed import ServiceProcess, free_port
 
 DATASET = [
@@ -72,14 +72,7 @@ def test_cli_gate_exit_codes(tmp_path: Path) -> None:
     svc = ServiceProcess(tmp_path / "data", free_port())
     svc.start()
     try:
-        import httpx
-
-        from tests.conftest import REPO
-
-        httpx.post(svc.url + "/v1/collections", json={"name": "kb"}).raise_for_status()
-        body = "\n".join(json.dumps(r) for r in RECORDS)
-        job = httpx.post(svc.url + "/v1/collections/kb/documents/import", content=body, timeout=60).json()
-        assert wait_job_sync(svc.url, job["job_id"], ("succeeded", "failed"))["status"] == "succeeded"
+        import_records_sync(svc.url, "kb", RECORDS)
         dataset = _write(tmp_path / "set.jsonl", DATASET)
         base = [sys.executable, "-m", "rag", "eval", "run", str(dataset), "--collection", "kb", "--url", svc.url]
 

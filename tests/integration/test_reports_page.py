@@ -11,9 +11,7 @@ Chromium is a system package (`apt-get install -y chromium`); a missing one fail
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import threading
@@ -27,31 +25,14 @@ import pytest
 from bs4 import BeautifulSoup
 from PIL import Image
 
+from tests.conftest import import_records_sync
+from tests.integration.test_answers import RECORDS
+from tests.integration.test_worker_killed import ServiceProcess, free_port
+
 REPO = Path(__file__).resolve().parents[2]
-RAG = REPO / ".venv" / "bin" / "rag"
 SCREENSHOT_COPY = Path("/tmp/reports.png")
 HANG_GUARD_S = 600  # only against a hang; nothing here asserts speed
 
-RECORDS = [
-    {
-        "id": "bridge",
-        "title": "Golden Gate Bridge",
-        "text": "The Golden Gate Bridge is a suspension bridge in San Francisco. It opened to traffic in 1937. "
-        "Its main span is 1,280 metres long. The bridge is painted in a colour called International Orange.",
-    },
-    {
-        "id": "tower",
-        "title": "Eiffel Tower",
-        "text": "The Eiffel Tower is a wrought-iron lattice tower in Paris. It was completed in 1889 for the World's "
-        "Fair. Gustave Eiffel's company designed and built it. It is 330 metres tall.",
-    },
-    {
-        "id": "bread",
-        "title": "Sourdough",
-        "text": "Sourdough bread is leavened by wild yeast and lactic acid bacteria. The starter is fed flour and "
-        "water daily. A long fermentation gives the bread its sour taste.",
-    },
-]
 SUPPORTED_CLAIM = "The Golden Gate Bridge opened to traffic in 1937"
 INVENTED_CLAIMS = [
     "In 2019 it was repainted with 4,000 litres of chocolate",
@@ -61,12 +42,6 @@ STUB_ANSWER = f"{SUPPORTED_CLAIM} [1]. {INVENTED_CLAIMS[0]} [1]. {INVENTED_CLAIM
 HOSTILE_COMMENT = "<b>made up</b> & <script>alert(1)</script>"
 
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # ----- a canned OpenAI-compatible endpoint --------------------------------------------------------------------------
@@ -117,41 +92,13 @@ def chromium() -> str:
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory, stub_llm: str) -> Iterator[str]:
     """`rag serve` on a free loopback port, with its own data directory; yields its base URL."""
-    work = tmp_path_factory.mktemp("reports")
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {
-        **os.environ,
-        "RAG_DATA_DIR": str(work / "data"),
-        "RAG_LOG_LEVEL": "warning",
-        "RAG_LLM__BASE_URL": stub_llm,
-        "RAG_LLM__MODEL": "stub-llm",
-        "RAG_LLM__MAX_RETRIES": "0",
-    }
-    log_path = work / "service.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [str(RAG), "serve", "--host", "127.0.0.1", "--port", str(port)], env=env, stdout=log, stderr=log
-        )
+    llm = {"RAG_LLM__BASE_URL": stub_llm, "RAG_LLM__MODEL": "stub-llm", "RAG_LLM__MAX_RETRIES": "0"}
+    svc = ServiceProcess(tmp_path_factory.mktemp("reports") / "data", free_port(), env=llm)
+    svc.start()
     try:
-        deadline = time.monotonic() + HANG_GUARD_S
-        while True:
-            assert proc.poll() is None, f"rag serve exited at start:\n{log_path.read_text()[-3000:]}"
-            try:
-                if httpx.get(url + "/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "rag serve did not become healthy"
-            time.sleep(0.2)
-        yield url
+        yield svc.url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(30)
+        svc.stop()
 
 
 def ask(http: httpx.Client, question: str, generator: str) -> dict:
@@ -176,14 +123,7 @@ def wait_scored(http: httpx.Client, answer_id: str, scored_after: str | None = N
 def answers(service: str) -> dict[str, dict]:
     """Ingest three documents, ask four questions, give feedback and a reference; wait until all are scored."""
     with httpx.Client(base_url=service, timeout=120) as http:
-        assert http.post("/v1/collections", json={"name": "reports"}).status_code == 201
-        body = "\n".join(json.dumps(r) for r in RECORDS)
-        job = http.post("/v1/collections/reports/documents/import", content=body).json()
-        deadline = time.monotonic() + HANG_GUARD_S
-        while (state := http.get(f"/v1/jobs/{job['job_id']}").json())["status"] not in ("succeeded", "failed"):
-            assert time.monotonic() < deadline, state
-            time.sleep(0.2)
-        assert state["status"] == "succeeded", state
+        import_records_sync(service, "reports", RECORDS)
 
         out = {
             "bridge": ask(http, "When did the Golden Gate Bridge open?", "extractive"),

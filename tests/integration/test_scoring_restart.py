@@ -9,19 +9,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import SHARED
+from tests.conftest import SHARED, import_records_sync, wait_job_sync
 from tests.integration.test_answers import RECORDS
 from tests.integration.test_worker_killed import ServiceProcess, free_port
 
 QUESTIONS = ["When did the Golden Gate Bridge open?", "How tall is the Eiffel Tower?", "What leavens sourdough?"]
-
-
-def wait_job_sync(url: str, job_id: str, until: tuple[str, ...]) -> dict:
-    deadline = time.monotonic() + 600  # a hang guard, not a speed claim
-    while (job := httpx.get(f"{url}/v1/jobs/{job_id}").json())["status"] not in until:
-        assert time.monotonic() < deadline, job
-        time.sleep(0.05)
-    return job
 
 
 @pytest.mark.slow
@@ -30,10 +22,7 @@ def test_owed_scores_are_scored_after_a_kill_and_restart(tmp_path: Path) -> None
     svc = ServiceProcess(tmp_path / "data", free_port(), env={"RAG_INGESTION__WORKER_CONCURRENCY": "1"})
     svc.start()
     try:
-        httpx.post(svc.url + "/v1/collections", json={"name": "kb"}).raise_for_status()
-        body = "\n".join(json.dumps(r) for r in RECORDS)
-        job = httpx.post(svc.url + "/v1/collections/kb/documents/import", content=body, timeout=60).json()
-        assert wait_job_sync(svc.url, job["job_id"], ("succeeded", "failed"))["status"] == "succeeded"
+        import_records_sync(svc.url, "kb", RECORDS)
 
         with (SHARED / "scifact" / "corpus.jsonl").open() as fh:
             rows = [json.loads(next(fh)) for _ in range(150)]
