@@ -44,15 +44,30 @@ class OfflineScorer:
         return f"{VERSION}-t{self._threshold:g}"
 
     async def score(self, item: ScoreInput) -> Scores:
-        async with self._lock:
-            return await asyncio.to_thread(self.score_blocking, item)
+        return (await self.score_many([item]))[0]
 
-    def score_blocking(self, item: ScoreInput) -> Scores:
-        reference_verdicts = self._faith.verdicts(item.reference, item.contexts) if item.reference else None
+    async def score_many(self, items: list[ScoreInput]) -> list[Scores]:
+        async with self._lock:
+            return await asyncio.to_thread(self.score_blocking, items)
+
+    def score_blocking(self, items: list[ScoreInput]) -> list[Scores]:
+        """One encoder call for all claims of the batch (answers and references), one for unseen sources."""
+        jobs = [(item.answer, item.contexts) for item in items if not item.abstained and item.contexts]
+        jobs += [(item.reference, item.contexts) for item in items if item.reference]
+        judged = iter(self._faith.verdicts_many(jobs))
+        answer_verdicts = [next(judged) if not item.abstained and item.contexts else None for item in items]
+        return [
+            self._scores(item, verdicts, next(judged) if item.reference else None)
+            for item, verdicts in zip(items, answer_verdicts, strict=True)
+        ]
+
+    def _scores(
+        self, item: ScoreInput, verdicts: list[ClaimVerdict] | None, reference_verdicts: list[ClaimVerdict] | None
+    ) -> Scores:
         recall = _recall(reference_verdicts, item.contexts)
         if item.abstained:
             return abstention_scores(self, recall)
-        if not item.contexts:
+        if verdicts is None:
             reason = "no contexts were retrieved"
             return Scores(
                 scorer=self.name,
@@ -61,13 +76,12 @@ class OfflineScorer:
                 context_precision=Metric.null(reason),
                 context_recall=recall,
             )
-        verdicts = self._faith.verdicts(item.answer, item.contexts)
         if verdicts:
             faithfulness = Metric(value=sum(v.supported for v in verdicts) / len(verdicts))
         else:
             faithfulness = Metric.null("the answer makes no claim to check")
         useful = [False] * len(item.contexts)
-        for v in (verdicts or []) + (reference_verdicts or []):
+        for v in verdicts + (reference_verdicts or []):
             if v.supported and v.context_index is not None:
                 useful[v.context_index] = True
         if verdicts or reference_verdicts:

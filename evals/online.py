@@ -8,6 +8,7 @@ from typing import Any
 from arq import Retry
 
 from evals.scores import ScoreInput, Scores
+from rag.answers import SCORE_STATUS_PENDING
 from rag.errors import TransientError
 from rag.services import Services
 
@@ -44,15 +45,34 @@ async def request_scoring(svc: Services, answer_id: str, reference: str | None =
     await enqueue_scoring(svc, answer_id)
 
 
-async def score_stored_answer(svc: Services, answer_id: str) -> Scores | None:
-    """None when no score was requested for this answer (nothing to do)."""
-    answer = await svc.answers.get(answer_id)
+async def score_owed(svc: Services, answer_id: str) -> int:
+    """Score this answer's owed score and, in the same model call, other owed ones (up to the batch size).
+
+    The jobs of the others then find nothing owed and return at once: under load the worker catches up in batches
+    instead of paying the model's per-call cost for every answer. Returns how many were scored.
+    """
     row = await svc.answers.score_row(answer_id)
-    if row is None:
-        return None
-    result = with_chunk_ids(await svc.scorer.score(score_input(answer, row["reference"])), answer["contexts"])
-    await svc.answers.save_scores(answer_id, result, row["requests"])
-    return result
+    if row is None or row["status"] != SCORE_STATUS_PENDING or answer_id in svc.scoring_in_flight:
+        return 0
+    limit = svc.settings.scoring.batch_size
+    owed = await svc.answers.pending_scores(limit=2 * limit)
+    ids = [answer_id, *[a for a in owed if a != answer_id and a not in svc.scoring_in_flight]][:limit]
+    svc.scoring_in_flight.update(ids)
+    try:
+        answers = [await svc.answers.get(i) for i in ids]
+        rows = [row, *[await svc.answers.score_row(i) for i in ids[1:]]]
+        inputs = [score_input(a, r["reference"] if r else None) for a, r in zip(answers, rows, strict=True)]
+        results = await svc.scorer.score_many(inputs)
+        for i, answer, r, result in zip(ids, answers, rows, results, strict=True):
+            if r is not None:
+                await svc.answers.save_scores(i, with_chunk_ids(result, answer["contexts"]), r["requests"])
+    finally:
+        svc.scoring_in_flight.difference_update(ids)
+    for i in ids:
+        # A rescore requested while the batch ran keeps its score pending; its own job may have skipped it.
+        if (after := await svc.answers.score_row(i)) and after["status"] == SCORE_STATUS_PENDING:
+            await enqueue_scoring(svc, i)
+    return len(ids)
 
 
 async def score_answer(ctx: dict[str, Any], answer_id: str) -> str:
@@ -60,7 +80,7 @@ async def score_answer(ctx: dict[str, Any], answer_id: str) -> str:
     svc: Services = ctx["services"]
     attempt = int(ctx.get("job_try", 1))
     try:
-        await score_stored_answer(svc, answer_id)
+        await score_owed(svc, answer_id)
     except TransientError as exc:
         if attempt >= svc.settings.scoring.max_tries:
             await svc.answers.score_failed(answer_id, f"gave up after {attempt} attempts: {exc}")

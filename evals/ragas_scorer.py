@@ -106,6 +106,10 @@ class RagasScorer:
             )
         return self._metrics
 
+    async def score_many(self, items: list[ScoreInput]) -> list[Scores]:
+        # One at a time: a local judge serves one request at a time anyway.
+        return [await self.score(item) for item in items]
+
     async def score(self, item: ScoreInput) -> Scores:
         metrics = self._get_metrics()
         recall = await self._guard("context recall", self._recall(metrics, item))

@@ -75,6 +75,10 @@ class Scorer(Protocol):
 
     async def score(self, item: ScoreInput) -> Scores: ...
 
+    async def score_many(self, items: list[ScoreInput]) -> list[Scores]:
+        """The same for a batch, in order; a scorer may share work across the items."""
+        ...
+
 
 def abstention_scores(scorer: Scorer, recall: Metric) -> Scores:
     """An abstention states nothing: faithfulness and precision have nothing to judge; recall still may."""

@@ -150,14 +150,16 @@ class AnswerStore:
             row = (await conn.execute(scores.select().where(scores.c.answer_id == answer_id))).first()
         return None if row is None else dict(row._mapping)
 
-    async def pending_scores(self) -> list[str]:
+    async def pending_scores(self, limit: int | None = None) -> list[str]:
+        """Answers whose score is owed, oldest request first."""
+        query = (
+            sa.select(scores.c.answer_id)
+            .where(scores.c.status == SCORE_STATUS_PENDING)
+            .order_by(scores.c.requested_at)
+            .limit(limit)
+        )
         async with self._engine.begin() as conn:
-            rows = await conn.execute(
-                sa.select(scores.c.answer_id)
-                .where(scores.c.status == SCORE_STATUS_PENDING)
-                .order_by(scores.c.requested_at)
-            )
-            return [r[0] for r in rows]
+            return [r[0] for r in await conn.execute(query)]
 
     async def add_feedback(self, answer_id: str, rating: str, comment: str | None) -> dict[str, Any]:
         await self.get(answer_id)

@@ -147,6 +147,7 @@ class ScoringSettings(BaseModel):
     judge_timeout_seconds: float = Field(default=120.0, gt=0)
     claim_threshold: float = Field(default=0.6, ge=0.0, le=1.0, description="Offline: least similarity of support.")
     max_tries: int = Field(default=3, ge=1, le=20)
+    batch_size: int = Field(default=32, ge=1, le=512, description="Owed scores one worker job scores together.")
     evaluate_max_items: int = Field(default=50, ge=1, le=1000, description="Items per /v1/evaluate batch.")
     max_contexts: int = Field(default=50, ge=1, le=500)
     max_text_chars: int = Field(default=20_000, ge=100, description="Per question, answer, reference or context.")

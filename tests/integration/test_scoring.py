@@ -235,3 +235,27 @@ async def test_report_rejects_bad_filters(client, params, status, message):
     resp = await client.get("/v1/reports/groundedness", params=params)
     assert resp.status_code == status, resp.text
     assert message in resp.json()["error"]
+
+
+async def test_one_job_scores_the_owed_answers_in_one_batch(client, services, kb):  # noqa: F811
+    from evals.online import score_owed
+
+    services.settings.scoring.enabled = False  # answers without a job: only the batch below can score them
+    try:
+        questions = [
+            "When did the Golden Gate Bridge open?",
+            "How tall is the Eiffel Tower?",
+            "What leavens sourdough?",
+        ]
+        ids = [(await ask(client, question=q, collections=[kb]))["answer_id"] for q in questions]
+    finally:
+        services.settings.scoring.enabled = True
+    statuses = [(await client.get(f"/v1/answers/{i}")).json()["scores"]["status"] for i in ids]
+    assert statuses == ["not_scored"] * 3
+    for i in ids:
+        await services.answers.request_score(i)
+    assert await score_owed(services, ids[-1]) >= 3
+    for i in ids:
+        scores = (await client.get(f"/v1/answers/{i}")).json()["scores"]
+        assert scores["status"] == "done" and scores["faithfulness"]["value"] == 1.0, scores
+    assert await score_owed(services, ids[0]) == 0  # nothing owed any more

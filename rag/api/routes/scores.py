@@ -127,7 +127,7 @@ async def evaluate(body: EvaluateItem | EvaluateBatch, svc: Svc) -> Scores | Eva
         raise InvalidInput(f"the batch has {len(body.items)} items; the limit is {limit} (split it)")
     for i, item in enumerate(body.items):
         _check_item(item, svc, f"items[{i}].")
-    results = [await svc.scorer.score(_input(item)) for item in body.items]
+    results = await svc.scorer.score_many([_input(item) for item in body.items])
     means = {}
     for m in METRICS:
         values = [v for r in results if (v := r.value(m)) is not None]
