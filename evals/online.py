@@ -48,24 +48,20 @@ async def request_scoring(svc: Services, answer_id: str, reference: str | None =
 async def score_owed(svc: Services, answer_id: str) -> int:
     """Score this answer's owed score and, in the same model call, other owed ones (up to the batch size).
 
-    The jobs of the others then find nothing owed and return at once: under load the worker catches up in batches
-    instead of paying the model's per-call cost for every answer. Returns how many were scored.
+    Every job takes a batch of what is owed and not already being scored, with its own answer first: under load
+    the worker catches up in batches instead of paying the model's per-call cost (and the queue's per-job cost)
+    for every answer. Returns how many were scored.
     """
     row = await svc.answers.score_row(answer_id)
-    if row is None or row["status"] != SCORE_STATUS_PENDING or answer_id in svc.scoring_in_flight:
-        return 0
+    mine = row is not None and row["status"] == SCORE_STATUS_PENDING and answer_id not in svc.scoring_in_flight
     limit = svc.settings.scoring.batch_size
-    owed = await svc.answers.pending_scores(limit=2 * limit)
-    ids = [answer_id, *[a for a in owed if a != answer_id and a not in svc.scoring_in_flight]][:limit]
+    owed = [a for a in await svc.answers.pending_scores(limit=2 * limit) if a not in svc.scoring_in_flight]
+    ids = list(dict.fromkeys(([answer_id] if mine else []) + owed))[:limit]
+    if not ids:
+        return 0
     svc.scoring_in_flight.update(ids)
     try:
-        answers = [await svc.answers.get(i) for i in ids]
-        rows = [row, *[await svc.answers.score_row(i) for i in ids[1:]]]
-        inputs = [score_input(a, r["reference"] if r else None) for a, r in zip(answers, rows, strict=True)]
-        results = await svc.scorer.score_many(inputs)
-        for i, answer, r, result in zip(ids, answers, rows, results, strict=True):
-            if r is not None:
-                await svc.answers.save_scores(i, with_chunk_ids(result, answer["contexts"]), r["requests"])
+        await _score_batch(svc, ids)
     finally:
         svc.scoring_in_flight.difference_update(ids)
     for i in ids:
@@ -73,6 +69,32 @@ async def score_owed(svc: Services, answer_id: str) -> int:
         if (after := await svc.answers.score_row(i)) and after["status"] == SCORE_STATUS_PENDING:
             await enqueue_scoring(svc, i)
     return len(ids)
+
+
+async def _score_batch(svc: Services, ids: list[str]) -> None:
+    answers = [await svc.answers.get(i) for i in ids]
+    rows = [await svc.answers.score_row(i) for i in ids]
+    inputs = [score_input(a, r["reference"] if r else None) for a, r in zip(answers, rows, strict=True)]
+    try:
+        results = await svc.scorer.score_many(inputs)
+    except TransientError:
+        raise
+    except Exception:
+        if len(ids) == 1:
+            raise
+        # One poison answer must not fail the whole batch: find it by scoring one at a time.
+        log.exception("a batch of %d scores failed; scoring them one at a time", len(ids))
+        for i in ids:
+            try:
+                await _score_batch(svc, [i])
+            except TransientError:
+                raise
+            except Exception as exc:
+                await svc.answers.score_failed(i, f"internal error while scoring ({type(exc).__name__}: {exc})")
+        return
+    for i, answer, r, result in zip(ids, answers, rows, results, strict=True):
+        if r is not None:
+            await svc.answers.save_scores(i, with_chunk_ids(result, answer["contexts"]), r["requests"])
 
 
 async def score_answer(ctx: dict[str, Any], answer_id: str) -> str:

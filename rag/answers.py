@@ -138,10 +138,11 @@ class AnswerStore:
             await conn.execute(scores.update().where(scores.c.answer_id == answer_id).values(**row))
 
     async def score_failed(self, answer_id: str, error: str) -> None:
+        """Close an owed score with the error; a score that is already done keeps its result."""
         async with self._engine.begin() as conn:
             await conn.execute(
                 scores.update()
-                .where(scores.c.answer_id == answer_id)
+                .where(scores.c.answer_id == answer_id, scores.c.status == SCORE_STATUS_PENDING)
                 .values(status=SCORE_STATUS_DONE, error=error, scored_at=now())
             )
 

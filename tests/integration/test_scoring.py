@@ -255,7 +255,52 @@ async def test_one_job_scores_the_owed_answers_in_one_batch(client, services, kb
     for i in ids:
         await services.answers.request_score(i)
     assert await score_owed(services, ids[-1]) >= 3
+    scored_at = []
     for i in ids:
         scores = (await client.get(f"/v1/answers/{i}")).json()["scores"]
         assert scores["status"] == "done" and scores["faithfulness"]["value"] == 1.0, scores
-    assert await score_owed(services, ids[0]) == 0  # nothing owed any more
+        scored_at.append(scores["scored_at"])
+    await score_owed(services, ids[0])  # nothing is owed for these any more: not scored again
+    again = [(await client.get(f"/v1/answers/{i}")).json()["scores"]["scored_at"] for i in ids]
+    assert again == scored_at
+
+
+class PoisonedScorer:
+    """The real offline scorer, except that it breaks on one question: a batch must not fail with it."""
+
+    def __init__(self, real) -> None:  # type: ignore[no-untyped-def]
+        self.real, self.name, self.version = real, real.name, real.version
+
+    async def score(self, item):  # type: ignore[no-untyped-def]
+        return (await self.score_many([item]))[0]
+
+    async def score_many(self, items):  # type: ignore[no-untyped-def]
+        if any("sourdough" in i.question for i in items):
+            raise ValueError("poisoned")
+        return await self.real.score_many(items)
+
+
+async def test_a_poison_answer_fails_alone_not_its_batch(client, services, kb):  # noqa: F811
+    from evals.online import score_owed
+
+    services.settings.scoring.enabled = False
+    try:
+        questions = [
+            "When did the Golden Gate Bridge open?",
+            "What leavens sourdough?",
+            "How tall is the Eiffel Tower?",
+        ]
+        ids = [(await ask(client, question=q, collections=[kb]))["answer_id"] for q in questions]
+    finally:
+        services.settings.scoring.enabled = True
+    for i in ids:
+        await services.answers.request_score(i)
+    real, services.scorer = services.scorer, PoisonedScorer(services.scorer)
+    try:
+        assert await score_owed(services, ids[0]) >= 3
+    finally:
+        services.scorer = real
+    results = [(await client.get(f"/v1/answers/{i}")).json()["scores"] for i in ids]
+    assert [r["status"] for r in results] == ["done"] * 3
+    assert results[0]["faithfulness"]["value"] == 1.0 and results[2]["faithfulness"]["value"] == 1.0
+    assert "poisoned" in results[1]["error"] and "faithfulness" not in results[1]
