@@ -29,11 +29,12 @@ def average_precision(useful: Sequence[bool]) -> float:
 
 
 class OfflineScorer:
-    def __init__(self, embedder: Embedder, claim_threshold: float = 0.6) -> None:
+    def __init__(self, embedder: Embedder, claim_threshold: float = 0.6, lock: asyncio.Lock | None = None) -> None:
+        """`lock`: the service's encode lock. The model is shared with ingestion, and one tokenizer used from two
+        threads at once can fail ("Already borrowed"); taking turns also keeps the two from thrashing the cores."""
         self._faith = OfflineFaithfulness(embedder, threshold=claim_threshold)
         self._threshold = claim_threshold
-        # One model, one thread: encoding from several threads at once only thrashes the cores.
-        self._lock = asyncio.Lock()
+        self._lock = lock or asyncio.Lock()
 
     @property
     def name(self) -> str:

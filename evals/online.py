@@ -53,10 +53,11 @@ async def score_owed(svc: Services, answer_id: str) -> int:
     for every answer. Returns how many were scored.
     """
     row = await svc.answers.score_row(answer_id)
-    mine = row is not None and row["status"] == SCORE_STATUS_PENDING and answer_id not in svc.scoring_in_flight
     limit = svc.settings.scoring.batch_size
-    owed = [a for a in await svc.answers.pending_scores(limit=2 * limit) if a not in svc.scoring_in_flight]
-    ids = list(dict.fromkeys(([answer_id] if mine else []) + owed))[:limit]
+    owed = await svc.answers.pending_scores(limit=2 * limit)
+    # No await from here to the claim: another job in this loop cannot take the same answers in between.
+    mine = [answer_id] if row is not None and row["status"] == SCORE_STATUS_PENDING else []
+    ids = [a for a in dict.fromkeys(mine + owed) if a not in svc.scoring_in_flight][:limit]
     if not ids:
         return 0
     svc.scoring_in_flight.update(ids)
@@ -64,10 +65,11 @@ async def score_owed(svc: Services, answer_id: str) -> int:
         await _score_batch(svc, ids)
     finally:
         svc.scoring_in_flight.difference_update(ids)
-    for i in ids:
-        # A rescore requested while the batch ran keeps its score pending; its own job may have skipped it.
-        if (after := await svc.answers.score_row(i)) and after["status"] == SCORE_STATUS_PENDING:
-            await enqueue_scoring(svc, i)
+        # Still owed (a rescore came in while the batch ran, or the batch failed): each needs a job of its own,
+        # since the job it had may have returned while the answer was in this batch.
+        for i in ids:
+            if (after := await svc.answers.score_row(i)) and after["status"] == SCORE_STATUS_PENDING:
+                await enqueue_scoring(svc, i)
     return len(ids)
 
 
@@ -118,6 +120,7 @@ async def score_answer(ctx: dict[str, Any], answer_id: str) -> str:
 async def recover_scores(svc: Services) -> int:
     """Enqueue every owed score: a queue that died with the process (embedded Valkey) loses no score."""
     owed = await svc.answers.pending_scores()
-    for answer_id in owed:
+    # Every job takes a batch of what is owed: one job per batch is enough.
+    for answer_id in owed[:: svc.settings.scoring.batch_size]:
         await svc.queue.enqueue_score(answer_id)
     return len(owed)

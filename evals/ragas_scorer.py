@@ -17,6 +17,7 @@ seconds). `enforce_offline()` runs first: ragas reads RAGAS_DO_NOT_TRACK once an
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 from collections.abc import Awaitable
@@ -111,7 +112,8 @@ class RagasScorer:
         return [await self.score(item) for item in items]
 
     async def score(self, item: ScoreInput) -> Scores:
-        metrics = self._get_metrics()
+        # The first call imports ragas and langchain (seconds): not on the event loop.
+        metrics = self._metrics or await asyncio.to_thread(self._get_metrics)
         recall = await self._guard("context recall", self._recall(metrics, item))
         if item.abstained:
             return abstention_scores(self, recall)

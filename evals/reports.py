@@ -37,7 +37,8 @@ def metric_summary(rows: list[dict[str, Any]], metric: str, threshold: float) ->
     values = _values(rows, metric)
     histogram = [0] * BINS
     for v in values:
-        histogram[min(BINS - 1, int(v * BINS))] += 1
+        # Rounded first: 0.7999999999999999 is shown as 0.80 and belongs in the 0.8 bin.
+        histogram[min(BINS - 1, int(round(v * BINS, 9)))] += 1
     return {
         "count": len(values),
         "mean": _mean(values),
@@ -51,10 +52,12 @@ def metric_summary(rows: list[dict[str, Any]], metric: str, threshold: float) ->
 
 
 def _group_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    # Counts over every answer; means over finished scores only (a pending rescore still holds its old values).
+    done = [r for r in rows if r.get("s_status") == "done"]
     return {
         "count": len(rows),
         "abstention_rate": round(sum(r["abstained"] for r in rows) / len(rows), 4) if rows else None,
-        **{metric: _mean(_values(rows, metric)) for metric in METRICS},
+        **{metric: _mean(_values(done, metric)) for metric in METRICS},
     }
 
 
@@ -145,7 +148,9 @@ def _rated(rows: list[dict[str, Any]], feedback: dict[str, list[dict[str, Any]]]
     return [
         r["s_faithfulness"]
         for r in rows
-        if r.get("s_faithfulness") is not None and any(f["rating"] == rating for f in feedback.get(r["id"], []))
+        if r.get("s_status") == "done"
+        and r.get("s_faithfulness") is not None
+        and any(f["rating"] == rating for f in feedback.get(r["id"], []))
     ]
 
 

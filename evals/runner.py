@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from evals.offline import average_precision
 from evals.scores import METRICS
@@ -25,10 +25,17 @@ ID_METRICS = ("id_context_precision", "id_context_recall")
 
 
 class EvalItem(BaseModel):
-    question: str = Field(min_length=1)
-    reference: str | None = None
+    question: str = Field(min_length=1, max_length=2000)
+    reference: str | None = Field(default=None, min_length=1, max_length=20_000)
     gold_ids: list[str] = Field(default_factory=list)
     id: str | None = None
+
+    @field_validator("question", "reference")
+    @classmethod
+    def _not_blank(cls, v: str | None) -> str | None:
+        if v is not None and not v.strip():
+            raise ValueError("is blank")
+        return v
 
 
 class Gate(BaseModel):
@@ -49,16 +56,19 @@ class DatasetError(ValueError):
 def load_dataset(path: Path, limit: int | None = None) -> list[EvalItem]:
     items: list[EvalItem] = []
     problems: list[str] = []
-    with path.open(encoding="utf-8") as fh:
-        for n, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                items.append(EvalItem.model_validate_json(line))
-            except ValidationError as exc:
-                first = exc.errors()[0]
-                where = ".".join(str(p) for p in first["loc"]) or "line"
-                problems.append(f"line {n}: {where}: {first['msg']}")
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DatasetError(f"{path} cannot be read as UTF-8 JSONL: {exc}") from None
+    for n, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            items.append(EvalItem.model_validate_json(line))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "line"
+            problems.append(f"line {n}: {where}: {first['msg']}")
     if problems:
         shown = "; ".join(problems[:5]) + (f" (and {len(problems) - 5} more)" if len(problems) > 5 else "")
         raise DatasetError(f"{path}: {len(problems)} bad line(s): {shown}")
@@ -93,6 +103,16 @@ async def _wait_scored(client: httpx.AsyncClient, answer_id: str, timeout_s: flo
 
 
 async def run_item(
+    client: httpx.AsyncClient, item: EvalItem, collection: str, generator: str | None, timeout_s: float
+) -> dict[str, Any]:
+    """One question; a failure becomes an `error` row (the run goes on, and the gate counts it)."""
+    try:
+        return await _run_item(client, item, collection, generator, timeout_s)
+    except httpx.HTTPError as exc:
+        return {"id": item.id, "question": item.question, "error": f"{type(exc).__name__}: {exc}"}
+
+
+async def _run_item(
     client: httpx.AsyncClient, item: EvalItem, collection: str, generator: str | None, timeout_s: float
 ) -> dict[str, Any]:
     resp = await client.post(
@@ -139,6 +159,10 @@ def summarize(rows: list[dict[str, Any]], gate: Gate) -> dict[str, Any]:
     errors = len(rows) - len(answered)
     if errors:
         failures.append(f"{errors} question(s) got an error")
+    # A mean over the few answers that were scored would pass a gate it has not earned.
+    unscored = sum(r["score_status"] != "done" for r in answered)
+    if unscored:
+        failures.append(f"{unscored} answer(s) were not scored in time")
     return {
         "count": len(rows),
         "errors": errors,

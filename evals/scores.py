@@ -65,7 +65,7 @@ class ScoreInput(BaseModel):
 
 
 class Scorer(Protocol):
-    """Scores one answer against its contexts. `score` may block on a model or a judge: call it off the loop."""
+    """Scores one answer against its contexts; implementations keep blocking work (model, judge) off the loop."""
 
     @property
     def name(self) -> str: ...

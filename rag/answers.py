@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from evals.scores import METRICS, Scores
-from rag.catalog import _utc, metadata, now
+from rag.catalog import _Transaction, _utc, metadata, now
 from rag.errors import Conflict, NotFound
 
 answers = sa.Table(
@@ -92,7 +92,7 @@ class AnswerStore:
     async def save(self, record: dict[str, Any], *, score: bool = False) -> str:
         """With `score`, the owed score is recorded in the same transaction: no answer is left unscored."""
         answer_id = record.get("id") or str(uuid.uuid4())
-        async with self._engine.begin() as conn:
+        async with _Transaction(self._engine) as conn:
             await conn.execute(answers.insert().values(**{**record, "id": answer_id, "created_at": now()}))
             if score:
                 await conn.execute(
@@ -103,7 +103,7 @@ class AnswerStore:
         return answer_id
 
     async def get(self, answer_id: str) -> dict[str, Any]:
-        async with self._engine.begin() as conn:
+        async with _Transaction(self._engine) as conn:
             row = (await conn.execute(answers.select().where(answers.c.id == answer_id))).first()
         if row is None:
             raise NotFound(f"answer {answer_id!r} does not exist")
@@ -111,17 +111,23 @@ class AnswerStore:
         data["created_at"] = _utc(data["created_at"])
         return data
 
-    async def request_score(self, answer_id: str, reference: str | None = None, *, set_reference: bool = False) -> None:
-        """Mark a score as owed (the worker's startup re-enqueues every owed score); keeps an attached reference."""
+    async def _request_score(self, answer_id: str, reference: str | None, set_reference: bool) -> None:
         values: dict[str, Any] = {"status": SCORE_STATUS_PENDING, "requested_at": now(), "error": None}
         if set_reference:
             values["reference"] = reference
-        async with self._engine.begin() as conn:
+        async with _Transaction(self._engine) as conn:
             done = await conn.execute(
                 scores.update().where(scores.c.answer_id == answer_id).values(**values, requests=scores.c.requests + 1)
             )
             if done.rowcount == 0:
                 await conn.execute(scores.insert().values(answer_id=answer_id, requests=1, **values))
+
+    async def request_score(self, answer_id: str, reference: str | None = None, *, set_reference: bool = False) -> None:
+        """Mark a score as owed (the worker's startup re-enqueues every owed score); keeps an attached reference."""
+        try:
+            await self._request_score(answer_id, reference, set_reference)
+        except IntegrityError:  # a concurrent request inserted the row first: ours is an update now
+            await self._request_score(answer_id, reference, set_reference)
 
     async def save_scores(self, answer_id: str, result: Scores, requests: int) -> None:
         """`requests`: the counter the job read before scoring; a newer request keeps the score pending."""
@@ -134,22 +140,27 @@ class AnswerStore:
             "error": None,
             "scored_at": now(),
         }
-        async with self._engine.begin() as conn:
+        async with _Transaction(self._engine) as conn:
             await conn.execute(scores.update().where(scores.c.answer_id == answer_id).values(**row))
 
     async def score_failed(self, answer_id: str, error: str) -> None:
         """Close an owed score with the error; a score that is already done keeps its result."""
-        async with self._engine.begin() as conn:
+        async with _Transaction(self._engine) as conn:
             await conn.execute(
                 scores.update()
                 .where(scores.c.answer_id == answer_id, scores.c.status == SCORE_STATUS_PENDING)
-                .values(status=SCORE_STATUS_DONE, error=error, scored_at=now())
+                # The previous result is stale now: it must not count in reports beside this error.
+                .values(status=SCORE_STATUS_DONE, error=error, scored_at=now(), result=None, **dict.fromkeys(METRICS))
             )
 
     async def score_row(self, answer_id: str) -> dict[str, Any] | None:
-        async with self._engine.begin() as conn:
+        async with _Transaction(self._engine) as conn:
             row = (await conn.execute(scores.select().where(scores.c.answer_id == answer_id))).first()
-        return None if row is None else dict(row._mapping)
+        if row is None:
+            return None
+        data = dict(row._mapping)
+        data["requested_at"], data["scored_at"] = _utc(data["requested_at"]), _utc(data["scored_at"])
+        return data
 
     async def pending_scores(self, limit: int | None = None) -> list[str]:
         """Answers whose score is owed, oldest request first."""
@@ -159,13 +170,13 @@ class AnswerStore:
             .order_by(scores.c.requested_at)
             .limit(limit)
         )
-        async with self._engine.begin() as conn:
+        async with _Transaction(self._engine) as conn:
             return [r[0] for r in await conn.execute(query)]
 
     async def add_feedback(self, answer_id: str, rating: str, comment: str | None) -> dict[str, Any]:
         await self.get(answer_id)
         row = {"answer_id": answer_id, "rating": rating, "comment": comment, "created_at": now()}
-        async with self._engine.begin() as conn:
+        async with _Transaction(self._engine) as conn:
             res = await conn.execute(feedback.insert().values(**row))
         return {"id": res.inserted_primary_key[0], **row}
 
@@ -173,7 +184,7 @@ class AnswerStore:
         out: dict[str, list[dict[str, Any]]] = {}
         if not answer_ids:
             return out
-        async with self._engine.begin() as conn:
+        async with _Transaction(self._engine) as conn:
             for i in range(0, len(answer_ids), 500):
                 rows = await conn.execute(
                     feedback.select().where(feedback.c.answer_id.in_(answer_ids[i : i + 500])).order_by(feedback.c.id)
@@ -193,7 +204,10 @@ class AnswerStore:
         limit: int = 100_000,
     ) -> list[dict[str, Any]]:
         """Answers with their score row (if any), newest first: the raw material of the reports."""
-        query = sa.select(answers, *[c.label(f"s_{c.name}") for c in scores.c if c.name != "answer_id"]).select_from(
+        # Not the contexts (whole chunk texts): a report over many answers needs only what it shows.
+        columns = [c for c in answers.c if c.name not in ("contexts", "usage", "timings_ms", "filters")]
+        score_columns = [c.label(f"s_{c.name}") for c in scores.c if c.name not in ("answer_id", "reference")]
+        query = sa.select(*columns, *score_columns).select_from(
             answers.outerjoin(scores, scores.c.answer_id == answers.c.id)
         )
         if since is not None:
@@ -205,14 +219,14 @@ class AnswerStore:
         if generator:
             query = query.where(answers.c.generator == generator)
         query = query.order_by(answers.c.created_at.desc()).limit(limit)
-        async with self._engine.begin() as conn:
+        async with _Transaction(self._engine) as conn:
             rows = [dict(r._mapping) for r in await conn.execute(query)]
         for row in rows:
             row["created_at"] = _utc(row["created_at"])
         return rows
 
     async def history(self, conversation_id: str, limit: int = 20) -> list[dict[str, Any]]:
-        async with self._engine.begin() as conn:
+        async with _Transaction(self._engine) as conn:
             rows = await conn.execute(
                 turns.select()
                 .where(turns.c.conversation_id == conversation_id)
@@ -228,7 +242,7 @@ class AnswerStore:
             raise Conflict("another message of this conversation was answered at the same time; retry") from None
 
     async def _add_turns(self, conversation_id: str, entries: list[tuple[str, str, str | None]]) -> None:
-        async with self._engine.begin() as conn:
+        async with _Transaction(self._engine) as conn:
             last = (
                 await conn.execute(
                     sa.select(sa.func.max(turns.c.turn)).where(turns.c.conversation_id == conversation_id)

@@ -137,7 +137,9 @@ app.add_typer(eval_app, name="eval")
 
 @eval_app.command("run")
 def eval_run(
-    dataset: Annotated[Path, typer.Argument(help="JSONL: question, reference?, gold_ids?, id?", exists=True)],
+    dataset: Annotated[
+        Path, typer.Argument(help="JSONL: question, reference?, gold_ids?, id?", exists=True, dir_okay=False)
+    ],
     collection: Annotated[str, typer.Option("--collection", "-c", help="Collection to answer from.")],
     url: Annotated[str, typer.Option(envvar="RAG_URL", help="Base URL of the running service.")] = (
         "http://127.0.0.1:8000"
@@ -178,6 +180,9 @@ def eval_run(
         raise typer.Exit(2) from None
     except httpx.ConnectError:
         typer.echo(f"cannot reach the service at {url}: start it with `make run`", err=True)
+        raise typer.Exit(2) from None
+    except httpx.HTTPError as exc:
+        typer.echo(f"the service at {url} failed: {exc}", err=True)
         raise typer.Exit(2) from None
     json_path, html_path = write_reports(report, out)
     summary = report["summary"]

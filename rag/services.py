@@ -100,6 +100,8 @@ async def build_services(settings: Settings) -> Services:
         raise
     from retrieval.sparse import Bm25Encoder
 
+    encode_lock = asyncio.Lock()
+
     return Services(
         settings=settings,
         catalog=catalog,
@@ -112,7 +114,8 @@ async def build_services(settings: Settings) -> Services:
         answers=AnswerStore(catalog.engine),
         reranker=make_reranker(settings),
         generators=make_generators(settings, embedder),
-        scorer=make_scorer(settings, embedder),
+        scorer=make_scorer(settings, embedder, encode_lock),
+        encode_lock=encode_lock,
         _valkey=valkey,
     )
 
@@ -148,7 +151,7 @@ def make_generators(settings: Settings, embedder: Embedder) -> dict[str, Generat
     return generators
 
 
-def make_scorer(settings: Settings, embedder: Embedder) -> Scorer:
+def make_scorer(settings: Settings, embedder: Embedder, encode_lock: asyncio.Lock | None = None) -> Scorer:
     cfg = settings.scoring
     if cfg.judge_base_url:
         from evals.ragas_scorer import RagasScorer
@@ -162,4 +165,4 @@ def make_scorer(settings: Settings, embedder: Embedder) -> Scorer:
         )
     from evals.offline import OfflineScorer
 
-    return OfflineScorer(embedder, cfg.claim_threshold)
+    return OfflineScorer(embedder, cfg.claim_threshold, encode_lock)

@@ -150,6 +150,7 @@ class ScoringSettings(BaseModel):
     batch_size: int = Field(default=32, ge=1, le=512, description="Owed scores one worker job scores together.")
     evaluate_max_items: int = Field(default=50, ge=1, le=1000, description="Items per /v1/evaluate batch.")
     max_contexts: int = Field(default=50, ge=1, le=500)
+    report_max_answers: int = Field(default=100_000, ge=100, description="Newest answers a report reads at most.")
     max_text_chars: int = Field(default=20_000, ge=100, description="Per question, answer, reference or context.")
     # An answer below a threshold counts as "low" in reports and quality gates.
     low_faithfulness: float = Field(default=0.5, ge=0.0, le=1.0)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from evals.scores import Metric, Scores
@@ -66,6 +68,7 @@ async def test_owed_scores_and_a_newer_request_winning(catalog):  # noqa: F811
 async def test_feedback_and_report_rows(catalog):  # noqa: F811
     store = AnswerStore(catalog.engine)
     a = await store.save(record("q1"), score=True)
+    await asyncio.sleep(0.01)  # distinct timestamps for the "newest first" order below, on any clock
     b = await store.save(record("q2", generator="llm"), score=True)
     await store.save_scores(a, scores(None), requests=1)
     await store.add_feedback(a, "down", "wrong")

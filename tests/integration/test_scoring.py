@@ -127,12 +127,17 @@ async def test_evaluate_single_and_batch(client):
         ({"question": "q", "answer": "a", "contexts": ["c"] * 51}, "the limit is 50"),
         ({"items": [{"question": "q", "answer": "a", "contexts": ["c"]}] * 51}, "split it"),
         ({"items": []}, "items"),
+        ({"question": "q", "answer": "a", "contexts": [" "]}, "contexts[0] is blank"),
+        ({"question": "q", "answer": "a", "contexts": [""]}, "contexts.0"),
+        ({"items": [{"question": "q", "answer": "a", "contexts": ["c"], "reference": " "}]}, "items[0].reference"),
     ],
 )
 async def test_evaluate_rejects_bad_input(client, body, message):
     resp = await client.post("/v1/evaluate", json=body)
     assert resp.status_code == 422, resp.text
     assert message in resp.json()["error"]
+    if "items" not in body:  # a single item is told about its own fields only
+        assert "items" not in resp.json()["error"]
     assert (await client.get("/healthz")).status_code == 200
 
 
@@ -215,6 +220,15 @@ async def test_report_aggregates_the_collections_answers(client, services, kb): 
     assert by_id[outs[2]["answer_id"]]["faithfulness"] == ""  # null stays empty, never 0
     assert by_id[outs[3]["answer_id"]]["feedback_down"] == "1"
 
+    from datetime import UTC, datetime, timedelta, timezone
+
+    east = timezone(timedelta(hours=5))  # the same instants written with an offset select the same answers
+    before = (datetime.now(UTC) - timedelta(minutes=30)).astimezone(east).isoformat()
+    after = (datetime.now(UTC) + timedelta(minutes=30)).astimezone(east).isoformat()
+    for since, count in ((before, 4), (after, 0)):
+        resp = await client.get("/v1/reports/groundedness", params={"collection": kb, "since": since})
+        assert resp.json()["count"] == count, (since, resp.json()["count"])
+    assert report["truncated"] is False
     tomorrow = await client.get("/v1/reports/groundedness", params={"collection": kb, "since": "2999-01-01"})
     assert tomorrow.json()["count"] == 0 and tomorrow.json()["metrics"]["faithfulness"]["mean"] is None
     only = await client.get("/v1/reports/groundedness", params={"collection": kb, "generator": "misquoting"})

@@ -25,7 +25,7 @@ def test_owed_scores_are_scored_after_a_kill_and_restart(tmp_path: Path) -> None
         import_records_sync(svc.url, "kb", RECORDS)
 
         with (SHARED / "scifact" / "corpus.jsonl").open() as fh:
-            rows = [json.loads(next(fh)) for _ in range(150)]
+            rows = [json.loads(next(fh)) for _ in range(250)]
         big = "\n".join(json.dumps({"id": r["_id"], "title": r["title"], "text": r["text"]}) for r in rows)
         httpx.post(svc.url + "/v1/collections", json={"name": "big"}).raise_for_status()
         blocker = httpx.post(svc.url + "/v1/collections/big/documents/import", content=big, timeout=60).json()

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, date, datetime, time, timedelta
 from importlib import resources
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import HTMLResponse, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Discriminator, Field, Tag
 
 from evals.online import request_scoring
 from evals.reports import build_report, to_csv
@@ -87,7 +88,7 @@ async def add_feedback(answer_id: str, body: FeedbackIn, svc: Svc) -> dict[str, 
 class EvaluateItem(BaseModel):
     question: str = Field(min_length=1)
     answer: str = Field(min_length=1)
-    contexts: list[str] = Field(min_length=1)
+    contexts: list[Annotated[str, Field(min_length=1)]] = Field(min_length=1)
     reference: str | None = None
 
 
@@ -108,16 +109,30 @@ def _check_item(item: EvaluateItem, svc: Services, where: str) -> None:
         value = getattr(item, name)
         if value is not None:
             _check_length(f"{where}{name}", value, svc)
+            if not value.strip():
+                raise InvalidInput(f"{where}{name} is blank")
     for i, ctx in enumerate(item.contexts):
         _check_length(f"{where}contexts[{i}]", ctx, svc)
+        if not ctx.strip():
+            raise InvalidInput(f"{where}contexts[{i}] is blank: leave it out")
 
 
 def _input(item: EvaluateItem) -> ScoreInput:
     return ScoreInput(question=item.question, answer=item.answer, contexts=item.contexts, reference=item.reference)
 
 
+def _shape(body: Any) -> str:
+    return "batch" if isinstance(body, dict) and "items" in body else "single"
+
+
+# Chosen by shape, so that a bad single item is told what is wrong with it, not also that "items" is missing.
+EvaluateBody = Annotated[
+    Annotated[EvaluateItem, Tag("single")] | Annotated[EvaluateBatch, Tag("batch")], Discriminator(_shape)
+]
+
+
 @router.post("/v1/evaluate", response_model=Scores | EvaluateBatchOut)
-async def evaluate(body: EvaluateItem | EvaluateBatch, svc: Svc) -> Scores | EvaluateBatchOut:
+async def evaluate(body: EvaluateBody, svc: Svc) -> Scores | EvaluateBatchOut:
     """Score an answer produced anywhere, synchronously, with the configured scorer. `{"items": [...]}` for a batch."""
     if isinstance(body, EvaluateItem):
         _check_item(body, svc, "")
@@ -147,7 +162,8 @@ def _bound(value: str | None, name: str, *, end: bool) -> datetime | None:
         parsed = datetime.fromisoformat(value)
     except ValueError:
         raise InvalidInput(f"{name}={value!r} is not a date (2026-11-27) or an ISO timestamp") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    # In UTC: SQLite drops the offset of a bound timestamp, PostgreSQL honours it.
+    return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 @router.get("/v1/reports/groundedness", response_model=None)
@@ -166,20 +182,27 @@ async def groundedness_report(
         raise InvalidInput("since must be before until")
     if collection is not None:
         await svc.catalog.filterable_fields([collection])  # 404 for an unknown collection
-    rows = await svc.answers.scored_answers(start, end, prompt_version, generator)
+    cfg = svc.settings.scoring
+    rows = await svc.answers.scored_answers(start, end, prompt_version, generator, limit=cfg.report_max_answers)
+    truncated = len(rows) == cfg.report_max_answers
     if collection is not None:
         rows = [r for r in rows if collection in r["collections"]]
     feedback = await svc.answers.feedback_for([r["id"] for r in rows])
     if format == "csv":
         return Response(
-            to_csv(rows, feedback),
+            await asyncio.to_thread(to_csv, rows, feedback),
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": 'attachment; filename="groundedness.csv"'},
         )
-    cfg = svc.settings.scoring
-    report = build_report(rows, feedback, {m: cfg.threshold(m) for m in METRICS}, worst)
+    thresholds = {m: cfg.threshold(m) for m in METRICS}
+    report = await asyncio.to_thread(build_report, rows, feedback, thresholds, worst)
     filters = {"collection": collection, "since": since, "until": until}
-    return {"filters": {**filters, "prompt_version": prompt_version, "generator": generator}, **report}
+    return {
+        "filters": {**filters, "prompt_version": prompt_version, "generator": generator},
+        # Only the newest RAG_SCORING__REPORT_MAX_ANSWERS answers are read: narrow the dates to see older ones.
+        "truncated": truncated,
+        **report,
+    }
 
 
 @router.get("/reports", response_class=HTMLResponse, include_in_schema=False)
