@@ -12,7 +12,7 @@ import asyncio
 from collections.abc import Sequence
 
 from evals.faithfulness import ClaimVerdict, OfflineFaithfulness
-from evals.scores import ClaimOut, Metric, ScoreInput, Scores, abstention_scores
+from evals.scores import ClaimOut, Metric, ScoreInput, Scores, abstention_scores, unjudged_scores
 from rag.protocols import Embedder
 
 VERSION = "1"
@@ -69,14 +69,7 @@ class OfflineScorer:
         if item.abstained:
             return abstention_scores(self, recall)
         if verdicts is None:
-            reason = "no contexts were retrieved"
-            return Scores(
-                scorer=self.name,
-                scorer_version=self.version,
-                faithfulness=Metric.null(reason),
-                context_precision=Metric.null(reason),
-                context_recall=recall,
-            )
+            return unjudged_scores(self, "no contexts were retrieved", recall)
         if verdicts:
             faithfulness = Metric(value=sum(v.supported for v in verdicts) / len(verdicts))
         else:

@@ -26,6 +26,7 @@ from importlib.metadata import version as package_version
 from typing import TYPE_CHECKING
 
 from evals.scores import ClaimOut, Metric, ScoreInput, Scores, abstention_scores
+from rag.generation.openai_compat import check_client_limits
 from rag.privacy import enforce_offline
 from rag.protocols import Embedder
 
@@ -61,12 +62,7 @@ class RagasScorer:
         """`timeout_seconds` bounds each judge request; `max_retries` applies to both HTTP failures (the SDK) and
         replies that do not parse (instructor re-asks); `max_tokens` caps each judge reply (ragas' default).
         `embedder` is unused: these metrics need no embeddings."""
-        if timeout_seconds <= 0:
-            raise ValueError("timeout_seconds must be > 0")
-        if max_retries < 0:
-            raise ValueError("max_retries must be >= 0")
-        if max_tokens < 1:
-            raise ValueError("max_tokens must be >= 1")
+        check_client_limits(timeout_seconds, max_retries, max_tokens)
         self.base_url = base_url.rstrip("/")
         self.model = model
         self.timeout_seconds = timeout_seconds

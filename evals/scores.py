@@ -80,9 +80,8 @@ class Scorer(Protocol):
         ...
 
 
-def abstention_scores(scorer: Scorer, recall: Metric) -> Scores:
-    """An abstention states nothing: faithfulness and precision have nothing to judge; recall still may."""
-    reason = "the service abstained: there is no answer to judge"
+def unjudged_scores(scorer: Scorer, reason: str, recall: Metric) -> Scores:
+    """Faithfulness and precision null for `reason` (no answer, no contexts); recall may still be known."""
     return Scores(
         scorer=scorer.name,
         scorer_version=scorer.version,
@@ -90,3 +89,8 @@ def abstention_scores(scorer: Scorer, recall: Metric) -> Scores:
         context_precision=Metric.null(reason),
         context_recall=recall,
     )
+
+
+def abstention_scores(scorer: Scorer, recall: Metric) -> Scores:
+    """An abstention states nothing: faithfulness and precision have nothing to judge; recall still may."""
+    return unjudged_scores(scorer, "the service abstained: there is no answer to judge", recall)

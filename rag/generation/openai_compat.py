@@ -33,6 +33,16 @@ class GeneratorError(RagError):
     status = 502
 
 
+def check_client_limits(timeout_seconds: float, max_retries: int, max_tokens: int) -> None:
+    """The limits every client of an OpenAI-compatible endpoint takes (generator and judge alike)."""
+    if timeout_seconds <= 0:
+        raise ValueError("timeout_seconds must be > 0")
+    if max_retries < 0:
+        raise ValueError("max_retries must be >= 0")
+    if max_tokens < 1:
+        raise ValueError("max_tokens must be >= 1")
+
+
 class OpenAICompatibleGenerator:
     def __init__(
         self,
@@ -47,12 +57,7 @@ class OpenAICompatibleGenerator:
         http_client: Any = None,
     ) -> None:
         """`http_client`: an optional `httpx.AsyncClient` for the SDK to use (proxies, custom TLS, tests)."""
-        if timeout_seconds <= 0:
-            raise ValueError("timeout_seconds must be > 0")
-        if max_retries < 0:
-            raise ValueError("max_retries must be >= 0")
-        if max_tokens < 1:
-            raise ValueError("max_tokens must be >= 1")
+        check_client_limits(timeout_seconds, max_retries, max_tokens)
         self.base_url = base_url.rstrip("/")
         self.model = model
         self._api_key = api_key
