@@ -251,23 +251,31 @@ async def test_report_rejects_bad_filters(client, params, status, message):
     assert message in resp.json()["error"]
 
 
-async def test_one_job_scores_the_owed_answers_in_one_batch(client, services, kb):  # noqa: F811
-    from evals.online import score_owed
+BRIDGE, TOWER, SOURDOUGH = (
+    "When did the Golden Gate Bridge open?",
+    "How tall is the Eiffel Tower?",
+    "What leavens sourdough?",
+)
 
-    services.settings.scoring.enabled = False  # answers without a job: only the batch below can score them
+
+async def owed_without_jobs(client, services, kb: str, *questions: str) -> list[str]:  # noqa: F811
+    """Answers whose scores are owed but have no job: only a batch taken by another job can score them."""
+    services.settings.scoring.enabled = False
     try:
-        questions = [
-            "When did the Golden Gate Bridge open?",
-            "How tall is the Eiffel Tower?",
-            "What leavens sourdough?",
-        ]
         ids = [(await ask(client, question=q, collections=[kb]))["answer_id"] for q in questions]
     finally:
         services.settings.scoring.enabled = True
     statuses = [(await client.get(f"/v1/answers/{i}")).json()["scores"]["status"] for i in ids]
-    assert statuses == ["not_scored"] * 3
+    assert statuses == ["not_scored"] * len(ids)
     for i in ids:
         await services.answers.request_score(i)
+    return ids
+
+
+async def test_one_job_scores_the_owed_answers_in_one_batch(client, services, kb):  # noqa: F811
+    from evals.online import score_owed
+
+    ids = await owed_without_jobs(client, services, kb, BRIDGE, TOWER, SOURDOUGH)
     assert await score_owed(services, ids[-1]) >= 3
     scored_at = []
     for i in ids:
@@ -297,18 +305,7 @@ class PoisonedScorer:
 async def test_a_poison_answer_fails_alone_not_its_batch(client, services, kb):  # noqa: F811
     from evals.online import score_owed
 
-    services.settings.scoring.enabled = False
-    try:
-        questions = [
-            "When did the Golden Gate Bridge open?",
-            "What leavens sourdough?",
-            "How tall is the Eiffel Tower?",
-        ]
-        ids = [(await ask(client, question=q, collections=[kb]))["answer_id"] for q in questions]
-    finally:
-        services.settings.scoring.enabled = True
-    for i in ids:
-        await services.answers.request_score(i)
+    ids = await owed_without_jobs(client, services, kb, BRIDGE, SOURDOUGH, TOWER)
     real, services.scorer = services.scorer, PoisonedScorer(services.scorer)
     try:
         assert await score_owed(services, ids[0]) >= 3
