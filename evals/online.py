@@ -45,12 +45,15 @@ async def request_scoring(svc: Services, answer_id: str, reference: str | None =
     await enqueue_scoring(svc, answer_id)
 
 
-async def score_owed(svc: Services, answer_id: str) -> int:
+async def score_owed(svc: Services, answer_id: str, *, last_try: bool = True) -> int:
     """Score this answer's owed score and, in the same model call, other owed ones (up to the batch size).
 
     Every job takes a batch of what is owed and not already being scored, with its own answer first: under load
     the worker catches up in batches instead of paying the model's per-call cost (and the queue's per-job cost)
     for every answer. Returns how many were scored.
+
+    Unless it is the `last_try`, a judge that cannot be reached raises TransientError (the job retries later and
+    takes the batch again); on the last try the scores are stored null with that reason.
     """
     row = await svc.answers.score_row(answer_id)
     limit = svc.settings.scoring.batch_size
@@ -61,19 +64,23 @@ async def score_owed(svc: Services, answer_id: str) -> int:
     if not ids:
         return 0
     svc.scoring_in_flight.update(ids)
+    retrying = False
     try:
-        await _score_batch(svc, ids)
+        await _score_batch(svc, ids, last_try)
+    except TransientError:
+        retrying = True  # this job comes back after a backoff and takes what is still owed: no job per answer
+        raise
     finally:
         svc.scoring_in_flight.difference_update(ids)
         # Still owed (a rescore came in while the batch ran, or the batch failed): each needs a job of its own,
         # since the job it had may have returned while the answer was in this batch.
-        for i in ids:
+        for i in [] if retrying else ids:
             if (after := await svc.answers.score_row(i)) and after["status"] == SCORE_STATUS_PENDING:
                 await enqueue_scoring(svc, i)
     return len(ids)
 
 
-async def _score_batch(svc: Services, ids: list[str]) -> None:
+async def _score_batch(svc: Services, ids: list[str], last_try: bool = True) -> None:
     answers = [await svc.answers.get(i) for i in ids]
     rows = [await svc.answers.score_row(i) for i in ids]
     inputs = [score_input(a, r["reference"] if r else None) for a, r in zip(answers, rows, strict=True)]
@@ -88,12 +95,14 @@ async def _score_batch(svc: Services, ids: list[str]) -> None:
         log.exception("a batch of %d scores failed; scoring them one at a time", len(ids))
         for i in ids:
             try:
-                await _score_batch(svc, [i])
+                await _score_batch(svc, [i], last_try)
             except TransientError:
                 raise
             except Exception as exc:
                 await svc.answers.score_failed(i, f"internal error while scoring ({type(exc).__name__}: {exc})")
         return
+    if not last_try and (reason := next((u for r in results if (u := r.unreachable())), None)):
+        raise TransientError(reason)
     for i, answer, r, result in zip(ids, answers, rows, results, strict=True):
         if r is not None:
             await svc.answers.save_scores(i, with_chunk_ids(result, answer["contexts"]), r["requests"])
@@ -104,7 +113,7 @@ async def score_answer(ctx: dict[str, Any], answer_id: str) -> str:
     svc: Services = ctx["services"]
     attempt = int(ctx.get("job_try", 1))
     try:
-        await score_owed(svc, answer_id)
+        await score_owed(svc, answer_id, last_try=attempt >= svc.settings.scoring.max_tries)
     except TransientError as exc:
         if attempt >= svc.settings.scoring.max_tries:
             await svc.answers.score_failed(answer_id, f"gave up after {attempt} attempts: {exc}")

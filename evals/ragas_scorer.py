@@ -163,12 +163,14 @@ class RagasScorer:
         try:
             metric = await compute
         except Exception as exc:
-            reason = f"the judge could not score {what}: {self._explain(exc)}"
+            explanation, unreachable = self._explain(exc)
+            reason = f"the judge could not score {what}: {explanation}"
             logger.warning("ragas scorer: %s", reason)
-            return Metric.null(reason)
+            return Metric(value=None, reason=reason, retryable=unreachable)
         return metric
 
-    def _explain(self, exc: BaseException) -> str:
+    def _explain(self, exc: BaseException) -> tuple[str, bool]:
+        """What went wrong, and whether it is the judge being unreachable (a timeout, no connection, 429 or 5xx)."""
         import openai
         from pydantic import ValidationError
 
@@ -179,20 +181,21 @@ class RagasScorer:
             current = current.__cause__ or current.__context__
         for e in chain:
             if isinstance(e, openai.APITimeoutError):
-                return f"no answer from {self.base_url} within {self.timeout_seconds:g} s"
+                return f"no answer from {self.base_url} within {self.timeout_seconds:g} s", True
             if isinstance(e, openai.APIConnectionError):
-                return f"cannot connect to {self.base_url}"
+                return f"cannot connect to {self.base_url}", True
             if isinstance(e, openai.APIStatusError):
-                return f"{self.base_url} answered HTTP {e.status_code}: {_short(e.message)}"
+                unreachable = e.status_code == 429 or e.status_code >= 500
+                return f"{self.base_url} answered HTTP {e.status_code}: {_short(e.message)}", unreachable
         for e in chain:
             if isinstance(e, ValidationError):  # instructor's parse of the reply into ragas' output model
                 first = e.errors()[0]
                 where = ".".join(str(part) for part in first["loc"]) or "reply"
                 more = f" (+{e.error_count() - 1} more)" if e.error_count() > 1 else ""
-                return f"its reply is not the JSON ragas asked for: {e.title} {where}: {first['msg']}{more}"
+                return f"its reply is not the JSON ragas asked for: {e.title} {where}: {first['msg']}{more}", False
         if type(exc).__name__ == "InstructorRetryException":
-            return f"its reply is not the JSON ragas asked for: {_short(str(exc.__cause__ or exc))}"
-        return f"{type(exc).__name__}: {_short(str(exc))}"
+            return f"its reply is not the JSON ragas asked for: {_short(str(exc.__cause__ or exc))}", False
+        return f"{type(exc).__name__}: {_short(str(exc))}", False
 
 
 def _metric(value: float | None) -> Metric:

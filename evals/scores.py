@@ -18,6 +18,7 @@ METRICS = ("faithfulness", "context_precision", "context_recall")
 class Metric(BaseModel):
     value: float | None = Field(default=None, ge=0.0, le=1.0)
     reason: str | None = Field(default=None, description="Why the value is null (or a note on how it was made).")
+    retryable: bool = Field(default=False, description="Null because the judge was unreachable: worth a retry.")
 
     @classmethod
     def null(cls, reason: str) -> Metric:
@@ -45,6 +46,10 @@ class Scores(BaseModel):
     def value(self, metric: str) -> float | None:
         m: Metric = getattr(self, metric)
         return m.value
+
+    def unreachable(self) -> str | None:
+        """The reason of the first metric that is null because the judge could not be reached, if any."""
+        return next((m.reason for m in (getattr(self, n) for n in METRICS) if m.retryable), None)
 
 
 _MARKERS = re.compile(r"\s*\[\d+(?:\s*,\s*\d+)*\]")

@@ -67,3 +67,41 @@ async def test_rescore_after_a_judge_is_configured(tmp_path: Path) -> None:
         finally:
             await client.aclose()
             await manager.__aexit__(None, None, None)
+
+
+async def test_an_unreachable_judge_is_retried_then_recorded_as_null(tmp_path: Path) -> None:
+    with JudgeServer(mode="error") as judge:
+        scoring = {"judge_base_url": judge.base_url, "judge_model": "rule", "max_tries": 2}
+        manager, client = await _service(tmp_path, scoring=scoring)
+        try:
+            await client.post("/v1/collections", json={"name": "kb"})
+            body = "\n".join(json.dumps(r) for r in RECORDS).encode()
+            job = (await client.post("/v1/collections/kb/documents/import", content=body)).json()
+            assert (await wait_job(client, job["job_id"]))["status"] == "succeeded"
+
+            async def ask(question: str) -> str:
+                resp = await client.post("/v1/query", json={"question": question, "collections": ["kb"]})
+                return resp.json()["answer_id"]
+
+            # The judge is down for the first attempt, then back: the job's retry scores the answer. Requests go one
+            # at a time, so once a third has arrived the first two (the SDK's try and retry) both had their 500.
+            recovered = await ask("How tall is the Eiffel Tower?")
+            for _ in range(3000):  # a hang guard, not a speed claim
+                if len(judge.requests) >= 3:
+                    break
+                await asyncio.sleep(0.05)
+            judge.mode = "ok"
+            scores = await _scored(client, recovered, "ragas")
+            assert scores["faithfulness"]["value"] == 1.0 and scores["error"] is None, scores
+            assert judge.kinds().count("statements") >= 3  # two refused, then the retry's
+
+            # Down for good: the last try stores nulls that say why, and that a retry may help.
+            judge.mode = "error"
+            down = await ask("When did the Golden Gate Bridge open?")
+            scores = await _scored(client, down, "ragas")
+            for metric in ("faithfulness", "context_precision"):
+                assert scores[metric]["value"] is None and scores[metric]["retryable"] is True, scores
+                assert "HTTP 500" in scores[metric]["reason"], scores
+        finally:
+            await client.aclose()
+            await manager.__aexit__(None, None, None)
