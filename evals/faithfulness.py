@@ -16,10 +16,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from evals.scores import strip_citation_markers
 from ingestion.chunk import split_sentences
 from rag.protocols import Embedder
 
-_MARKER = re.compile(r"\s*\[\d+(?:\s*,\s*\d+)*\]")
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 _NEGATION = re.compile(r"\b(not|no|never|none|neither|nor|cannot|without|n't|fails?|lack(?:s|ed)?)\b", re.I)
 _PROPER = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][a-zA-Z]+\b")
@@ -88,7 +88,7 @@ class ClaimVerdict:
 
 
 def claims_of(answer: str) -> list[str]:
-    text = _MARKER.sub("", answer)
+    text = strip_citation_markers(answer)
     return [s for s in split_sentences(text) if len(s.split()) >= 3]
 
 

@@ -55,6 +55,11 @@ class Scores(BaseModel):
 _MARKERS = re.compile(r"\s*\[\d+(?:\s*,\s*\d+)*\]")
 
 
+def strip_citation_markers(text: str) -> str:
+    # "[2]" is a citation, not a claim: a judge would look for the number 2 in the contexts.
+    return _MARKERS.sub("", text)
+
+
 class ScoreInput(BaseModel):
     question: str
     answer: str
@@ -65,8 +70,7 @@ class ScoreInput(BaseModel):
     @field_validator("answer")
     @classmethod
     def _without_markers(cls, v: str) -> str:
-        # "[2]" is a citation, not a claim: a judge would look for the number 2 in the contexts.
-        return _MARKERS.sub("", v)
+        return strip_citation_markers(v)
 
 
 class Scorer(Protocol):
