@@ -1,11 +1,12 @@
-"""Abstention on CLAP-NQ with the embedded default (extractive generator).
+"""Abstention on CLAP-NQ with the embedded default (extractive generator), with the support checker deciding
+answerability and with the similarity method (checker off), in one run.
 
-    .venv/bin/python bench/abstain.py
+    .venv/bin/python bench/abstain.py [--methods checker,similarity]
 
 All passages of both files go into one collection; every question is asked through /v1/query. Prints the share
 of answerable questions answered, the share of those answers citing the gold passage, the share of unanswerable
 questions abstained on, and balanced accuracy: at the configured threshold, and at a threshold chosen on the
-even-numbered questions and reported on the odd-numbered ones (held out).
+even-numbered questions and reported on the odd-numbered ones (held out: the checker never trained on them).
 """
 
 from __future__ import annotations
@@ -59,13 +60,18 @@ def best_threshold(results: list[dict]) -> float:
     return max(candidates, key=lambda t: figures(results, t)["balanced_accuracy"])
 
 
-async def main_async() -> None:
+async def run(method: str) -> list[dict]:
     from rag.settings import load_settings
 
     rows = load()
     with tempfile.TemporaryDirectory(prefix="rag-abstain-") as tmp:
         # Never abstain during the run: every answer keeps its evidence and citations, thresholds are applied after.
-        settings = load_settings(data_dir=Path(tmp), answer={"min_evidence": 0.0})
+        settings = load_settings(
+            data_dir=Path(tmp),
+            answer={"min_evidence": 0.0, "min_answerable": 0.0},
+            checker={"enabled": method == "checker"},
+            scoring={"enabled": False},
+        )
         async with local_service(settings) as (client, _app):
             (await client.post("/v1/collections", json={"name": "clapnq"})).raise_for_status()
             body = "\n".join(
@@ -104,20 +110,31 @@ async def main_async() -> None:
                         or (out["abstained"] and False),
                     }
                 )
+    return results
+
+
+async def main_async(methods: list[str]) -> None:
+    from rag.settings import AnswerSettings
+
+    for method in methods:
+        results = await run(method)
+        report(
+            method, results, AnswerSettings().min_answerable if method == "checker" else AnswerSettings().min_evidence
+        )
+
+
+def report(method: str, results: list[dict], default: float) -> None:
     # Gold citation for a threshold sweep needs the citations of abstained answers too: rerun not needed, the
     # extractive answer is composed before the abstention decision only when evidence is high enough, so the
     # sweep below treats an abstained answer as not citing.
     print(
-        f"CLAP-NQ dev: {sum(r['answerable'] for r in results)} answerable, "
-        f"{sum(not r['answerable'] for r in results)} unanswerable, one collection of {len(rows)} passages"
+        f"\n{method}: CLAP-NQ dev, {sum(r['answerable'] for r in results)} answerable, "
+        f"{sum(not r['answerable'] for r in results)} unanswerable, one collection of {len(results)} passages"
     )
     fmt = (
         "  {:<34} answered {answered:.3f}  gold cited {gold_cited:.3f}  abstained {abstained:.3f}  "
         "balanced acc {balanced_accuracy:.3f}"
     )
-    from rag.settings import AnswerSettings
-
-    default = AnswerSettings().min_evidence
     print(fmt.format(f"default threshold {default:.3f}, all", **figures(results, default)))
     even, odd = results[0::2], results[1::2]
     t = best_threshold(even)
@@ -127,10 +144,15 @@ async def main_async() -> None:
 
 
 def main() -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--methods", default="checker,similarity")
+    args = parser.parse_args()
     from rag.privacy import enforce_offline
 
     enforce_offline()
-    asyncio.run(main_async())
+    asyncio.run(main_async(args.methods.split(",")))
 
 
 if __name__ == "__main__":

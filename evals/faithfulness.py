@@ -12,10 +12,10 @@ import itertools
 import re
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
+from evals.claims import ClaimItem, ClaimVerdict
 from evals.scores import strip_citation_markers
 from ingestion.chunk import split_sentences
 from rag.protocols import Embedder
@@ -74,19 +74,6 @@ _DIRECTION = {**dict.fromkeys(_UP, 1), **dict.fromkeys(_DOWN, -1)}
 _FLIP = {**dict(zip(_UP, _DOWN, strict=True)), **dict(zip(_DOWN, _UP, strict=True))}
 
 
-@dataclass
-class ClaimVerdict:
-    claim: str
-    supported: bool
-    support: str | None
-    context_index: int | None
-    similarity: float
-    reason: str | None
-    # How much closer the best source is to the claim with its direction flipped than to the claim (> 0: leans
-    # towards contradiction).
-    contrast: float = 0.0
-
-
 def claims_of(answer: str) -> list[str]:
     text = strip_citation_markers(answer)
     return [s for s in split_sentences(text) if len(s.split()) >= 3]
@@ -131,6 +118,10 @@ def _units(contexts: Sequence[str]) -> tuple[list[tuple[int, str]], list[tuple[i
 
 
 class OfflineFaithfulness:
+    """The similarity method: the fallback claim judge when the support checker's model file is missing."""
+
+    method = "similarity"
+
     def __init__(
         self,
         embedder: Embedder,
@@ -147,6 +138,10 @@ class OfflineFaithfulness:
         # The same chunks are cited again and again: their sentence vectors are worth keeping.
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._cache_size = cache_size
+
+    @property
+    def version(self) -> str:
+        return f"similarity-1-t{self._threshold:g}"
 
     def _unit_vectors(self, texts: list[str]) -> np.ndarray:
         missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
@@ -168,6 +163,10 @@ class OfflineFaithfulness:
     def verdicts(self, answer: str, contexts: Sequence[str]) -> list[ClaimVerdict]:
         """Blocking (encodes with the model)."""
         return self.verdicts_many([(answer, contexts)])[0]
+
+    def judge_many(self, items: Sequence[ClaimItem]) -> list[list[ClaimVerdict]]:
+        """The `ClaimJudge` form: this method ignores the question."""
+        return self.verdicts_many([(item.answer, item.contexts) for item in items])
 
     def verdicts_many(self, items: Sequence[tuple[str, Sequence[str]]]) -> list[list[ClaimVerdict]]:
         """Verdicts for many (answer, contexts) at once: one encoder call for the claims, one for the sources."""

@@ -1,6 +1,8 @@
-"""The offline scorer: the local embedding model and the text itself, no judge LLM.
+"""The offline scorer: no judge LLM. Claims are judged by the support checker (`checked_claims.py`, a small
+cross-encoder trained for it) or, when its model file is missing, by the similarity method (`faithfulness.py`:
+the embedding model plus checks of numbers, names and negation); the scorer version says which.
 
-- faithfulness: share of the answer's claims that a context supports (claim-level checks in `faithfulness.py`);
+- faithfulness: share of the answer's claims that a context supports;
 - context precision: rank-weighted (average precision) usefulness of each context, where a context is useful when
   it supports a claim of the answer or, with a reference, a claim of the reference;
 - context recall: share of the reference answer's claims that the contexts support; null without a reference.
@@ -10,12 +12,21 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from typing import Protocol
 
-from evals.faithfulness import ClaimVerdict, OfflineFaithfulness
+from evals.claims import ClaimItem, ClaimVerdict
 from evals.scores import ClaimOut, Metric, ScoreInput, Scores, abstention_scores, unjudged_scores
-from rag.protocols import Embedder
 
-VERSION = "1"
+
+class ClaimJudge(Protocol):
+    """Splits answers into claims and judges each against the contexts. Blocking."""
+
+    method: str
+
+    @property
+    def version(self) -> str: ...
+
+    def judge_many(self, items: Sequence[ClaimItem]) -> list[list[ClaimVerdict]]: ...
 
 
 def average_precision(useful: Sequence[bool]) -> float:
@@ -29,11 +40,11 @@ def average_precision(useful: Sequence[bool]) -> float:
 
 
 class OfflineScorer:
-    def __init__(self, embedder: Embedder, claim_threshold: float = 0.6, lock: asyncio.Lock | None = None) -> None:
-        """`lock`: the service's encode lock. The model is shared with ingestion, and one tokenizer used from two
-        threads at once can fail ("Already borrowed"); taking turns also keeps the two from thrashing the cores."""
-        self._faith = OfflineFaithfulness(embedder, threshold=claim_threshold)
-        self._threshold = claim_threshold
+    def __init__(self, judge: ClaimJudge, lock: asyncio.Lock | None = None) -> None:
+        """`lock`: the service's encode lock. The similarity method shares the embedding model with ingestion, and
+        one tokenizer used from two threads at once can fail ("Already borrowed"); taking turns also keeps model
+        work from thrashing the cores."""
+        self._judge = judge
         self._lock = lock or asyncio.Lock()
 
     @property
@@ -42,7 +53,7 @@ class OfflineScorer:
 
     @property
     def version(self) -> str:
-        return f"{VERSION}-t{self._threshold:g}"
+        return self._judge.version
 
     async def score(self, item: ScoreInput) -> Scores:
         return (await self.score_many([item]))[0]
@@ -53,9 +64,13 @@ class OfflineScorer:
 
     def score_blocking(self, items: list[ScoreInput]) -> list[Scores]:
         """One encoder call for all claims of the batch (answers and references), one for unseen sources."""
-        jobs = [(item.answer, item.contexts) for item in items if not item.abstained and item.contexts]
-        jobs += [(item.reference, item.contexts) for item in items if item.reference]
-        judged = iter(self._faith.verdicts_many(jobs))
+        jobs = [
+            ClaimItem(item.question, item.answer, item.contexts)
+            for item in items
+            if not item.abstained and item.contexts
+        ]
+        jobs += [ClaimItem(item.question, item.reference, item.contexts) for item in items if item.reference]
+        judged = iter(self._judge.judge_many(jobs))
         answer_verdicts = [next(judged) if not item.abstained and item.contexts else None for item in items]
         return [
             self._scores(item, verdicts, next(judged) if item.reference else None)
@@ -88,7 +103,7 @@ class OfflineScorer:
             faithfulness=faithfulness,
             context_precision=precision,
             context_recall=recall,
-            claims=[_claim_out(v) for v in verdicts],
+            claims=[_claim_out(v, self._judge.method) for v in verdicts],
         )
 
 
@@ -102,12 +117,14 @@ def _recall(verdicts: list[ClaimVerdict] | None, contexts: Sequence[str]) -> Met
     return Metric(value=sum(v.supported for v in verdicts) / len(verdicts))
 
 
-def _claim_out(v: ClaimVerdict) -> ClaimOut:
+def _claim_out(v: ClaimVerdict, method: str) -> ClaimOut:
+    strength = round(v.similarity, 4)
     return ClaimOut(
         claim=v.claim,
         supported=v.supported,
         context=None if v.context_index is None else v.context_index + 1,
         support=v.support,
-        similarity=round(v.similarity, 4),
+        similarity=None if method == "checker" else strength,
+        probability=strength if method == "checker" else None,
         reason=v.reason,
     )

@@ -31,7 +31,10 @@ class ClaimOut(BaseModel):
     context: int | None = Field(default=None, description="1-based position of the supporting context.")
     chunk_id: str | None = None
     support: str | None = Field(default=None, description="The context text that supports (or best matches) it.")
-    similarity: float | None = None
+    similarity: float | None = Field(default=None, description="Similarity method: cosine of the best support.")
+    probability: float | None = Field(
+        default=None, description="Support checker: probability that the recorded support states the claim."
+    )
     reason: str | None = Field(default=None, description="Why the claim is not supported.")
 
 

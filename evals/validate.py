@@ -13,38 +13,34 @@ Dev sets from ../shared/data:
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import re
 import time
 from collections.abc import Callable
-from pathlib import Path
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-Pair = tuple[str, list[str], int]  # answer, contexts, label (1 faithful)
+from evals.shared_data import (
+    clapnq_rows,
+    heldout_examples,
+    scifact_corpus,
+    scifact_queries,
+    scifact_split_ids,
+)
+
+Pair = tuple[str | None, str, list[str], int]  # question, answer, contexts, label (1 faithful)
 
 
 def scifact_pairs(split: str | None = None) -> list[Pair]:
     """Claim against its cited abstract; `split` ("train" or "test") keeps the claims judged in that qrels file.
     The evidence sentence indices in the metadata are never given to the scorer: only the label is used."""
-    corpus = {}
-    with (DATA / "scifact" / "corpus.jsonl").open() as fh:
-        for line in fh:
-            row = json.loads(line)
-            corpus[row["_id"]] = f"{row['title']}. {row['text']}"
-    keep = None
-    if split:
-        with (DATA / "scifact" / "qrels" / f"{split}.tsv").open() as fh:
-            keep = {line.split("\t")[0] for line in list(fh)[1:]}
+    corpus = scifact_corpus()
+    keep = scifact_split_ids(split) if split else None
     pairs = []
-    with (DATA / "scifact" / "queries.jsonl").open() as fh:
-        for line in fh:
-            q = json.loads(line)
-            if keep is not None and q["_id"] not in keep:
-                continue
-            for doc_id, evidence in (q.get("metadata") or {}).items():
-                if doc_id in corpus and evidence:
-                    pairs.append((q["text"], [corpus[doc_id]], 1 if evidence[0]["label"] == "SUPPORT" else 0))
+    for q in scifact_queries():
+        if keep is not None and q["_id"] not in keep:
+            continue
+        for doc_id, evidence in (q.get("metadata") or {}).items():
+            if doc_id in corpus and evidence:
+                pairs.append((None, q["text"], [corpus[doc_id]], 1 if evidence[0]["label"] == "SUPPORT" else 0))
     return pairs
 
 
@@ -66,24 +62,28 @@ def _perturb(answer: str, rng: random.Random) -> str | None:
     return None
 
 
-def clapnq_pairs(seed: int = 13) -> list[Pair]:
+def clapnq_pairs(part: str = "heldout", seed: int = 13) -> list[Pair]:
+    """Answerable CLAP-NQ questions of one half (`train`: even rows, `heldout`: odd rows, never trained on)."""
     rng = random.Random(seed)
     rows = []
-    with (DATA / "clapnq" / "dev_answerable.jsonl").open() as fh:
-        for line in fh:
-            r = json.loads(line)
-            answer = (r.get("output") or [{}])[0].get("answer")
-            if answer:
-                rows.append((answer, r["passages"][0]["text"]))
+    for r in clapnq_rows(part):
+        answer = (r.get("output") or [{}])[0].get("answer")
+        if r["answerable"] and answer:
+            rows.append((r["input"], answer, r["passages"][0]["text"]))
     pairs: list[Pair] = []
-    for i, (answer, passage) in enumerate(rows):
-        pairs.append((answer, [passage], 1))
+    for i, (question, answer, passage) in enumerate(rows):
+        pairs.append((question, answer, [passage], 1))
         changed = _perturb(answer, rng)
         if changed and changed != answer:
-            pairs.append((changed, [passage], 0))
-        other = rows[(i + 1 + rng.randrange(len(rows) - 1)) % len(rows)][1]
-        pairs.append((answer, [other], 0))
+            pairs.append((question, changed, [passage], 0))
+        other = rows[(i + 1 + rng.randrange(len(rows) - 1)) % len(rows)][2]
+        pairs.append((question, answer, [other], 0))
     return pairs
+
+
+def synthetic_pairs() -> list[Pair]:
+    """The training recipe applied to passages never used in training (evals.shared_data.heldout_examples)."""
+    return [(ex.question, ex.answer or "", [ex.passage], ex.label) for ex in heldout_examples()]
 
 
 def auroc(scores: list[float], labels: list[int]) -> float:
@@ -99,7 +99,7 @@ def balanced_accuracy(scores: list[float], labels: list[int], t: float) -> float
     return (tp / max(1, labels.count(1)) + tn / max(1, labels.count(0))) / 2
 
 
-def word_overlap(answer: str, contexts: list[str]) -> float:
+def word_overlap(question: str | None, answer: str, contexts: list[str]) -> float:
     words = set(re.findall(r"\w+", answer.lower()))
     ctx = set(re.findall(r"\w+", " ".join(contexts).lower()))
     return len(words & ctx) / max(1, len(words))
@@ -110,27 +110,30 @@ def share_supported(verdicts: list) -> float | None:  # type: ignore[type-arg]
     return sum(v.supported for v in verdicts) / len(verdicts) if verdicts else None
 
 
-BatchScorer = Callable[[list[tuple[str, list[str]]]], list[float | None]]
+Item = tuple[str | None, str, list[str]]
+BatchScorer = Callable[[list[Item]], list[float | None]]
 
 
-def batched(scorer: Callable[[str, list[str]], float | None]) -> BatchScorer:
-    return lambda items: [scorer(a, c) for a, c in items]
+def batched(scorer: Callable[[str | None, str, list[str]], float | None]) -> BatchScorer:
+    return lambda items: [scorer(q, a, c) for q, a, c in items]
 
 
 def best_threshold(scores: list[float], labels: list[int]) -> float:
     return max(sorted(set(scores)), key=lambda x: balanced_accuracy(scores, labels, x))
 
 
-def timed_scores(pairs: list[Pair], scorer: BatchScorer) -> tuple[list[float], float]:
+def timed_scores(pairs: list[Pair], scorer: BatchScorer) -> tuple[list[float], float, float]:
+    """Scores (a null counts as 0.0: no evidence of support), answers/s, and the share of nulls."""
     started = time.perf_counter()
-    scores = [s or 0.0 for s in scorer([(a, c) for a, c, _ in pairs])]
-    return scores, len(pairs) / (time.perf_counter() - started)
+    raw = scorer([(q, a, c) for q, a, c, _ in pairs])
+    per_s = len(pairs) / (time.perf_counter() - started)
+    return [s or 0.0 for s in raw], per_s, sum(s is None for s in raw) / max(1, len(raw))
 
 
 def evaluate(pairs: list[Pair], scorer: BatchScorer) -> dict[str, float]:
     """AUROC on all pairs; threshold chosen on the even pairs, balanced accuracy on the odd ones."""
-    scores, per_s = timed_scores(pairs, scorer)
-    labels = [y for _, _, y in pairs]
+    scores, per_s, nulls = timed_scores(pairs, scorer)
+    labels = [y for *_, y in pairs]
     dev_s, dev_y, test_s, test_y = scores[0::2], labels[0::2], scores[1::2], labels[1::2]
     t = best_threshold(dev_s, dev_y)
     return {
@@ -138,13 +141,14 @@ def evaluate(pairs: list[Pair], scorer: BatchScorer) -> dict[str, float]:
         "threshold": t,
         "bal_acc_heldout": balanced_accuracy(test_s, test_y, t),
         "per_s": per_s,
+        "nulls": nulls,
     }
 
 
 def evaluate_split(train: list[Pair], test: list[Pair], scorer: BatchScorer) -> dict[str, float]:
     """Threshold chosen on the train pairs only; the test pairs are scored with it and only reported."""
-    scores, per_s = timed_scores(train + test, scorer)
-    labels = [y for _, _, y in train + test]
+    scores, per_s, nulls = timed_scores(train + test, scorer)
+    labels = [y for *_, y in train + test]
     tr_s, tr_y, te_s, te_y = scores[: len(train)], labels[: len(train)], scores[len(train) :], labels[len(train) :]
     t = best_threshold(tr_s, tr_y)
     return {
@@ -154,51 +158,91 @@ def evaluate_split(train: list[Pair], test: list[Pair], scorer: BatchScorer) -> 
         "test_auroc": auroc(te_s, te_y),
         "test_bal_acc": balanced_accuracy(te_s, te_y, t),
         "per_s": per_s,
+        "nulls": nulls,
     }
+
+
+def scorers() -> list[tuple[str, BatchScorer]]:
+    """The word-overlap baseline, the similarity method and the support checker, as batch scorers."""
+    from evals.checked_claims import CheckedClaims, ranking_score
+    from evals.checker import load_checker
+    from evals.claims import ClaimItem
+    from evals.faithfulness import OfflineFaithfulness
+    from ingestion.embed import SentenceTransformerEmbedder
+
+    similarity = OfflineFaithfulness(SentenceTransformerEmbedder(None))
+    out: list[tuple[str, BatchScorer]] = [
+        ("word-overlap baseline", batched(word_overlap)),
+        ("similarity: ranking score", lambda items: similarity.score_many([(a, c) for _, a, c in items])),
+        (
+            "similarity: share supported",
+            lambda items: [share_supported(v) for v in similarity.verdicts_many([(a, c) for _, a, c in items])],
+        ),
+    ]
+    checker = load_checker()
+    if checker is None:
+        print("no support checker model (evals/models/checker): only the similarity method is measured")
+        return out
+    claims = CheckedClaims(checker)
+
+    def judged(items: list[Item]) -> list[list]:  # type: ignore[type-arg]  # lists of ClaimVerdict
+        return claims.judge_many([ClaimItem(q, a, c) for q, a, c in items])
+
+    out += [
+        ("checker: ranking score", lambda items: [ranking_score(v) for v in judged(items)]),
+        ("checker: share supported", lambda items: [share_supported(v) for v in judged(items)]),
+    ]
+    return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--limit", type=int, default=None, help="pairs per set (default: all)")
-    parser.add_argument("--sets", default="scifact,clapnq")
+    parser.add_argument("--sets", default="scifact,clapnq,synthetic")
     args = parser.parse_args()
     from rag.privacy import enforce_offline
 
     enforce_offline()
-    from evals.faithfulness import OfflineFaithfulness
-    from ingestion.embed import SentenceTransformerEmbedder
-
-    scorer = OfflineFaithfulness(SentenceTransformerEmbedder(None))
-    scorers: list[tuple[str, BatchScorer]] = [
-        ("word-overlap baseline", batched(word_overlap)),
-        ("offline scorer", scorer.score_many),
-        ("share of claims supported", lambda items: [share_supported(v) for v in scorer.verdicts_many(items)]),
-    ]
+    candidates = scorers()
     for key in args.sets.split(","):
         if key == "scifact":
             train, test = (scifact_pairs(split)[: args.limit] for split in ("train", "test"))
             print(
-                f"\nSciFact SUPPORT vs CONTRADICT: train {len(train)} pairs ({sum(y for *_, y in train)} faithful),"
-                f" test {len(test)} pairs ({sum(y for *_, y in test)} faithful); threshold chosen on train"
+                f"\nSciFact SUPPORT vs CONTRADICT: train {len(train)} pairs ({sum(p[-1] for p in train)} faithful),"
+                f" test {len(test)} pairs ({sum(p[-1] for p in test)} faithful); threshold chosen on train"
             )
-            for label, fn in scorers:
-                m = evaluate_split(train, test, fn)
-                print(
-                    f"  {label:<22} train AUROC {m['train_auroc']:.3f} bal acc {m['train_bal_acc']:.3f}"
-                    f"  | test AUROC {m['test_auroc']:.3f} bal acc {m['test_bal_acc']:.3f}"
-                    f"  at t={m['threshold']:.3f}  {m['per_s']:.1f} answers/s"
-                )
+            report_split(train, test, candidates)
         elif key == "clapnq":
-            pairs = clapnq_pairs()[: args.limit]
-            print(f"\nCLAP-NQ: {len(pairs)} pairs ({sum(y for *_, y in pairs)} faithful)")
-            for label, fn in scorers:
+            train, test = (clapnq_pairs(part)[: args.limit] for part in ("train", "heldout"))
+            print(
+                f"\nCLAP-NQ: held-out questions (odd rows, never trained on): {len(test)} pairs"
+                f" ({sum(p[-1] for p in test)} faithful); threshold chosen on the train half ({len(train)} pairs)"
+            )
+            report_split(train, test, candidates)
+        elif key == "synthetic":
+            pairs = synthetic_pairs()[: args.limit]
+            print(
+                f"\nSynthetic held-out (passages never trained on): {len(pairs)} pairs"
+                f" ({sum(p[-1] for p in pairs)} faithful)"
+            )
+            for label, fn in candidates:
                 m = evaluate(pairs, fn)
                 print(
-                    f"  {label:<22} AUROC {m['auroc']:.3f}  balanced acc (held-out half) {m['bal_acc_heldout']:.3f}"
-                    f"  at t={m['threshold']:.3f}  {m['per_s']:.1f} answers/s"
+                    f"  {label:<28} AUROC {m['auroc']:.3f}  bal acc (held-out half) {m['bal_acc_heldout']:.3f}"
+                    f"  null {m['nulls']:.0%}  {m['per_s']:.1f} answers/s"
                 )
         else:
-            raise SystemExit(f"unknown set {key!r}: scifact or clapnq")
+            raise SystemExit(f"unknown set {key!r}: scifact, clapnq or synthetic")
+
+
+def report_split(train: list[Pair], test: list[Pair], candidates: list[tuple[str, BatchScorer]]) -> None:
+    for label, fn in candidates:
+        m = evaluate_split(train, test, fn)
+        print(
+            f"  {label:<28} train AUROC {m['train_auroc']:.3f} bal acc {m['train_bal_acc']:.3f}"
+            f"  | test AUROC {m['test_auroc']:.3f} bal acc {m['test_bal_acc']:.3f}"
+            f"  at t={m['threshold']:.3f}  null {m['nulls']:.0%}  {m['per_s']:.1f} answers/s"
+        )
 
 
 if __name__ == "__main__":

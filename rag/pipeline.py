@@ -107,12 +107,62 @@ def validate_citations(text: str, contexts: list[Context]) -> tuple[str, list[in
     return re.sub(r"\s+([.,;:])", r"\1", re.sub(r"[ \t]{2,}", " ", cleaned)).strip(), cited, removed
 
 
+_OPEN_MARKER = re.compile(r"\[[\d,\s]*$")
+
+
+class CitationGate:
+    """What of an LLM's stream may be shown: nothing until the text holds a valid citation marker, then everything,
+    with each marker cleaned once it is complete (markers pointing to no context are dropped).
+
+    The final check turns an answer without a valid citation into an abstention, so tokens sent before the first
+    valid citation could be taken back; holding them until then means no token shown is ever retracted (the
+    first sentence arrives whole instead of word by word, the rest streams). A replacement event would show
+    words and then take them back, and OpenAI-compatible clients have no such event."""
+
+    def __init__(self, contexts: list[Context]) -> None:
+        self._contexts = contexts
+        self._valid = {c.n for c in contexts}
+        self._pending = ""
+        self.opened = False
+
+    def _clean(self, text: str) -> str:
+        def keep(match: re.Match[str]) -> str:
+            nums = [int(x) for x in re.findall(r"\d+", match.group(1))]
+            if any(n in self._valid for n in nums):
+                self.opened = True
+            return "".join(f"[{n}]" for n in nums if n in self._valid)
+
+        return _MARKER.sub(keep, text)
+
+    def feed(self, delta: str) -> str:
+        self._pending += delta
+        tail = _OPEN_MARKER.search(self._pending)
+        cut = tail.start() if tail else len(self._pending)
+        head = self._pending[:cut]
+        if not self.opened:
+            probe = self._clean(head)
+            if not self.opened:
+                return ""
+            self._pending = self._pending[cut:]
+            return probe
+        self._pending = self._pending[cut:]
+        return self._clean(head)
+
+    def finish(self) -> str:
+        """The rest, if the answer was shown at all."""
+        rest, self._pending = self._pending, ""
+        return self._clean(rest) if self.opened else ""
+
+
 def _abstain_reason(gen: Generator, hits: list[Hit], answer: GeneratedAnswer | None, svc: Services) -> str | None:
     cfg = svc.settings.answer
     if not hits:
         return "no_results"
     if gen.name == "extractive":
-        if answer is None or not answer.text or (answer.evidence or 0.0) < cfg.min_evidence:
+        if answer is None or not answer.text:
+            return "weak_evidence"
+        least = cfg.min_answerable if answer.evidence_method == "checker" else cfg.min_evidence
+        if (answer.evidence or 0.0) < least:
             return "weak_evidence"
         return None
     best = max((h.dense_score for h in hits if h.dense_score is not None), default=None)
@@ -260,15 +310,19 @@ async def answer_stream(svc: Services, q: Question) -> AsyncIterator[str | Answe
         yield final
         return
     generated = None
+    gate = CitationGate(contexts)
     t = time.perf_counter()
     if _should_generate(svc, gen, hits):
         async for item in gen.stream(q.standalone or q.text, contexts, prompt):
             if isinstance(item, GeneratedAnswer):
                 generated = item
-            else:
-                yield item
+            elif shown := gate.feed(item):
+                yield shown
     timings["generate"] = round((time.perf_counter() - t) * 1000, 2)
     final = await _finish(svc, q, gen, prompt, hits, contexts, generated, timings, started)
-    if final.abstained and generated is None:
+    if final.abstained:
+        # Nothing was shown: an answer that shows a valid citation is never turned into an abstention.
         yield final.answer
+    elif rest := gate.finish():
+        yield rest
     yield final

@@ -30,6 +30,14 @@ class Embedder(Protocol):
     def embed_query(self, text: str) -> list[float]: ...
 
 
+class PassageChecker(Protocol):
+    """The support checker seen from retrieval and generation: does a passage answer a question. Blocking."""
+
+    def answers(self, question: str, passages: Sequence[str]) -> list[float]:
+        """For each passage, the probability that it answers the question."""
+        ...
+
+
 class SparseEncoder(Protocol):
     """BM25-style term vectors; the store applies IDF at query time."""
 

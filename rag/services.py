@@ -10,6 +10,7 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 
+from evals.checker import SupportChecker
 from evals.scores import Scorer
 from rag.answers import AnswerStore
 from rag.blobs import BlobStore
@@ -39,6 +40,7 @@ class Services:
     generators: dict[str, Generator]
     reranker: Reranker
     scorer: Scorer
+    checker: SupportChecker | None
     # Serialises encoding: two jobs encoding at once on a small machine only thrash the same cores.
     encode_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     # Answers whose score a batch in this process is computing: other jobs leave them to it.
@@ -90,6 +92,7 @@ async def build_services(settings: Settings) -> Services:
     try:
         await catalog.create_schema()
         embedder = await asyncio.to_thread(make_embedder, settings)
+        checker = await asyncio.to_thread(make_checker, settings)
         store = make_store(settings)
         await store.ensure(embedder.dim)
         queue = await JobQueue.connect(redis_url, settings.redis.queue_name)
@@ -112,29 +115,34 @@ async def build_services(settings: Settings) -> Services:
         queue=queue,
         redis_url=redis_url,
         answers=AnswerStore(catalog.engine),
-        reranker=make_reranker(settings),
-        generators=make_generators(settings, embedder),
-        scorer=make_scorer(settings, embedder, encode_lock),
+        reranker=make_reranker(settings, checker),
+        generators=make_generators(settings, embedder, checker),
+        scorer=make_scorer(settings, embedder, encode_lock, checker),
+        checker=checker,
         encode_lock=encode_lock,
         _valkey=valkey,
     )
 
 
-def make_reranker(settings: Settings) -> Reranker:
-    from retrieval.rerank import CrossEncoderReranker, NoReranker, ScoreFusionReranker
+def make_reranker(settings: Settings, checker: SupportChecker | None = None) -> Reranker:
+    from retrieval.rerank import CheckerReranker, CrossEncoderReranker, NoReranker, ScoreFusionReranker
 
     cfg = settings.rerank
-    if cfg.kind == "score_fusion":
+    if cfg.kind == "score_fusion" or (cfg.kind == "checker" and checker is None):
         return ScoreFusionReranker(cfg.dense_weight)
+    if cfg.kind == "checker" and checker is not None:
+        return CheckerReranker(checker, ScoreFusionReranker(cfg.dense_weight), cfg.checker_weight)
     if cfg.kind == "cross_encoder" and cfg.model:
         return CrossEncoderReranker(cfg.model)
     return NoReranker()
 
 
-def make_generators(settings: Settings, embedder: Embedder) -> dict[str, Generator]:
+def make_generators(
+    settings: Settings, embedder: Embedder, checker: SupportChecker | None = None
+) -> dict[str, Generator]:
     from rag.generation.extractive import ExtractiveGenerator
 
-    generators: dict[str, Generator] = {"extractive": ExtractiveGenerator(embedder)}
+    generators: dict[str, Generator] = {"extractive": ExtractiveGenerator(embedder, checker=checker)}
     llm = settings.llm
     if llm.base_url:
         from rag.generation.openai_compat import OpenAICompatibleGenerator
@@ -151,7 +159,22 @@ def make_generators(settings: Settings, embedder: Embedder) -> dict[str, Generat
     return generators
 
 
-def make_scorer(settings: Settings, embedder: Embedder, encode_lock: asyncio.Lock | None = None) -> Scorer:
+def make_checker(settings: Settings) -> SupportChecker | None:
+    """The support checker, or None when it is switched off or its model file is missing (logged)."""
+    cfg = settings.checker
+    if not cfg.enabled:
+        return None
+    from evals.checker import load_checker
+
+    return load_checker(cfg.model, cfg.threads)
+
+
+def make_scorer(
+    settings: Settings,
+    embedder: Embedder,
+    encode_lock: asyncio.Lock | None = None,
+    checker: SupportChecker | None = None,
+) -> Scorer:
     cfg = settings.scoring
     if cfg.judge_base_url:
         from evals.ragas_scorer import RagasScorer
@@ -163,6 +186,15 @@ def make_scorer(settings: Settings, embedder: Embedder, encode_lock: asyncio.Loc
             timeout_seconds=cfg.judge_timeout_seconds,
             embedder=embedder,
         )
-    from evals.offline import OfflineScorer
+    from evals.offline import ClaimJudge, OfflineScorer
 
-    return OfflineScorer(embedder, cfg.claim_threshold, encode_lock)
+    judge: ClaimJudge
+    if checker is not None:
+        from evals.checked_claims import CheckedClaims
+
+        judge = CheckedClaims(checker, settings.checker.threshold, settings.checker.windows_per_claim)
+    else:
+        from evals.faithfulness import OfflineFaithfulness
+
+        judge = OfflineFaithfulness(embedder, threshold=cfg.claim_threshold)
+    return OfflineScorer(judge, encode_lock)

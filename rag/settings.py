@@ -96,8 +96,11 @@ class RetrievalSettings(BaseModel):
 
 class RerankSettings(BaseModel):
     # score_fusion with dense_weight 0.4 was chosen on SciFact train (bench/retrieval.py): nDCG@10 0.713 -> 0.733.
-    kind: Literal["none", "score_fusion", "cross_encoder"] = "score_fusion"
+    kind: Literal["none", "score_fusion", "cross_encoder", "checker"] = "score_fusion"
     dense_weight: float = Field(default=0.4, ge=0.0, le=1.0, description="score_fusion: weight of the dense score.")
+    checker_weight: float = Field(
+        default=0.5, ge=0.0, le=1.0, description="checker: weight of the checker against score fusion."
+    )
     model: str | None = Field(default=None, description="cross_encoder: a local model directory.")
     candidates: int = Field(default=50, ge=1, le=500, description="Fused candidates the reranker sees.")
 
@@ -132,9 +135,26 @@ class AnswerSettings(BaseModel):
     prompt: str = "grounded_answer"
     context_k: int = Field(default=5, ge=1, le=50, description="Chunks given to the generator.")
     # Abstain when the best evidence is weaker than this. Calibrated on CLAP-NQ (bench/abstain.py).
-    min_evidence: float = Field(default=0.60, ge=0.0, le=1.0, description="Extractive: best sentence score.")
+    min_evidence: float = Field(
+        default=0.60, ge=0.0, le=1.0, description="Extractive, similarity method: best sentence score."
+    )
+    min_answerable: float = Field(
+        default=0.5, ge=0.0, le=1.0, description="Extractive with the checker: least probability that it answers."
+    )
     min_retrieval_score: float = Field(default=0.25, ge=-1.0, le=1.0, description="LLM: best dense cosine.")
     max_question_chars: int = Field(default=2000, ge=10)
+
+
+class CheckerSettings(BaseModel):
+    """The support checker (evals/models/checker): a small cross-encoder that reads question, answer and source.
+    It judges claims for the offline scorer, picks the extractive answer's sentences and decides answerability,
+    and can rerank. A missing model file falls back to the similarity method, with a warning."""
+
+    enabled: bool = Field(default=True, description="false: the similarity method everywhere, as before the checker.")
+    model: Path | None = Field(default=None, description="Directory with model.onnx and tokenizer.json.")
+    threshold: float = Field(default=0.5, ge=0.0, le=1.0, description="Least probability for a supported claim.")
+    windows_per_claim: int = Field(default=4, ge=1, le=50, description="Source windows the checker reads per claim.")
+    threads: int = Field(default=0, ge=0, le=256, description="onnxruntime threads (0: one per core).")
 
 
 class ScoringSettings(BaseModel):
@@ -145,7 +165,9 @@ class ScoringSettings(BaseModel):
     judge_model: str = "default"
     judge_api_key: SecretStr | None = None
     judge_timeout_seconds: float = Field(default=120.0, gt=0)
-    claim_threshold: float = Field(default=0.6, ge=0.0, le=1.0, description="Offline: least similarity of support.")
+    claim_threshold: float = Field(
+        default=0.6, ge=0.0, le=1.0, description="Similarity method: least similarity of support."
+    )
     max_tries: int = Field(default=3, ge=1, le=20)
     batch_size: int = Field(default=32, ge=1, le=512, description="Owed scores one worker job scores together.")
     evaluate_max_items: int = Field(default=50, ge=1, le=1000, description="Items per /v1/evaluate batch.")
@@ -181,6 +203,7 @@ class Settings(BaseSettings):
     llm: LLMSettings = LLMSettings()
     answer: AnswerSettings = AnswerSettings()
     scoring: ScoringSettings = ScoringSettings()
+    checker: CheckerSettings = CheckerSettings()
 
     @property
     def database_url(self) -> str:

@@ -231,6 +231,9 @@ class GeneratedAnswer(BaseModel):
     evidence: float | None = Field(
         default=None, description="How strongly the contexts support the answer (extractive: best sentence score)."
     )
+    evidence_method: Literal["checker", "similarity"] | None = Field(
+        default=None, description="checker: evidence is a probability that the answer answers; similarity: a score."
+    )
 
 
 class Hit(BaseModel):

@@ -4,6 +4,8 @@
 - `score_fusion`: a convex combination of the min-max normalised dense cosine and BM25 score of each candidate,
   instead of the ranks alone that RRF uses. No model, microseconds; its weight is chosen on SciFact train.
 - `cross_encoder`: a sentence-transformers CrossEncoder from a local directory (none ships offline here).
+- `checker`: the support checker's answerability probability of each candidate's text, blended with score fusion
+  (`checker_weight`; 1.0 is the checker alone).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import asyncio
 from collections.abc import Sequence
 from typing import Protocol
 
+from rag.protocols import PassageChecker
 from rag.types import Hit
 
 
@@ -81,3 +84,27 @@ class CrossEncoderReranker:
             reverse=True,
         )
         return ranked[:top_k]
+
+
+class CheckerReranker:
+    def __init__(self, checker: PassageChecker, fusion: ScoreFusionReranker, weight: float) -> None:
+        self._checker = checker
+        self._fusion = fusion
+        self._weight = weight
+
+    @property
+    def name(self) -> str:
+        return f"checker:{self._weight:g}+{self._fusion.name}"
+
+    async def rerank(self, query: str, hits: Sequence[Hit], top_k: int) -> list[Hit]:
+        if not hits:
+            return []
+        fused = await self._fusion.rerank(query, hits, len(hits))
+        probs = await asyncio.to_thread(self._checker.answers, query, [str(h.payload.get("text", "")) for h in fused])
+        w = self._weight
+        scored = [
+            h.model_copy(update={"rerank_score": w * p + (1 - w) * (h.rerank_score or 0.0)})
+            for h, p in zip(fused, probs, strict=True)
+        ]
+        scored.sort(key=lambda h: h.rerank_score or 0.0, reverse=True)
+        return scored[:top_k]

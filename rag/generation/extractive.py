@@ -1,9 +1,11 @@
 """The embedded default generator: no LLM, the answer is made of the retrieved sentences that best answer the
 question, each followed by its citation.
 
-Sentences are scored by meaning (cosine of the local embedding model) and by how many of the question's content
-words they contain; the best one leads, and up to two more follow when they are nearly as good and say
-something else.
+With the support checker, each candidate sentence is scored by the checker's probability that it answers the
+question, and the best probability is the evidence the abstention threshold reads (`min_answerable`). Without
+it, sentences are scored by meaning (cosine of the local embedding model) and by how many of the question's
+content words they contain (`min_evidence`). Either way the best one leads, and up to two more follow when they
+are nearly as good and say something else. Only the sentences sharing most words with the question are scored.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import numpy as np
 
 from ingestion.chunk import split_sentences
 from rag.generation.base import Prompt
-from rag.protocols import Embedder
+from rag.protocols import Embedder, PassageChecker
 from rag.types import Context, GeneratedAnswer
 
 _WORD = re.compile(r"[a-z0-9]+")
@@ -61,8 +63,10 @@ class ExtractiveGenerator:
         lexical_weight: float = 0.3,
         follow_ratio: float = 0.85,
         max_embedded: int = 24,
+        checker: PassageChecker | None = None,
     ) -> None:
         self._embedder = embedder
+        self._checker = checker
         self._max_embedded = max_embedded
         self._max = max_sentences
         self._lexical = lexical_weight
@@ -89,6 +93,15 @@ class ExtractiveGenerator:
             keep = sorted(sorted(range(len(pieces)), key=lexical, reverse=True)[: self._max_embedded])
             pieces = [pieces[i] for i in keep]
             framed = [framed[i] for i in keep]
+        if self._checker is not None:
+            probs = self._checker.answers(question, framed)
+            out = [
+                Candidate(c.n, sentence, p, 0.0, len(q_words & content_words(frame)) / max(1, len(q_words)))
+                for (c, sentence), frame, p in zip(pieces, framed, probs, strict=True)
+            ]
+            # Ties (rare with probabilities) go to the better-ranked context.
+            out.sort(key=lambda cand: (cand.score, -cand.n), reverse=True)
+            return out
         vectors = np.asarray(self._embedder.embed_documents([question, *framed]))
         cosines = vectors[1:] @ vectors[0]
         wants_number = bool(_NUMERIC_QUESTION.search(question))
@@ -125,7 +138,12 @@ class ExtractiveGenerator:
     async def generate(self, question: str, contexts: Sequence[Context], prompt: Prompt) -> GeneratedAnswer:
         ranked = await asyncio.to_thread(self.rank, question, contexts)
         text, evidence = self.compose(ranked)
-        return GeneratedAnswer(text=text, model=f"extractive:{self._embedder.model_id}", evidence=evidence)
+        return GeneratedAnswer(
+            text=text,
+            model=f"extractive:{self._embedder.model_id}",
+            evidence=evidence,
+            evidence_method="checker" if self._checker is not None else "similarity",
+        )
 
     async def stream(
         self, question: str, contexts: Sequence[Context], prompt: Prompt

@@ -111,3 +111,43 @@ def test_extractive_answer_drops_the_documents_own_reference_markers():
         [Candidate(n=1, text="Levels rose as shown previously [2, 3].", score=1, cosine=1, overlap=1)]
     )
     assert text == "Levels rose as shown previously [1]."
+
+
+def _contexts(n: int):  # type: ignore[no-untyped-def]
+    from rag.types import Context
+
+    return [
+        Context(
+            n=i,
+            chunk_id=f"c{i}",
+            document_id="d",
+            version=1,
+            filename="f",
+            page=None,
+            section=None,
+            text="t",
+            score=1.0,
+        )
+        for i in range(1, n + 1)
+    ]
+
+
+def test_citation_gate_holds_tokens_until_a_valid_citation_then_streams() -> None:
+    from rag.pipeline import CitationGate
+
+    gate = CitationGate(_contexts(2))
+    shown = [
+        gate.feed(t) for t in ["The bridge ", "opened in 1937 ", "[", "9", "] and ", "[", "1", "]", " later", " [7]."]
+    ]
+    # Nothing before the first valid marker; "[9]" (no such context) is dropped once complete.
+    assert shown[:7] == ["", "", "", "", "", "", ""]
+    assert "".join(shown) + gate.finish() == "The bridge opened in 1937  and [1] later ."
+    assert gate.opened
+
+
+def test_citation_gate_shows_nothing_of_an_answer_without_citations() -> None:
+    from rag.pipeline import CitationGate
+
+    gate = CitationGate(_contexts(1))
+    assert [gate.feed(t) for t in ["The Moon ", "is made ", "of cheese [3]."]] == ["", "", ""]
+    assert gate.finish() == "" and not gate.opened
