@@ -3,6 +3,7 @@ valid citations → persist the answer with its lineage."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from collections.abc import AsyncIterator
@@ -154,49 +155,68 @@ class CitationGate:
         return self._clean(rest) if self.opened else ""
 
 
-def _abstain_reason(gen: Generator, hits: list[Hit], answer: GeneratedAnswer | None, svc: Services) -> str | None:
+@dataclass
+class Draft:
+    """Everything known about an answer before the generator runs."""
+
+    q: Question
+    gen: Generator
+    prompt: Any
+    hits: list[Hit]
+    contexts: list[Context]
+    timings: dict[str, float]
+    started: float
+    # LLM path with the support checker: the probability that some retrieved context answers the question.
+    answerable: float | None = None
+
+
+def _abstain_reason(svc: Services, draft: Draft, answer: GeneratedAnswer | None) -> str | None:
     cfg = svc.settings.answer
-    if not hits:
+    if not draft.hits:
         return "no_results"
-    if gen.name == "extractive":
+    if draft.gen.name == "extractive":
         if answer is None or not answer.text:
             return "weak_evidence"
         least = cfg.min_answerable if answer.evidence_method == "checker" else cfg.min_evidence
         if (answer.evidence or 0.0) < least:
             return "weak_evidence"
         return None
-    best = max((h.dense_score for h in hits if h.dense_score is not None), default=None)
+    best = max((h.dense_score for h in draft.hits if h.dense_score is not None), default=None)
     if best is None or best < cfg.min_retrieval_score:
+        return "weak_evidence"
+    if draft.answerable is not None and draft.answerable < cfg.min_answerable:
         return "weak_evidence"
     if answer is not None and answer.text.strip().rstrip(".").lower() in {ABSTAIN_TEXT.rstrip(".").lower(), ""}:
         return "generator_declined"
     return None
 
 
-async def _prepare(svc: Services, q: Question) -> tuple[Generator, Any, list[Hit], list[Context], dict[str, float]]:
+async def _prepare(svc: Services, q: Question) -> Draft:
     cfg = svc.settings.answer
+    started = time.perf_counter()
     if not q.text.strip():
         raise InvalidInput("the question is empty")
     if len(q.text) > cfg.max_question_chars:
         raise InvalidInput(f"the question has {len(q.text)} characters; the limit is {cfg.max_question_chars}")
     gen = pick_generator(svc, q.generator)
-    prompt = load_prompt(cfg.prompt)
+    prompt = await asyncio.to_thread(load_prompt, cfg.prompt)
     retrieval = await retrieve(svc, q.standalone or q.text, q.collections, q.filters, q.top_k or cfg.context_k)
-    return gen, prompt, retrieval.hits, to_contexts(retrieval.hits), dict(retrieval.timings_ms)
+    contexts = to_contexts(retrieval.hits)
+    draft = Draft(q, gen, prompt, retrieval.hits, contexts, dict(retrieval.timings_ms), started)
+    if gen.name != "extractive" and svc.checker is not None and contexts:
+        # An LLM is not asked when no retrieved passage answers the question (the extractive generator decides
+        # that itself, sentence by sentence).
+        t = time.perf_counter()
+        probs = await asyncio.to_thread(svc.checker.answers, q.standalone or q.text, [c.text for c in contexts])
+        draft.answerable = max(probs)
+        draft.timings["answerable"] = round((time.perf_counter() - t) * 1000, 2)
+    return draft
 
 
-async def _finish(
-    svc: Services,
-    q: Question,
-    gen: Generator,
-    prompt: Any,
-    hits: list[Hit],
-    contexts: list[Context],
-    answer: GeneratedAnswer | None,
-    timings: dict[str, float],
-    started: float,
-) -> AnswerOut:
-    reason = _abstain_reason(gen, hits, answer, svc)
+async def _finish(svc: Services, draft: Draft, answer: GeneratedAnswer | None) -> AnswerOut:
+    q, gen, prompt, timings = draft.q, draft.gen, draft.prompt, draft.timings
+    hits, contexts = draft.hits, draft.contexts
+    reason = _abstain_reason(svc, draft, answer)
     text, cited, removed = (ABSTAIN_TEXT, [], 0)
     if reason is None and answer is not None:
         text, cited, removed = validate_citations(answer.text, contexts)
@@ -219,9 +239,11 @@ async def _finish(
         for n in ([] if reason else cited)
         if (c := by_n[n])
     ]
-    timings["total"] = round((time.perf_counter() - started) * 1000, 2)
+    timings["total"] = round((time.perf_counter() - draft.started) * 1000, 2)
     usage = answer.usage if answer else Usage()
     evidence = answer.evidence if answer else None
+    if evidence is None and gen.name != "extractive":
+        evidence = draft.answerable
     if evidence is None and gen.name != "extractive":
         evidence = max((h.dense_score for h in hits if h.dense_score is not None), default=None)
     model = answer.model if answer else gen.name
@@ -279,47 +301,50 @@ async def _finish(
     )
 
 
-def _should_generate(svc: Services, gen: Generator, hits: list[Hit]) -> bool:
+def _should_generate(svc: Services, draft: Draft) -> bool:
     # The extractive generator's own evidence score decides; an LLM is not called on weak retrieval.
-    return bool(hits) and (gen.name == "extractive" or _abstain_reason(gen, hits, None, svc) is None)
+    return bool(draft.hits) and (draft.gen.name == "extractive" or _abstain_reason(svc, draft, None) is None)
+
+
+async def _generate(draft: Draft) -> GeneratedAnswer | None:
+    if not draft.hits:
+        return None
+    t = time.perf_counter()
+    out = await draft.gen.generate(draft.q.standalone or draft.q.text, draft.contexts, draft.prompt)
+    draft.timings["generate"] = round((time.perf_counter() - t) * 1000, 2)
+    return out
 
 
 async def answer(svc: Services, q: Question) -> AnswerOut:
-    started = time.perf_counter()
-    gen, prompt, hits, contexts, timings = await _prepare(svc, q)
-    generated = None
-    t = time.perf_counter()
-    if _should_generate(svc, gen, hits):
-        generated = await gen.generate(q.standalone or q.text, contexts, prompt)
-    timings["generate"] = round((time.perf_counter() - t) * 1000, 2)
-    return await _finish(svc, q, gen, prompt, hits, contexts, generated, timings, started)
+    draft = await _prepare(svc, q)
+    generated = await _generate(draft) if _should_generate(svc, draft) else None
+    draft.timings.setdefault("generate", 0.0)
+    return await _finish(svc, draft, generated)
 
 
 async def answer_stream(svc: Services, q: Question) -> AsyncIterator[str | AnswerOut]:
     """Text deltas, then the final AnswerOut (with validated citations and the answer id)."""
-    started = time.perf_counter()
-    gen, prompt, hits, contexts, timings = await _prepare(svc, q)
-    if gen.name == "extractive":
+    draft = await _prepare(svc, q)
+    if draft.gen.name == "extractive":
         # Nothing to gain from streaming a ranking: decide (and maybe abstain) first, then send the words.
-        t = time.perf_counter()
-        generated = await gen.generate(q.standalone or q.text, contexts, prompt) if hits else None
-        timings["generate"] = round((time.perf_counter() - t) * 1000, 2)
-        final = await _finish(svc, q, gen, prompt, hits, contexts, generated, timings, started)
+        generated = await _generate(draft)
+        draft.timings.setdefault("generate", 0.0)
+        final = await _finish(svc, draft, generated)
         for word in re.findall(r"\S+\s*", final.answer):
             yield word
         yield final
         return
     generated = None
-    gate = CitationGate(contexts)
+    gate = CitationGate(draft.contexts)
     t = time.perf_counter()
-    if _should_generate(svc, gen, hits):
-        async for item in gen.stream(q.standalone or q.text, contexts, prompt):
+    if _should_generate(svc, draft):
+        async for item in draft.gen.stream(q.standalone or q.text, draft.contexts, draft.prompt):
             if isinstance(item, GeneratedAnswer):
                 generated = item
             elif shown := gate.feed(item):
                 yield shown
-    timings["generate"] = round((time.perf_counter() - t) * 1000, 2)
-    final = await _finish(svc, q, gen, prompt, hits, contexts, generated, timings, started)
+    draft.timings["generate"] = round((time.perf_counter() - t) * 1000, 2)
+    final = await _finish(svc, draft, generated)
     if final.abstained:
         # Nothing was shown: an answer that shows a valid citation is never turned into an abstention.
         yield final.answer
