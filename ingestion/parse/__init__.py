@@ -2,20 +2,22 @@
 
 The steps, one module each: `detect` the kind from the name and first bytes (cheap: it also runs in the upload
 request), `diagnose` what no parser could read, `partition` through one table of unstructured partitioners,
-`decode` text formats' charsets on the way, with `nlp` keeping unstructured offline. Everything from
+`decode` text formats' charsets on the way, `clean` every element's text once, with `nlp` keeping
+unstructured offline and supplying a word list. Everything from
 `unstructured` is imported lazily: importing it costs seconds (it pulls in spaCy, torch and pdfminer) and it
 must not be imported before telemetry is switched off.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Sequence
 from pathlib import PurePath
 from typing import TYPE_CHECKING
 
+from ingestion.parse.clean import clean_texts
 from ingestion.parse.detect import HEAD_BYTES, SUPPORTED_KINDS, detect_kind
 from ingestion.parse.diagnose import raise_no_text, reject_unreadable
-from ingestion.parse.nlp import ensure_offline_nlp
+from ingestion.parse.nlp import english_words, ensure_offline_nlp
 from ingestion.parse.partition import partition
 from rag.errors import DocumentError
 
@@ -56,11 +58,11 @@ def parse_document(data: bytes, filename: str) -> list[ParsedElement]:
     return elements
 
 
-def _to_parsed(elements: Iterable[Element]) -> list[ParsedElement]:
+def _to_parsed(elements: Sequence[Element]) -> list[ParsedElement]:
+    texts = clean_texts([(element.category, element.text or "") for element in elements], english_words())
     parsed: list[ParsedElement] = []
     section: str | None = None
-    for element in elements:
-        text = (element.text or "").strip()
+    for element, text in zip(elements, texts, strict=True):
         if not text:
             continue
         if element.category == "Title":

