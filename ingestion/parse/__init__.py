@@ -1,11 +1,10 @@
-"""Turn an uploaded document's bytes into text elements with `unstructured`, entirely offline.
+"""Turn an uploaded document's bytes into clean text elements with `unstructured`, entirely offline.
 
-The steps, one module each: `detect` the kind from the name and first bytes (cheap: it also runs in the upload
-request), `diagnose` what no parser could read, `partition` through one table of unstructured partitioners,
-`decode` text formats' charsets on the way, `clean` every element's text once, with `nlp` keeping
-unstructured offline and supplying a word list. Everything from
-`unstructured` is imported lazily: importing it costs seconds (it pulls in spaCy, torch and pdfminer) and it
-must not be imported before telemetry is switched off.
+One module a step: `detect` the kind from the name and first bytes (cheap: it also runs in the upload
+request), `diagnose` what no parser could read, `partition` through one table of unstructured partitioners
+(`decode` gives text formats their charset), `clean` every element's text once; `nlp` keeps unstructured
+offline and supplies a word list. Everything from `unstructured` is imported lazily: importing it costs
+seconds (it pulls in spaCy, torch and pdfminer) and it must not be imported before telemetry is switched off.
 """
 
 from __future__ import annotations

@@ -66,7 +66,7 @@ def ensure_offline_nlp() -> None:
 
 @functools.cache
 def english_words() -> frozenset[str]:
-    """The lower-cased alphabetic strings of the bundled model's vocabulary: about 49,000 English words.
+    """The lower-cased alphabetic strings of the bundled model's vocabulary: about 49,000 English words and names.
 
     Read from the package's file, not from the loaded model: spaCy adds every token it meets to that
     vocabulary, so after a document has been parsed it would "know" the fragments of that document's
