@@ -8,13 +8,15 @@ import subprocess
 import sys
 import textwrap
 import zipfile
+from dataclasses import replace
 from functools import cache
 from pathlib import Path
 
 import pytest
 
 from ingestion import parse
-from ingestion.parse import HEAD_BYTES, SUPPORTED_KINDS, ParsedElement, detect_kind, parse_document
+from ingestion.parse import HEAD_BYTES, SUPPORTED_KINDS, ParsedElement, detect_kind, diagnose, parse_document
+from ingestion.parse.partition import PARTITIONERS
 from rag.errors import DocumentError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -125,7 +127,7 @@ def test_every_sample_has_one_expectation() -> None:
     assert sorted(p.name for p in DOCS.iterdir()) == sorted(KINDS)
     assert not set(SNIPPETS) & set(FAILURES)
     assert set(SNIPPETS) | set(FAILURES) == set(KINDS)
-    assert {k for k in KINDS.values() if k} == SUPPORTED_KINDS
+    assert {k for k in KINDS.values() if k} == SUPPORTED_KINDS == set(PARTITIONERS)
 
 
 @pytest.mark.parametrize(("name", "kind"), sorted(KINDS.items()))
@@ -194,7 +196,7 @@ def test_pdf_needing_a_password_is_refused() -> None:
 
 def test_password_is_reported_even_if_the_pypdf_check_is_skipped(monkeypatch: pytest.MonkeyPatch) -> None:
     # partition_pdf swallows pdfminer's password error and returns nothing; the diagnosis must recover it.
-    monkeypatch.setattr(parse, "_reject_locked_pdf", lambda data, name: None)
+    monkeypatch.setattr(diagnose, "_reject_locked_pdf", lambda data, name: None)
     with pytest.raises(DocumentError, match=r"password\.pdf is password-protected"):
         parse_document(_read("password.pdf"), "password.pdf")
 
@@ -233,11 +235,9 @@ def test_missing_package_is_not_disguised_as_a_bad_document(monkeypatch: pytest.
 
 
 def test_unexpected_import_error_in_a_partitioner_propagates(monkeypatch: pytest.MonkeyPatch) -> None:
-    def broken(data: bytes, name: str) -> list:
-        raise ModuleNotFoundError("No module named 'docx'")
-
-    monkeypatch.setitem(parse._PARTITIONERS, "docx", broken)
-    with pytest.raises(ModuleNotFoundError):
+    missing = replace(PARTITIONERS["docx"], function="unstructured.partition.no_such_module:partition_docx")
+    monkeypatch.setitem(PARTITIONERS, "docx", missing)
+    with pytest.raises(ModuleNotFoundError, match="no_such_module"):
         parse_document(_read("fake.docx"), "fake.docx")
 
 
