@@ -33,6 +33,11 @@ class DatabaseSettings(BaseModel):
         default=None,
         description="SQLAlchemy async URL (postgresql+asyncpg://...). Unset: SQLite in the data directory.",
     )
+    auto_upgrade: bool = Field(
+        default=True,
+        description="Upgrade the database schema at start. false: refuse to start on an older schema and name the "
+        "command that upgrades it (`rag db upgrade`), for operators who migrate as a separate, backed-up step.",
+    )
 
     @field_validator("url")
     @classmethod

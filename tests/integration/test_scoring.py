@@ -268,7 +268,7 @@ async def owed_without_jobs(client, services, kb: str, *questions: str) -> list[
     statuses = [(await client.get(f"/v1/answers/{i}")).json()["scores"]["status"] for i in ids]
     assert statuses == ["not_scored"] * len(ids)
     for i in ids:
-        await services.answers.request_score(i)
+        await services.answers.scores.request(i)
     return ids
 
 
