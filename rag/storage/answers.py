@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from rag.errors import Conflict, NotFound
 from rag.storage.engine import Transaction, now, utc
 from rag.storage.records import Feedback, NewAnswer, ReportQuery, ReportRow, StoredAnswer, Turn
-from rag.storage.schema import answers, feedback, scores, turns
+from rag.storage.schema import answer_collections, answers, feedback, scores, turns
 from rag.storage.scores import ScoreStore, insert_owed, score_state
 
 _BATCH = 500  # ids per IN (...): well below every driver's bound-parameter limit
@@ -29,6 +29,9 @@ class AnswerStore:
         row = {**dataclasses.asdict(answer), "id": answer_id, "created_at": now()}
         async with Transaction(self._engine) as conn:
             await conn.execute(answers.insert().values(**row))
+            links = [{"answer_id": answer_id, "collection": c} for c in dict.fromkeys(answer.collections)]
+            if links:
+                await conn.execute(answer_collections.insert(), links)
             if score:
                 await insert_owed(conn, answer_id)
         return answer_id
@@ -67,8 +70,17 @@ class AnswerStore:
         return out
 
     async def report_rows(self, query: ReportQuery) -> list[ReportRow]:
-        """Answers with their score (if any), newest first: the raw material of the reports."""
+        """Answers with their score (if any), newest first: the raw material of the reports.
+
+        Every filter, the collection too, is applied in SQL before the limit: the newest `limit` answers of the
+        selection, however many other answers there are."""
         source = answers.outerjoin(scores, scores.c.answer_id == answers.c.id)
+        if query.collection is not None:
+            source = source.join(
+                answer_collections,
+                (answer_collections.c.answer_id == answers.c.id)
+                & (answer_collections.c.collection == query.collection),
+            )
         columns = [answers.c[f.name] for f in dataclasses.fields(ReportRow) if f.name != "score"]
         select = sa.select(*columns, *(c.label(f"s_{c.name}") for c in scores.c)).select_from(source)
         if query.since is not None:

@@ -269,10 +269,11 @@ class Turn:
 
 @dataclass(frozen=True)
 class ReportQuery:
-    """Which answers a report reads: newest first, at most `limit`."""
+    """Which answers a report reads: newest first, at most `limit`, every given filter applied before the limit."""
 
     since: datetime | None = None
     until: datetime | None = None
+    collection: str | None = None
     prompt_version: str | None = None
     generator: str | None = None
     limit: int = 100_000

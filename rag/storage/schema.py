@@ -78,6 +78,7 @@ answers = sa.Table(
     sa.Column("conversation_id", sa.String(36), nullable=True, index=True),
     sa.Column("question", sa.Text, nullable=False),
     sa.Column("standalone_question", sa.Text, nullable=False),
+    # Kept as written for the answer's lineage; filters go through answer_collections.
     sa.Column("collections", sa.JSON, nullable=False),
     sa.Column("filters", sa.JSON, nullable=True),
     sa.Column("answer", sa.Text, nullable=False),
@@ -94,6 +95,15 @@ answers = sa.Table(
     sa.Column("removed_citations", sa.Integer, nullable=False, default=0),
     sa.Column("evidence", sa.Float, nullable=True),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, index=True),
+)
+
+# One row per collection an answer drew on: reports filter by collection in SQL, before their row limit.
+answer_collections = sa.Table(
+    "answer_collections",
+    metadata,
+    sa.Column("answer_id", sa.String(36), sa.ForeignKey("answers.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("collection", sa.String(64), primary_key=True),
+    sa.Index("ix_answer_collections_collection", "collection", "answer_id"),
 )
 
 turns = sa.Table(

@@ -15,11 +15,11 @@ from rag.storage.records import ScoreResult as StoredScores
 from tests.contracts.test_catalog import catalog  # noqa: F401  (the fixture, on both databases)
 
 
-def record(question: str, generator: str = "extractive") -> NewAnswer:
+def record(question: str, generator: str = "extractive", collections: tuple[str, ...] = ("c",)) -> NewAnswer:
     return NewAnswer(
         question=question,
         standalone_question=question,
-        collections=["c"],
+        collections=list(collections),
         filters=None,
         answer="An answer.",
         abstained=False,
@@ -92,3 +92,19 @@ async def test_feedback_and_report_rows(catalog):  # noqa: F811
     assert by_id[a].score.status == "done" and by_id[a].score.faithfulness is None
     assert by_id[b].score.status == "pending"
     assert [r.id for r in await store.report_rows(ReportQuery(generator="llm"))] == [b]
+
+
+async def test_a_report_of_one_collection_is_not_crowded_out_by_others(catalog):  # noqa: F811
+    """The limit applies to the collection's answers: newer answers elsewhere do not push them out of the window."""
+    store = AnswerStore(catalog.engine)
+    mine = [await store.save(record(f"mine {i}", collections=("mine", "shared"))) for i in range(3)]
+    await asyncio.sleep(0.01)
+    for i in range(20):
+        await store.save(record(f"other {i}", collections=("other",)))
+    rows = await store.report_rows(ReportQuery(collection="mine", limit=10))
+    assert sorted(r.id for r in rows) == sorted(mine)
+    assert len(await store.report_rows(ReportQuery(collection="other", limit=10))) == 10
+    assert [r.id for r in await store.report_rows(ReportQuery(collection="shared", limit=2))] == mine[:0:-1]
+    assert await store.report_rows(ReportQuery(collection="nobody")) == []
+    twice = await store.save(record("named twice", collections=("dup", "dup")))  # one link row, not a conflict
+    assert [r.id for r in await store.report_rows(ReportQuery(collection="dup"))] == [twice]

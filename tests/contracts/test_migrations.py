@@ -305,6 +305,10 @@ def snapshot(conn: sa.Connection) -> dict[str, list[dict[str, Any]]]:
     return out
 
 
+def link_rows(conn: sa.Connection) -> set[tuple[str, str]]:
+    return {tuple(r) for r in conn.execute(sa.text("SELECT answer_id, collection FROM answer_collections"))}
+
+
 def version_of(conn: sa.Connection) -> str | None:
     return MigrationContext.configure(conn).get_current_revision()
 
@@ -319,12 +323,13 @@ async def test_a_database_of_the_previous_release_is_upgraded_with_every_row_int
     try:
         await catalog.prepare_schema(auto_upgrade=True)  # what the service does at start
         assert await run(url, snapshot) == before
+        assert await run(url, link_rows) == {("a1", "alpha"), ("a2", "alpha"), ("a2", "beta"), ("a3", "beta")}
         status = await migrate.status(url)
-        assert status.up_to_date and status.current == status.head
+        assert status.up_to_date and status.current == status.head != migrate.BASELINE
 
-        # The new code reads the old rows.
+        # The new code reads the old rows, and the back-filled links drive the report's collection filter.
         answers = AnswerStore(catalog.engine)
-        assert [r.id for r in await answers.report_rows(ReportQuery())] == ["a3", "a2", "a1"]
+        assert [r.id for r in await answers.report_rows(ReportQuery(collection="beta"))] == ["a3", "a2"]
         assert (await answers.get("a2")).filters == {"year": 2024}
         assert (await answers.scores.state("a1")).result["claims"][0]["supported"] is True
         assert [t.role for t in await answers.history("conv-1")] == ["user", "assistant"]
@@ -392,9 +397,11 @@ async def test_downgrade_to_the_baseline_and_up_again(url):
     await migrate.upgrade(url)
     _, after = await migrate.downgrade(url, migrate.BASELINE)
     assert after.current == migrate.BASELINE
+    assert "answer_collections" not in await run(url, schema_of)
     assert await run(url, snapshot) == before
     await migrate.upgrade(url)
     assert await run(url, snapshot) == before
+    assert await run(url, link_rows) == {("a1", "alpha"), ("a2", "alpha"), ("a2", "beta"), ("a3", "beta")}
     with pytest.raises(migrate.SchemaError, match="base"):
         await migrate.downgrade(url, "base")
 
@@ -451,4 +458,5 @@ async def test_replicas_starting_together_upgrade_once(url):
     before = await run(url, snapshot)
     await asyncio.gather(*(migrate.prepare(url, auto_upgrade=True) for _ in range(3)))
     assert await run(url, snapshot) == before
+    assert await run(url, link_rows) == {("a1", "alpha"), ("a2", "alpha"), ("a2", "beta"), ("a3", "beta")}
     assert (await migrate.status(url)).up_to_date

@@ -186,11 +186,9 @@ async def groundedness_report(
     if collection is not None:
         await svc.catalog.collections.filterable_fields([collection])  # 404 for an unknown collection
     cfg = svc.settings.scoring
-    query = ReportQuery(start, end, prompt_version, generator, limit=cfg.report_max_answers)
+    query = ReportQuery(start, end, collection, prompt_version, generator, limit=cfg.report_max_answers)
     rows = await svc.answers.report_rows(query)
     truncated = len(rows) == cfg.report_max_answers
-    if collection is not None:
-        rows = [r for r in rows if collection in r.collections]
     feedback = await svc.answers.feedback_for([r.id for r in rows])
     if format == "csv":
         return Response(
