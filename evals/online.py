@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
+import socket
+import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from arq import Retry
@@ -62,15 +67,15 @@ async def score_owed(svc: Services, answer_id: str, *, last_try: bool = True) ->
     Unless it is the `last_try`, a judge that cannot be reached raises TransientError (the job retries later and
     takes the batch again); on the last try the scores are stored null with that reason.
     """
-    state = await svc.answers.scores.state(answer_id)
-    limit = svc.settings.scoring.batch_size
-    owed = await svc.answers.scores.pending(limit=2 * limit)
-    # No await from here to the claim: another job in this loop cannot take the same answers in between.
-    mine = [answer_id] if state is not None and state.status == SCORE_STATUS_PENDING else []
-    ids = [a for a in dict.fromkeys(mine + owed) if a not in svc.scoring_in_flight][:limit]
+    cfg = svc.settings.scoring
+    lease = timedelta(seconds=cfg.claim_seconds)
+    # In the database, not in this process: a batch in another worker never takes the same answers.
+    claimant = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    ids = await svc.answers.scores.claim(claimant, answer_id, cfg.batch_size, lease)
     if not ids:
+        await _follow_claim(svc, answer_id)
         return 0
-    svc.scoring_in_flight.update(ids)
+    keeper = asyncio.create_task(_keep_claim(svc, claimant, ids, lease))
     retrying = False
     try:
         await _score_batch(svc, ids, last_try)
@@ -78,13 +83,42 @@ async def score_owed(svc: Services, answer_id: str, *, last_try: bool = True) ->
         retrying = True  # this job comes back after a backoff and takes what is still owed: no job per answer
         raise
     finally:
-        svc.scoring_in_flight.difference_update(ids)
+        keeper.cancel()
+        await asyncio.gather(keeper, return_exceptions=True)
+        try:
+            await svc.answers.scores.release(claimant, ids)
+        except TransientError as exc:
+            log.warning("could not release %d claimed scores (the claim runs out by itself): %s", len(ids), exc)
         # Still owed (a rescore came in while the batch ran, or the batch failed): each needs a job of its own,
         # since the job it had may have returned while the answer was in this batch.
         for i in [] if retrying else ids:
             if (after := await svc.answers.scores.state(i)) and after.status == SCORE_STATUS_PENDING:
                 await enqueue_scoring(svc, i)
     return len(ids)
+
+
+async def _keep_claim(svc: Services, claimant: str, ids: list[str], lease: timedelta) -> None:
+    while True:
+        await asyncio.sleep(lease.total_seconds() / 3)
+        try:
+            await svc.answers.scores.renew(claimant, ids, lease)
+        except TransientError as exc:
+            log.warning("could not renew the claim on %d scores; trying again: %s", len(ids), exc)
+
+
+async def _follow_claim(svc: Services, answer_id: str) -> None:
+    """The answer is owed but another batch holds it: come back when that claim ends.
+
+    A live batch renews its claim and then scores the answer (this job finds it done); a batch whose worker died
+    leaves a claim that runs out, and then this job takes the answer."""
+    state = await svc.answers.scores.state(answer_id)
+    if state is None or state.status != SCORE_STATUS_PENDING or state.claimed_until is None:
+        return
+    wait = (state.claimed_until - datetime.now(UTC)).total_seconds()
+    try:
+        await svc.queue.enqueue_score(answer_id, defer_seconds=max(0.0, wait) + 1.0)
+    except TransientError as exc:
+        log.warning("scoring of answer %s is deferred to the next worker start: %s", answer_id, exc)
 
 
 async def _score_batch(svc: Services, ids: list[str], last_try: bool = True) -> None:

@@ -43,8 +43,6 @@ class Services:
     checker: SupportChecker | None
     # Serialises encoding: two jobs encoding at once on a small machine only thrash the same cores.
     encode_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    # Answers whose score a batch in this process is computing: other jobs leave them to it.
-    scoring_in_flight: set[str] = field(default_factory=set)
     _valkey: EmbeddedValkey | None = None
 
     async def close(self) -> None:

@@ -232,6 +232,8 @@ class ScoreState:
     error: str | None
     requested_at: datetime
     scored_at: datetime | None
+    claimed_by: str | None = None
+    claimed_until: datetime | None = None
 
     def metric(self, name: str) -> float | None:
         value: float | None = getattr(self, name)

@@ -135,6 +135,9 @@ scores = sa.Table(
     sa.Column("error", sa.Text, nullable=True),
     sa.Column("requested_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("scored_at", sa.DateTime(timezone=True), nullable=True),
+    # The scoring batch that holds an owed score, until when (renewed while it runs): one batch per answer.
+    sa.Column("claimed_by", sa.String(128), nullable=True),
+    sa.Column("claimed_until", sa.DateTime(timezone=True), nullable=True),
 )
 
 feedback = sa.Table(

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -74,6 +75,58 @@ class ScoreStore:
             row = (await conn.execute(scores.select().where(scores.c.answer_id == answer_id))).first()
         return None if row is None else score_state(row._mapping)
 
+    async def claim(self, claimant: str, first: str | None, limit: int, lease: timedelta) -> list[str]:
+        """Owed scores no other batch holds, `first` first and then the oldest requests: at most `limit`, each held
+        by `claimant` until the lease ends (`renew` extends it, `release` ends it).
+
+        The UPDATE itself checks that a score is still free, so of two claimers racing for it exactly one gets it
+        (PostgreSQL re-checks the condition once the other's row lock is gone; SQLite runs one writer at a time).
+        """
+        ts = now()
+        free = (scores.c.status == SCORE_STATUS_PENDING) & (
+            scores.c.claimed_until.is_(None) | (scores.c.claimed_until < ts)
+        )
+        async with Transaction(self._engine) as conn:
+            head = []
+            if first is not None:
+                head = list(
+                    (
+                        await conn.execute(sa.select(scores.c.answer_id).where(free, scores.c.answer_id == first))
+                    ).scalars()
+                )
+            oldest = await conn.execute(
+                sa.select(scores.c.answer_id).where(free).order_by(scores.c.requested_at).limit(limit)
+            )
+            candidates = list(dict.fromkeys([*head, *oldest.scalars()]))[:limit]
+        if not candidates:
+            return []
+        # A transaction of its own: on SQLite a read transaction that then writes can fail when another wrote.
+        async with Transaction(self._engine) as conn:
+            won = await conn.execute(
+                scores.update()
+                .where(scores.c.answer_id.in_(candidates), free)
+                .values(claimed_by=claimant, claimed_until=ts + lease)
+                .returning(scores.c.answer_id)
+            )
+            mine = set(won.scalars())
+        return [c for c in candidates if c in mine]
+
+    async def renew(self, claimant: str, answer_ids: Sequence[str], lease: timedelta) -> None:
+        async with Transaction(self._engine) as conn:
+            await conn.execute(
+                scores.update()
+                .where(scores.c.answer_id.in_(list(answer_ids)), scores.c.claimed_by == claimant)
+                .values(claimed_until=now() + lease)
+            )
+
+    async def release(self, claimant: str, answer_ids: Sequence[str]) -> None:
+        async with Transaction(self._engine) as conn:
+            await conn.execute(
+                scores.update()
+                .where(scores.c.answer_id.in_(list(answer_ids)), scores.c.claimed_by == claimant)
+                .values(claimed_by=None, claimed_until=None)
+            )
+
     async def pending(self, limit: int | None = None) -> list[str]:
         """Answers whose score is owed, oldest request first."""
         query = (
@@ -109,4 +162,6 @@ def score_state(row: Mapping[str, Any], prefix: str = "") -> ScoreState:
         error=row[f"{prefix}error"],
         requested_at=utc(row[f"{prefix}requested_at"]),
         scored_at=as_utc(row[f"{prefix}scored_at"]),
+        claimed_by=row[f"{prefix}claimed_by"],
+        claimed_until=as_utc(row[f"{prefix}claimed_until"]),
     )

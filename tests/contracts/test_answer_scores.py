@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 import pytest
 
@@ -10,6 +11,7 @@ from evals.online import score_result
 from evals.scores import Metric, Scores
 from rag.errors import NotFound
 from rag.storage.answers import AnswerStore
+from rag.storage.engine import make_engine
 from rag.storage.records import NewAnswer, ReportQuery
 from rag.storage.records import ScoreResult as StoredScores
 from tests.contracts.test_catalog import catalog  # noqa: F401  (the fixture, on both databases)
@@ -108,3 +110,41 @@ async def test_a_report_of_one_collection_is_not_crowded_out_by_others(catalog):
     assert await store.report_rows(ReportQuery(collection="nobody")) == []
     twice = await store.save(record("named twice", collections=("dup", "dup")))  # one link row, not a conflict
     assert [r.id for r in await store.report_rows(ReportQuery(collection="dup"))] == [twice]
+
+
+async def test_two_claimers_never_get_the_same_answer(catalog):  # noqa: F811
+    """Two workers (two engines, as two processes have) race for the same owed scores: each score goes to one."""
+    store = AnswerStore(catalog.engine)
+    other_engine = make_engine(catalog.url)
+    other = AnswerStore(other_engine)
+    lease = timedelta(minutes=5)
+    try:
+        owed = [await store.save(record(f"q{i}"), score=True) for i in range(12)]
+        for _ in range(3):  # several races, each over the same oldest candidates
+            claims = await asyncio.gather(
+                store.scores.claim("w1", None, 5, lease),
+                other.scores.claim("w2", None, 5, lease),
+                other.scores.claim("w3", owed[-1], 5, lease),
+            )
+            taken = [a for c in claims for a in c]
+            assert len(taken) == len(set(taken)), claims
+            for claimant, got in zip(("w1", "w2", "w3"), claims, strict=True):
+                assert {(await store.scores.state(a)).claimed_by for a in got} <= {claimant}
+                await store.scores.release(claimant, got)
+
+        first = await store.scores.claim("w1", owed[-1], 2, lease)
+        assert first == [owed[-1], owed[0]]  # its own answer first, then the oldest request
+        assert owed[-1] not in await other.scores.claim("w2", owed[-1], 12, lease)  # held: not taken
+        assert await other.scores.claim("w3", None, 12, lease) == []  # everything is held now
+
+        # A claim that runs out (its worker died) frees the answers; renewing keeps them.
+        await store.scores.renew("w1", first, timedelta(seconds=-1))
+        assert await other.scores.claim("w3", None, 12, lease) == [owed[0], owed[-1]]  # oldest request first
+        await other.scores.renew("w3", first, lease)
+        assert await store.scores.claim("w1", None, 12, lease) == []
+        # A finished score is not owed: never claimed again, whatever its claim says.
+        await other.scores.failed(first[0], "gave up")
+        await other.scores.release("w3", first)
+        assert await store.scores.claim("w1", None, 12, lease) == [first[1]]
+    finally:
+        await other_engine.dispose()

@@ -332,6 +332,8 @@ async def test_a_database_of_the_previous_release_is_upgraded_with_every_row_int
         assert [r.id for r in await answers.report_rows(ReportQuery(collection="beta"))] == ["a3", "a2"]
         assert (await answers.get("a2")).filters == {"year": 2024}
         assert (await answers.scores.state("a1")).result["claims"][0]["supported"] is True
+        assert (await answers.scores.state("a2")).claimed_by is None  # owed, and free for the next batch
+        assert await answers.scores.claim("worker", None, 10, timedelta(minutes=1)) == ["a2"]
         assert [t.role for t in await answers.history("conv-1")] == ["user", "assistant"]
         document = await catalog.documents.get("d1")
         assert (document.active_version, document.chunk_count, len(document.versions)) == (2, 5, 2)
