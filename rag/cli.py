@@ -28,6 +28,7 @@ def _settings(**overrides: object) -> Settings:
 
 
 def _serve(settings: Settings, embedded_worker: bool) -> None:
+    _require_schema(settings)
     import uvicorn
 
     from rag.api.app import create_app
@@ -63,6 +64,7 @@ def worker() -> None:
     """An ingestion worker for a split deployment (see `rag api`)."""
     settings = _settings()
     _require_servers(settings)
+    _require_schema(settings)
     enforce_offline()
     from ingestion.worker import run_standalone
 
@@ -138,13 +140,25 @@ db_app = typer.Typer(no_args_is_help=True, help="The metadata database: its sche
 app.add_typer(db_app, name="db")
 
 
-def _database(run: Callable[[str], Coroutine[Any, Any, T]]) -> T:
+def _require_schema(settings: Settings) -> None:
+    """With auto-upgrade off, an out-of-date schema stops the start here, in one line that names the command."""
+    if settings.database.auto_upgrade:
+        return  # the service upgrades it at start
+    from rag.storage import migrate
+
+    status = _database(migrate.status, settings)
+    if not status.up_to_date:
+        typer.echo(status.refusal(), err=True)
+        raise typer.Exit(1)
+
+
+def _database(run: Callable[[str], Coroutine[Any, Any, T]], settings: Settings | None = None) -> T:
     """Run a schema operation on the configured database; a problem is one line for the operator, not a trace."""
     from sqlalchemy.exc import DBAPIError
 
     from rag.errors import RagError
 
-    settings = _settings()
+    settings = settings or _settings()
     if settings.database.url is None:
         settings.data_dir.mkdir(parents=True, exist_ok=True)  # the embedded SQLite file lives there
     try:

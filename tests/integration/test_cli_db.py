@@ -15,11 +15,15 @@ from tests.conftest import REPO
 from tests.support import legacy_schema as legacy
 
 
-def rag_db(*args: str, data_dir: Path, **env: str) -> subprocess.CompletedProcess[str]:
+def rag(*args: str, data_dir: Path, **env: str) -> subprocess.CompletedProcess[str]:
     environ = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
     environ.update(RAG_DATA_DIR=str(data_dir), **env)
-    cmd = [sys.executable, "-m", "rag", "db", *args]
+    cmd = [sys.executable, "-m", "rag", *args]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=environ, cwd=REPO)
+
+
+def rag_db(*args: str, data_dir: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    return rag("db", *args, data_dir=data_dir, **env)
 
 
 async def create_legacy(url: str) -> None:
@@ -34,6 +38,12 @@ def test_a_database_of_the_previous_release_is_shown_then_upgraded(tmp_path: Pat
     data.mkdir()
     asyncio.run(create_legacy(f"sqlite+aiosqlite:///{data / 'rag.db'}"))
     head = asyncio.run(migrate.status(f"sqlite+aiosqlite:///{data / 'rag.db'}")).head
+
+    # The operator chose to migrate as a separate step: the service does not start, and says what to run.
+    refused = rag("serve", "--port", "1", data_dir=data, RAG_DATABASE__AUTO_UPGRADE="false")
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert "before schema migrations" in refused.stderr and "Run `rag db upgrade`" in refused.stderr
+    assert "Traceback" not in refused.stderr
 
     current = rag_db("current", data_dir=data)
     assert current.returncode == 1, current.stderr
