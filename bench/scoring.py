@@ -75,7 +75,7 @@ async def ask_all(client, questions: list[str], clients: int, rate: float | None
 
 async def until_scored(answers) -> None:  # type: ignore[no-untyped-def]
     # The database is the only place that knows: poll it with one cheap query.
-    while await answers.pending_scores(limit=1):  # noqa: ASYNC110
+    while await answers.scores.pending(limit=1):  # noqa: ASYNC110
         await asyncio.sleep(0.1)
 
 
@@ -102,7 +102,7 @@ async def phase(data_dir: Path, questions: list[str], clients: int, scoring: boo
         if not scoring:
             return out
         # Polled with one cheap query, so that watching adds no load of its own.
-        backlog, drain_started = len(await answers.pending_scores()), time.perf_counter()
+        backlog, drain_started = len(await answers.scores.pending()), time.perf_counter()
         await until_scored(answers)
         drained = time.perf_counter() - drain_started
         lag = await lags(client, ids)

@@ -2,26 +2,32 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
+import socket
+import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from arq import Retry
 
-from evals.scores import ScoreInput, Scores
-from rag.answers import SCORE_STATUS_PENDING
+from evals.scores import METRICS, ScoreInput, Scores
 from rag.errors import TransientError
 from rag.services import Services
+from rag.storage.records import ScoreResult, StoredAnswer
+from rag.storage.scores import SCORE_STATUS_PENDING
 
 log = logging.getLogger(__name__)
 
 
-def score_input(answer: dict[str, Any], reference: str | None) -> ScoreInput:
+def score_input(answer: StoredAnswer, reference: str | None) -> ScoreInput:
     return ScoreInput(
-        question=answer["question"],
-        answer=answer["answer"],
-        contexts=[c["text"] for c in answer["contexts"]],
+        question=answer.question,
+        answer=answer.answer,
+        contexts=[c["text"] for c in answer.contexts],
         reference=reference,
-        abstained=answer["abstained"],
+        abstained=answer.abstained,
     )
 
 
@@ -30,6 +36,12 @@ def with_chunk_ids(result: Scores, contexts: list[dict[str, Any]]) -> Scores:
         if claim.context is not None and 1 <= claim.context <= len(contexts):
             claim.chunk_id = contexts[claim.context - 1]["chunk_id"]
     return result
+
+
+def score_result(result: Scores) -> ScoreResult:
+    """The scores as storage keeps them: the metric values in their columns, the whole result as JSON."""
+    values = {m: result.value(m) for m in METRICS}
+    return ScoreResult(result.scorer, result.scorer_version, values, result.model_dump(mode="json"))
 
 
 async def enqueue_scoring(svc: Services, answer_id: str) -> None:
@@ -41,7 +53,7 @@ async def enqueue_scoring(svc: Services, answer_id: str) -> None:
 
 
 async def request_scoring(svc: Services, answer_id: str, reference: str | None = None, *, set_reference: bool) -> None:
-    await svc.answers.request_score(answer_id, reference, set_reference=set_reference)
+    await svc.answers.scores.request(answer_id, reference, set_reference=set_reference)
     await enqueue_scoring(svc, answer_id)
 
 
@@ -55,15 +67,15 @@ async def score_owed(svc: Services, answer_id: str, *, last_try: bool = True) ->
     Unless it is the `last_try`, a judge that cannot be reached raises TransientError (the job retries later and
     takes the batch again); on the last try the scores are stored null with that reason.
     """
-    row = await svc.answers.score_row(answer_id)
-    limit = svc.settings.scoring.batch_size
-    owed = await svc.answers.pending_scores(limit=2 * limit)
-    # No await from here to the claim: another job in this loop cannot take the same answers in between.
-    mine = [answer_id] if row is not None and row["status"] == SCORE_STATUS_PENDING else []
-    ids = [a for a in dict.fromkeys(mine + owed) if a not in svc.scoring_in_flight][:limit]
+    cfg = svc.settings.scoring
+    lease = timedelta(seconds=cfg.claim_seconds)
+    # In the database, not in this process: a batch in another worker never takes the same answers.
+    claimant = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    ids = await svc.answers.scores.claim(claimant, answer_id, cfg.batch_size, lease)
     if not ids:
+        await _follow_claim(svc, answer_id)
         return 0
-    svc.scoring_in_flight.update(ids)
+    keeper = asyncio.create_task(_keep_claim(svc, claimant, ids, lease))
     retrying = False
     try:
         await _score_batch(svc, ids, last_try)
@@ -71,19 +83,48 @@ async def score_owed(svc: Services, answer_id: str, *, last_try: bool = True) ->
         retrying = True  # this job comes back after a backoff and takes what is still owed: no job per answer
         raise
     finally:
-        svc.scoring_in_flight.difference_update(ids)
+        keeper.cancel()
+        await asyncio.gather(keeper, return_exceptions=True)
+        try:
+            await svc.answers.scores.release(claimant, ids)
+        except TransientError as exc:
+            log.warning("could not release %d claimed scores (the claim runs out by itself): %s", len(ids), exc)
         # Still owed (a rescore came in while the batch ran, or the batch failed): each needs a job of its own,
         # since the job it had may have returned while the answer was in this batch.
         for i in [] if retrying else ids:
-            if (after := await svc.answers.score_row(i)) and after["status"] == SCORE_STATUS_PENDING:
+            if (after := await svc.answers.scores.state(i)) and after.status == SCORE_STATUS_PENDING:
                 await enqueue_scoring(svc, i)
     return len(ids)
 
 
+async def _keep_claim(svc: Services, claimant: str, ids: list[str], lease: timedelta) -> None:
+    while True:
+        await asyncio.sleep(lease.total_seconds() / 3)
+        try:
+            await svc.answers.scores.renew(claimant, ids, lease)
+        except TransientError as exc:
+            log.warning("could not renew the claim on %d scores; trying again: %s", len(ids), exc)
+
+
+async def _follow_claim(svc: Services, answer_id: str) -> None:
+    """The answer is owed but another batch holds it: come back when that claim ends.
+
+    A live batch renews its claim and then scores the answer (this job finds it done); a batch whose worker died
+    leaves a claim that runs out, and then this job takes the answer."""
+    state = await svc.answers.scores.state(answer_id)
+    if state is None or state.status != SCORE_STATUS_PENDING or state.claimed_until is None:
+        return
+    wait = (state.claimed_until - datetime.now(UTC)).total_seconds()
+    try:
+        await svc.queue.enqueue_score(answer_id, defer_seconds=max(0.0, wait) + 1.0)
+    except TransientError as exc:
+        log.warning("scoring of answer %s is deferred to the next worker start: %s", answer_id, exc)
+
+
 async def _score_batch(svc: Services, ids: list[str], last_try: bool = True) -> None:
     answers = [await svc.answers.get(i) for i in ids]
-    rows = [await svc.answers.score_row(i) for i in ids]
-    inputs = [score_input(a, r["reference"] if r else None) for a, r in zip(answers, rows, strict=True)]
+    states = [await svc.answers.scores.state(i) for i in ids]
+    inputs = [score_input(a, s.reference if s else None) for a, s in zip(answers, states, strict=True)]
     try:
         results = await svc.scorer.score_many(inputs)
     except TransientError:
@@ -99,13 +140,13 @@ async def _score_batch(svc: Services, ids: list[str], last_try: bool = True) -> 
             except TransientError:
                 raise
             except Exception as exc:
-                await svc.answers.score_failed(i, f"internal error while scoring ({type(exc).__name__}: {exc})")
+                await svc.answers.scores.failed(i, f"internal error while scoring ({type(exc).__name__}: {exc})")
         return
     if not last_try and (reason := next((u for r in results if (u := r.unreachable())), None)):
         raise TransientError(reason)
-    for i, answer, r, result in zip(ids, answers, rows, results, strict=True):
-        if r is not None:
-            await svc.answers.save_scores(i, with_chunk_ids(result, answer["contexts"]), r["requests"])
+    for i, answer, s, result in zip(ids, answers, states, results, strict=True):
+        if s is not None:
+            await svc.answers.scores.save(i, score_result(with_chunk_ids(result, answer.contexts)), s.requests)
 
 
 async def score_answer(ctx: dict[str, Any], answer_id: str) -> str:
@@ -116,19 +157,19 @@ async def score_answer(ctx: dict[str, Any], answer_id: str) -> str:
         await score_owed(svc, answer_id, last_try=attempt >= svc.settings.scoring.max_tries)
     except TransientError as exc:
         if attempt >= svc.settings.scoring.max_tries:
-            await svc.answers.score_failed(answer_id, f"gave up after {attempt} attempts: {exc}")
+            await svc.answers.scores.failed(answer_id, f"gave up after {attempt} attempts: {exc}")
             return "failed"
         raise Retry(defer=min(60.0, 2.0**attempt)) from exc
     except Exception as exc:
         log.exception("scoring answer %s failed", answer_id)
-        await svc.answers.score_failed(answer_id, f"internal error while scoring ({type(exc).__name__}: {exc})")
+        await svc.answers.scores.failed(answer_id, f"internal error while scoring ({type(exc).__name__}: {exc})")
         return "failed"
     return "done"
 
 
 async def recover_scores(svc: Services) -> int:
     """Enqueue every owed score: a queue that died with the process (embedded Valkey) loses no score."""
-    owed = await svc.answers.pending_scores()
+    owed = await svc.answers.scores.pending()
     # Every job takes a batch of what is owed: one job per batch is enough.
     for answer_id in owed[:: svc.settings.scoring.batch_size]:
         await svc.queue.enqueue_score(answer_id)

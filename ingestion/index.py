@@ -15,9 +15,9 @@ from datetime import UTC, datetime
 
 from ingestion.chunk import chunk_elements
 from ingestion.records import parse_jsonl, record_elements
-from rag.catalog import JobItem
 from rag.errors import DocumentError, NotFound
 from rag.services import Services
+from rag.storage.records import IndexedVersion, JobItem
 from rag.types import (
     Chunk,
     ChunkRecord,
@@ -47,53 +47,53 @@ def chunk_id(job_id: str, document_id: str, version: int, index: int) -> str:
 
 async def run_job(svc: Services, job_id: str) -> None:
     try:
-        job = await svc.catalog.get_job(job_id)
+        job = await svc.catalog.jobs.get(job_id)
     except NotFound:
         log.info("job %s no longer exists: its collection was deleted", job_id)
         return
     if job.status in (JobStatus.succeeded, JobStatus.failed):
         return  # a duplicate delivery of a finished job
-    attempts = await svc.catalog.job_started(job_id)
+    attempts = await svc.catalog.jobs.started(job_id)
     limit = svc.settings.ingestion.max_tries + 1
     if attempts > limit:
         # The process died during every attempt (out of memory, killed): stop the crash loop.
-        await svc.catalog.job_finished(
+        await svc.catalog.jobs.finished(
             job_id, JobStatus.failed, f"gave up after {attempts - 1} attempts that never finished (worker stopped)"
         )
         return
-    items = await svc.catalog.job_items(job_id)
+    items = await svc.catalog.jobs.items(job_id)
     if not items:
-        await svc.catalog.job_finished(job_id, JobStatus.failed, "nothing to index: the document was deleted")
+        await svc.catalog.jobs.finished(job_id, JobStatus.failed, "nothing to index: the document was deleted")
         return
     pending = [i for i in items if i.status == VersionStatus.queued]
     switched = [i for i in items if i.status == VersionStatus.active]
 
-    await svc.catalog.job_progress(job_id, JobStage.parsing)
+    await svc.catalog.jobs.progress(job_id, JobStage.parsing)
     elements, failures = await _load(svc, job.kind, pending)
     for item, error in failures:
-        await svc.catalog.version_failed(item.document_id, item.version, error)
+        await svc.catalog.versions.failed(item.document_id, item.version, error)
 
-    await svc.catalog.job_progress(job_id, JobStage.chunking)
+    await svc.catalog.jobs.progress(job_id, JobStage.chunking)
     prepared, empty = await asyncio.to_thread(_chunk_all, svc, elements)
     for item in empty:
         reason = f"{item.filename} contains no text to index"
         failures.append((item, reason))
-        await svc.catalog.version_failed(item.document_id, item.version, reason)
+        await svc.catalog.versions.failed(item.document_id, item.version, reason)
 
     if not prepared and not switched:
         reason = failures[0][1] if len(failures) == 1 else f"all {len(failures)} documents failed"
-        await svc.catalog.job_finished(job_id, JobStatus.failed, reason)
+        await svc.catalog.jobs.finished(job_id, JobStatus.failed, reason)
         return
 
     await _clear_staged(svc, job_id, prepared, bool(switched))
     await _embed_and_upsert(svc, job_id, prepared)
 
-    await svc.catalog.job_progress(job_id, JobStage.indexing)
+    await svc.catalog.jobs.progress(job_id, JobStage.indexing)
     await _switch(svc, job_id, prepared, switched)
     note = None
     if failures:
         note = f"{len(failures)} of {len(items)} documents failed; first: {failures[0][1]}"
-    await svc.catalog.job_finished(job_id, JobStatus.succeeded, note)
+    await svc.catalog.jobs.finished(job_id, JobStatus.succeeded, note)
 
 
 async def _load(
@@ -147,7 +147,7 @@ async def _embed_and_upsert(svc: Services, job_id: str, prepared: Sequence[Prepa
     # Encoding in order of length keeps padding (wasted work) low, as the raw encoder does on a whole corpus.
     flat.sort(key=lambda pc: pc[1].tokens)
     total = len(flat)
-    await svc.catalog.job_progress(job_id, JobStage.embedding, done=0, total=total)
+    await svc.catalog.jobs.progress(job_id, JobStage.embedding, done=0, total=total)
     created = datetime.now(UTC).isoformat()
     for start in range(0, total, EMBED_GROUP):
         group = flat[start : start + EMBED_GROUP]
@@ -165,7 +165,7 @@ async def _embed_and_upsert(svc: Services, job_id: str, prepared: Sequence[Prepa
             for (p, c), vec, sp in zip(group, dense, sparse, strict=True)
         ]
         await svc.store.upsert(records)
-        await svc.catalog.job_progress(job_id, JobStage.embedding, done=start + len(group))
+        await svc.catalog.jobs.progress(job_id, JobStage.embedding, done=start + len(group))
 
 
 def _encode_sparse(svc: Services, texts: list[str]) -> list:
@@ -199,8 +199,10 @@ async def _switch(svc: Services, job_id: str, prepared: Sequence[Prepared], swit
     # New chunks turn active before the catalog switches and old ones retire after it: a search that keeps
     # only chunks of the catalog's active version sees exactly one version at every instant.
     await svc.store.set_state(ChunkSelector(job_id=job_id, state=ChunkState.staged), ChunkState.active)
-    activations = await svc.catalog.activate(
-        job_id, [(p.item.document_id, p.item.version, len(p.chunks)) for p in prepared], svc.embedder.model_id
+    activations = await svc.catalog.versions.activate(
+        job_id,
+        [IndexedVersion(p.item.document_id, p.item.version, len(p.chunks)) for p in prepared],
+        svc.embedder.model_id,
     )
     activated = {a.document_id for a in activations}
     for p in prepared:
@@ -215,13 +217,13 @@ async def _switch(svc: Services, job_id: str, prepared: Sequence[Prepared], swit
 
 async def retire_old_versions(svc: Services, document_id: str) -> None:
     """Mark the chunks of every retired version retired, and delete those beyond the rollback window."""
-    if not await svc.catalog.document_exists(document_id):
+    if not await svc.catalog.documents.exists(document_id):
         return
-    detail = await svc.catalog.get_document(document_id)
+    detail = await svc.catalog.documents.get(document_id)
     for v in detail.versions:
         if v.status == VersionStatus.retired:
             await svc.store.set_state(ChunkSelector(document_id=document_id, version=v.version), ChunkState.retired)
-    purge = await svc.catalog.versions_beyond(document_id, svc.settings.ingestion.keep_versions)
+    purge = await svc.catalog.versions.beyond(document_id, svc.settings.ingestion.keep_versions)
     for version in purge:
         await svc.store.delete(ChunkSelector(document_id=document_id, version=version))
-    await svc.catalog.mark_purged(document_id, purge)
+    await svc.catalog.versions.mark_purged(document_id, purge)

@@ -27,19 +27,19 @@ async def ingest_job(ctx: dict[str, Any], job_id: str) -> str:
     except TransientError as exc:
         max_tries = svc.settings.ingestion.max_tries
         if attempt >= max_tries:
-            await svc.catalog.job_finished(job_id, JobStatus.failed, f"gave up after {attempt} attempts: {exc}")
+            await svc.catalog.jobs.finished(job_id, JobStatus.failed, f"gave up after {attempt} attempts: {exc}")
             return "failed"
         delay = backoff_seconds(svc.settings.ingestion.retry_base_seconds, attempt)
         log.warning("job %s attempt %d hit a transient failure, retrying in %.1fs: %s", job_id, attempt, delay, exc)
         try:
-            await svc.catalog.job_note_error(job_id, f"attempt {attempt} failed, retrying in {delay:.0f}s: {exc}")
+            await svc.catalog.jobs.note_error(job_id, f"attempt {attempt} failed, retrying in {delay:.0f}s: {exc}")
         except TransientError:
             pass  # the catalog itself is what is down; the retry will tell
         raise Retry(defer=delay) from exc
     except Exception as exc:
         # A bug, not the document's fault: fail visibly rather than retry the same crash.
         log.exception("job %s failed unexpectedly", job_id)
-        await svc.catalog.job_finished(
+        await svc.catalog.jobs.finished(
             job_id, JobStatus.failed, f"internal error while ingesting ({type(exc).__name__}: {exc})"
         )
         return "failed"
@@ -49,7 +49,7 @@ async def ingest_job(ctx: dict[str, Any], job_id: str) -> str:
 async def recover_jobs(svc: Services) -> int:
     """Enqueue every job the catalog has not seen finish: after a crash, nothing uploaded is lost."""
     count = 0
-    for job_id in await svc.catalog.unfinished_jobs():
+    for job_id in await svc.catalog.jobs.unfinished():
         if await svc.queue.enqueue_ingest(job_id):
             count += 1
     return count

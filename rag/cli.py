@@ -5,13 +5,16 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
+from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 import typer
 
 from rag.privacy import enforce_offline
 from rag.settings import Settings, SettingsError, load_settings
+
+T = TypeVar("T")
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="RAG service: grounded answers with citations.")
 
@@ -25,6 +28,7 @@ def _settings(**overrides: object) -> Settings:
 
 
 def _serve(settings: Settings, embedded_worker: bool) -> None:
+    _require_schema(settings)
     import uvicorn
 
     from rag.api.app import create_app
@@ -60,6 +64,7 @@ def worker() -> None:
     """An ingestion worker for a split deployment (see `rag api`)."""
     settings = _settings()
     _require_servers(settings)
+    _require_schema(settings)
     enforce_offline()
     from ingestion.worker import run_standalone
 
@@ -129,6 +134,82 @@ def ask(
     for c in data["citations"]:
         where = f", page {c['page']}" if c.get("page") else ""
         typer.echo(f"  [{c['n']}] {c['filename']}{where} (version {c['version']})")
+
+
+db_app = typer.Typer(no_args_is_help=True, help="The metadata database: its schema revision, upgrades.")
+app.add_typer(db_app, name="db")
+
+
+def _require_schema(settings: Settings) -> None:
+    """With auto-upgrade off, an out-of-date schema stops the start here, in one line that names the command."""
+    if settings.database.auto_upgrade:
+        return  # the service upgrades it at start
+    from rag.storage import migrate
+
+    status = _database(migrate.status, settings)
+    if not status.up_to_date:
+        typer.echo(status.refusal(), err=True)
+        raise typer.Exit(1)
+
+
+def _database(run: Callable[[str], Coroutine[Any, Any, T]], settings: Settings | None = None) -> T:
+    """Run a schema operation on the configured database; a problem is one line for the operator, not a trace."""
+    from sqlalchemy.exc import DBAPIError
+
+    from rag.errors import RagError
+
+    settings = settings or _settings()
+    if settings.database.url is None:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)  # the embedded SQLite file lives there
+    try:
+        return asyncio.run(run(settings.database_url))
+    except RagError as exc:
+        typer.echo(exc.message, err=True)
+        raise typer.Exit(1) from None
+    except (DBAPIError, OSError) as exc:
+        typer.echo(f"cannot use the database (RAG_DATABASE__URL): {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """The database's schema revision and the one this release needs; exit 1 when an upgrade is due."""
+    from rag.storage import migrate
+
+    status = _database(migrate.status)
+    typer.echo(status.describe())
+    if not status.up_to_date:
+        if status.known:
+            typer.echo(f"upgrade it with `{migrate.UPGRADE_COMMAND}`", err=True)
+        raise typer.Exit(1)
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
+) -> None:
+    """Upgrade the schema (a database from before migrations is adopted as 0001 first). Back the database up first."""
+    from rag.storage import migrate
+
+    before, after = _database(lambda url: migrate.upgrade(url, revision))
+    if before.current == after.current:
+        typer.echo(f"nothing to do: {after.describe()}")
+    else:
+        typer.echo(f"upgraded from {before.current or '(no revision)'} to {after.current}: {after.describe()}")
+
+
+@db_app.command("downgrade")
+def db_downgrade(
+    revision: Annotated[str, typer.Argument(help="The revision to go back to (0001 or later).")],
+) -> None:
+    """Go back to an earlier revision, before running an earlier release. Back the database up first."""
+    from rag.storage import migrate
+
+    before, after = _database(lambda url: migrate.downgrade(url, revision))
+    if before.current == after.current:
+        typer.echo(f"nothing to do: {after.describe()}")
+    else:
+        typer.echo(f"downgraded from {before.current} to {after.current}")
 
 
 eval_app = typer.Typer(no_args_is_help=True, help="Offline evaluation runs against a running service.")

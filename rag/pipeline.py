@@ -17,6 +17,7 @@ from rag.errors import InvalidInput
 from rag.generation.base import Generator
 from rag.prompts.registry import load_prompt
 from rag.services import Services
+from rag.storage.records import NewAnswer
 from rag.types import Context, GeneratedAnswer, Hit, PromptRef, Usage
 from retrieval.search import retrieve
 
@@ -247,7 +248,7 @@ async def _finish(svc: Services, draft: Draft, answer: GeneratedAnswer | None) -
     if evidence is None and gen.name != "extractive":
         evidence = max((h.dense_score for h in hits if h.dense_score is not None), default=None)
     model = answer.model if answer else gen.name
-    record = dict(
+    record = NewAnswer(
         conversation_id=q.conversation_id,
         question=q.text,
         standalone_question=q.standalone or q.text,

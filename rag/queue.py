@@ -45,11 +45,13 @@ class JobQueue:
             raise TransientError(f"the job queue is unavailable: {exc}") from exc
         return job is not None
 
-    async def enqueue_score(self, answer_id: str) -> None:
+    async def enqueue_score(self, answer_id: str, defer_seconds: float | None = None) -> None:
         # A fresh id each time: a rescore must run even while arq still remembers the last job for this answer.
         job_id = f"score:{answer_id}:{uuid.uuid4().hex[:8]}"
         try:
-            await self._pool.enqueue_job(SCORE_FUNCTION, answer_id, _job_id=job_id, _queue_name=self.queue_name)
+            await self._pool.enqueue_job(
+                SCORE_FUNCTION, answer_id, _job_id=job_id, _queue_name=self.queue_name, _defer_by=defer_seconds
+            )
         except (RedisError, OSError) as exc:
             raise TransientError(f"the job queue is unavailable: {exc}") from exc
 

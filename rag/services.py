@@ -12,14 +12,14 @@ from dataclasses import dataclass, field
 
 from evals.checker import SupportChecker
 from evals.scores import Scorer
-from rag.answers import AnswerStore
 from rag.blobs import BlobStore
-from rag.catalog import Catalog
 from rag.generation.base import Generator
 from rag.privacy import enforce_offline
 from rag.protocols import Embedder, SparseEncoder, VectorStore
 from rag.queue import JobQueue
 from rag.settings import Settings
+from rag.storage.answers import AnswerStore
+from rag.storage.catalog import Catalog
 from rag.valkey import EmbeddedValkey
 from retrieval.rerank import Reranker
 
@@ -43,8 +43,6 @@ class Services:
     checker: SupportChecker | None
     # Serialises encoding: two jobs encoding at once on a small machine only thrash the same cores.
     encode_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    # Answers whose score a batch in this process is computing: other jobs leave them to it.
-    scoring_in_flight: set[str] = field(default_factory=set)
     _valkey: EmbeddedValkey | None = None
 
     async def close(self) -> None:
@@ -90,7 +88,7 @@ async def build_services(settings: Settings) -> Services:
         redis_url = await valkey.start()
     catalog = Catalog(settings.database_url)
     try:
-        await catalog.create_schema()
+        await catalog.prepare_schema(auto_upgrade=settings.database.auto_upgrade)
         embedder = await asyncio.to_thread(make_embedder, settings)
         checker = await asyncio.to_thread(make_checker, settings)
         store = make_store(settings)

@@ -33,6 +33,11 @@ class DatabaseSettings(BaseModel):
         default=None,
         description="SQLAlchemy async URL (postgresql+asyncpg://...). Unset: SQLite in the data directory.",
     )
+    auto_upgrade: bool = Field(
+        default=True,
+        description="Upgrade the database schema at start. false: refuse to start on an older schema and name the "
+        "command that upgrades it (`rag db upgrade`), for operators who migrate as a separate, backed-up step.",
+    )
 
     @field_validator("url")
     @classmethod
@@ -170,6 +175,13 @@ class ScoringSettings(BaseModel):
     )
     max_tries: int = Field(default=3, ge=1, le=20)
     batch_size: int = Field(default=32, ge=1, le=512, description="Owed scores one worker job scores together.")
+    claim_seconds: int = Field(
+        default=60,
+        ge=5,
+        le=3600,
+        description="A batch holds its answers this long and renews the claim every third of it; after a worker "
+        "dies, its answers wait at most this long for another batch.",
+    )
     evaluate_max_items: int = Field(default=50, ge=1, le=1000, description="Items per /v1/evaluate batch.")
     max_contexts: int = Field(default=50, ge=1, le=500)
     report_max_answers: int = Field(default=100_000, ge=100, description="Newest answers a report reads at most.")

@@ -52,7 +52,7 @@ def collapse_duplicates(hits: list[Hit], threshold: float, keep: int | None = No
 
 async def allowed_fields(svc: Services, collections: list[str]) -> dict[str, FieldType]:
     allowed: dict[str, FieldType] = dict(BUILTIN_FIELDS)
-    for declared in (await svc.catalog.filterable_fields(collections)).values():  # 404 for an unknown name
+    for declared in (await svc.catalog.collections.filterable_fields(collections)).values():  # 404 for an unknown name
         allowed.update({f"metadata.{k}": v for k, v in declared.items()})
     return allowed
 
@@ -85,7 +85,7 @@ async def retrieve(
     hits = await svc.store.search(
         dense, sparse, spec, limit=limit, candidates=max(cfg.candidates, limit), mode=mode, rrf_k=cfg.rrf_k
     )
-    active = await svc.catalog.active_versions(sorted({str(h.payload.get("document_id")) for h in hits}))
+    active = await svc.catalog.documents.active_versions(sorted({str(h.payload.get("document_id")) for h in hits}))
     hits = [h for h in hits if active.get(str(h.payload.get("document_id"))) == h.payload.get("version")]
     t2 = time.perf_counter()
     reranker = svc.reranker

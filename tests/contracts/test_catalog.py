@@ -2,32 +2,24 @@
 
 from __future__ import annotations
 
-import os
 import uuid
 
 import pytest
 
-from rag.catalog import Catalog, NewVersion, metadata
 from rag.errors import Conflict, NotFound
+from rag.storage.catalog import Catalog
+from rag.storage.records import IndexedVersion, NewCollection, NewVersion
 from rag.types import JobStatus, VersionStatus
+from tests.support.databases import KINDS, fresh_database
 
-PG_URL = os.environ.get("RAG_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 
-
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=KINDS)
 async def catalog(request, tmp_path):
-    if request.param == "sqlite":
-        cat = Catalog(f"sqlite+aiosqlite:///{tmp_path / 'cat.db'}")
-    else:
-        cat = Catalog(PG_URL)
-        async with cat._engine.begin() as conn:  # a clean slate: tests share the server's database
-            await conn.run_sync(metadata.drop_all)
-    await cat.create_schema()
-    yield cat
-    if request.param == "postgresql":
-        async with cat._engine.begin() as conn:
-            await conn.run_sync(metadata.drop_all)
-    await cat.close()
+    async with fresh_database(request.param, tmp_path) as url:
+        cat = Catalog(url)
+        await cat.prepare_schema()
+        yield cat
+        await cat.close()
 
 
 def version(key: str, content: str) -> NewVersion:
@@ -36,40 +28,42 @@ def version(key: str, content: str) -> NewVersion:
 
 
 async def test_versions_switch_and_rollback(catalog):
-    await catalog.create_collection("c", "", {})
+    await catalog.collections.create(NewCollection("c"))
     with pytest.raises(Conflict):
-        await catalog.create_collection("c", "", {})
-    first, needs_job = await catalog.register_upload("c", version("a.txt", "one"))
-    assert needs_job and first.version == 1
-    same, needs_job = await catalog.register_upload("c", version("a.txt", "one"))
-    assert not needs_job and same.status == "unchanged" and same.job_id == first.job_id
-    second, _ = await catalog.register_upload("c", version("a.txt", "two"))
+        await catalog.collections.create(NewCollection("c"))
+    first = await catalog.versions.register_upload("c", version("a.txt", "one"))
+    assert first.needs_job and first.version == 1
+    same = await catalog.versions.register_upload("c", version("a.txt", "one"))
+    assert not same.needs_job and same.status == "unchanged" and same.job_id == first.job_id
+    second = await catalog.versions.register_upload("c", version("a.txt", "two"))
     assert second.version == 2 and second.job_id != first.job_id
 
-    await catalog.activate(first.job_id, [(first.document_id, 1, 3)], "m")
-    await catalog.job_finished(first.job_id, JobStatus.succeeded)
-    acts = await catalog.activate(second.job_id, [(second.document_id, 2, 5)], "m")
+    await catalog.versions.activate(first.job_id, [IndexedVersion(first.document_id, 1, 3)], "m")
+    await catalog.jobs.finished(first.job_id, JobStatus.succeeded)
+    acts = await catalog.versions.activate(second.job_id, [IndexedVersion(second.document_id, 2, 5)], "m")
     assert [(a.version, a.previous) for a in acts] == [(2, 1)]
-    doc = await catalog.get_document(first.document_id)
+    doc = await catalog.documents.get(first.document_id)
     assert doc.active_version == 2 and doc.chunk_count == 5
     assert [(v.version, v.status) for v in doc.versions] == [(1, VersionStatus.retired), (2, VersionStatus.active)]
 
-    assert await catalog.rollback_target(first.document_id) == (2, 1)
-    await catalog.switch_active(first.document_id, 2, 1)
-    assert (await catalog.get_document(first.document_id)).active_version == 1
-    assert (await catalog.active_versions([first.document_id])) == {first.document_id: 1}
-    info = await catalog.get_collection("c")
+    assert await catalog.versions.rollback_target(first.document_id) == (2, 1)
+    await catalog.versions.switch_active(first.document_id, 2, 1)
+    assert (await catalog.documents.get(first.document_id)).active_version == 1
+    assert (await catalog.documents.active_versions([first.document_id])) == {first.document_id: 1}
+    info = await catalog.collections.get("c")
     assert (info.document_count, info.chunk_count) == (1, 3)
+    with pytest.raises(Conflict, match="no earlier version"):
+        await catalog.versions.rollback_target(first.document_id)
 
-    assert await catalog.unfinished_jobs() == [second.job_id]
-    blobs = await catalog.delete_document(first.document_id)
+    assert await catalog.jobs.unfinished() == [second.job_id]
+    blobs = await catalog.documents.delete(first.document_id)
     assert len(blobs) == 2
     with pytest.raises(NotFound):
-        await catalog.get_document(first.document_id)
+        await catalog.documents.get(first.document_id)
 
 
 async def test_import_registers_one_job_and_detects_unchanged(catalog):
-    await catalog.create_collection("imp", "", {})
+    await catalog.collections.create(NewCollection("imp"))
     items = [
         NewVersion(
             key=f"d{i}",
@@ -83,13 +77,13 @@ async def test_import_registers_one_job_and_detects_unchanged(catalog):
         )
         for i in range(3)
     ]
-    result, needs_job = await catalog.register_import("imp", items, "a" * 64)
-    assert needs_job and result.new_versions == 3
-    assert len(await catalog.job_items(result.job_id)) == 3
-    again, needs_job = await catalog.register_import("imp", items, "a" * 64)
-    assert not needs_job and again.unchanged == 3
-    await catalog.job_finished(result.job_id, JobStatus.failed, "boom")
-    items_after = await catalog.job_items(result.job_id)
+    result = await catalog.versions.register_import("imp", items, "a" * 64)
+    assert result.needs_job and result.new_versions == 3
+    assert len(await catalog.jobs.items(result.job_id)) == 3
+    again = await catalog.versions.register_import("imp", items, "a" * 64)
+    assert not again.needs_job and again.unchanged == 3
+    await catalog.jobs.finished(result.job_id, JobStatus.failed, "boom")
+    items_after = await catalog.jobs.items(result.job_id)
     assert all(i.status == VersionStatus.failed for i in items_after)
     with pytest.raises(NotFound):
-        await catalog.register_import("missing", items, "b" * 64)
+        await catalog.versions.register_import("missing", items, "b" * 64)

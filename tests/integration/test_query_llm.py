@@ -89,4 +89,4 @@ async def test_chat_follow_up_is_rewritten_by_the_llm(client, collection, with_l
     # The rewrite came from the LLM (a weak base model: its wording is not judged), and was used for retrieval.
     assert out["standalone_question"] and out["standalone_question"] != "How long is its orbit?"
     history = await services.answers.history(first["conversation_id"])
-    assert [t["role"] for t in history] == ["user", "assistant", "user", "assistant"]
+    assert [t.role for t in history] == ["user", "assistant", "user", "assistant"]

@@ -268,7 +268,7 @@ async def owed_without_jobs(client, services, kb: str, *questions: str) -> list[
     statuses = [(await client.get(f"/v1/answers/{i}")).json()["scores"]["status"] for i in ids]
     assert statuses == ["not_scored"] * len(ids)
     for i in ids:
-        await services.answers.request_score(i)
+        await services.answers.scores.request(i)
     return ids
 
 
@@ -315,3 +315,23 @@ async def test_a_poison_answer_fails_alone_not_its_batch(client, services, kb): 
     assert [r["status"] for r in results] == ["done"] * 3
     assert results[0]["faithfulness"]["value"] == 1.0 and results[2]["faithfulness"]["value"] == 1.0
     assert "poisoned" in results[1]["error"] and "faithfulness" not in results[1]
+
+
+async def test_an_answer_held_by_a_dead_worker_is_scored_once_its_claim_runs_out(client, services, kb):  # noqa: F811
+    from datetime import timedelta
+
+    from evals.online import score_owed
+
+    [answer_id] = await owed_without_jobs(client, services, kb, BRIDGE)
+    # Another worker's batch claimed it, then died: nothing renews the claim.
+    assert await services.answers.scores.claim("dead-worker", answer_id, 1, timedelta(seconds=2)) == [answer_id]
+    assert await score_owed(services, answer_id) == 0  # held: this job leaves it, and comes back when the claim ends
+    state = await services.answers.scores.state(answer_id)
+    assert (state.status, state.claimed_by) == ("pending", "dead-worker")
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 120
+    while (scores := (await client.get(f"/v1/answers/{answer_id}")).json()["scores"])["status"] != "done":
+        assert loop.time() < deadline, scores
+        await asyncio.sleep(0.2)
+    assert scores["faithfulness"]["value"] == 1.0 and scores["error"] is None
+    assert (await services.answers.scores.state(answer_id)).claimed_by is None

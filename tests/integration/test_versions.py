@@ -116,7 +116,7 @@ async def test_given_id_and_metadata_travel_with_chunks(client, services, collec
 async def register_only(services, collection, name, data):
     """Register a version in the catalog without enqueueing it, so the test decides when its job runs."""
     from rag.blobs import sha256_hex
-    from rag.catalog import NewVersion
+    from rag.storage.records import NewVersion
 
     item = NewVersion(
         key=name,
@@ -127,7 +127,7 @@ async def register_only(services, collection, name, data):
         blob=services.blobs.put(data),
         metadata={},
     )
-    return (await services.catalog.register_upload(collection, item))[0]
+    return await services.catalog.versions.register_upload(collection, item)
 
 
 async def test_an_older_version_finishing_last_does_not_win(client, services, collection):

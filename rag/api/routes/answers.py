@@ -119,7 +119,8 @@ async def condense(svc: Services, history: list[dict[str, Any]], question: str) 
 @router.post("/v1/chat", response_model=AnswerOut)
 async def chat(body: ChatRequest, svc: Svc) -> AnswerOut:
     conversation_id = body.conversation_id or str(uuid.uuid4())
-    history = await svc.answers.history(conversation_id) if body.conversation_id else []
+    turns = await svc.answers.history(conversation_id) if body.conversation_id else []
+    history = [{"role": t.role, "content": t.content} for t in turns]
     if body.conversation_id and not history:
         raise InvalidInput(f"conversation {body.conversation_id!r} does not exist; omit conversation_id to start one")
     standalone = await condense(svc, history, body.message)
@@ -166,7 +167,7 @@ async def chat_completions(body: CompletionRequest, svc: Svc) -> Any:
     users = [_text(m) for m in body.messages if m.role == "user"]
     if not users or not users[-1].strip():
         raise InvalidInput("the last message must be a non-empty user message")
-    await svc.catalog.filterable_fields([body.model])  # 404 before any work for an unknown collection
+    await svc.catalog.collections.filterable_fields([body.model])  # 404 before any work for an unknown collection
     history = [{"role": m.role, "content": _text(m)} for m in body.messages[:-1] if m.role in ("user", "assistant")]
     q = Question(text=users[-1], collections=[body.model], standalone=await condense(svc, history, users[-1]))
     created = int(time.time())

@@ -10,9 +10,9 @@ from ingestion.records import parse_jsonl, record_content
 from rag.api.deps import get_services
 from rag.api.uploads import check_document, read_limited, sanitize_filename
 from rag.blobs import sha256_hex
-from rag.catalog import NewVersion
 from rag.errors import InvalidInput, PayloadTooLarge, TransientError
 from rag.services import Services
+from rag.storage.records import NewCollection, NewVersion
 from rag.types import (
     COLLECTION_NAME_PATTERN,
     ChunkSelector,
@@ -33,27 +33,28 @@ Name = Annotated[str, Query(pattern=COLLECTION_NAME_PATTERN)]
 async def create_collection(body: CollectionCreate, svc: Svc) -> CollectionInfo:
     for field, type_ in body.filterable.items():
         await svc.store.ensure_field_index(f"metadata.{field}", type_)
-    return await svc.catalog.create_collection(body.name, body.description, body.metadata, body.filterable)
+    new = NewCollection(body.name, body.description, body.metadata, dict(body.filterable))
+    return CollectionInfo.model_validate(await svc.catalog.collections.create(new), from_attributes=True)
 
 
 @router.get("", response_model=list[CollectionInfo])
 async def list_collections(svc: Svc) -> list[CollectionInfo]:
-    return await svc.catalog.list_collections()
+    return [CollectionInfo.model_validate(c, from_attributes=True) for c in await svc.catalog.collections.list_all()]
 
 
 @router.get("/{name}", response_model=CollectionInfo)
 async def get_collection(name: str, svc: Svc) -> CollectionInfo:
-    return await svc.catalog.get_collection(name)
+    return CollectionInfo.model_validate(await svc.catalog.collections.get(name), from_attributes=True)
 
 
 @router.delete("/{name}", status_code=204)
 async def delete_collection(name: str, svc: Svc) -> None:
-    await svc.catalog.get_collection(name)
-    blobs = await svc.catalog.collection_blobs(name)
+    await svc.catalog.collections.get(name)
+    blobs = await svc.catalog.collections.blobs(name)
     # Vectors first: if the store fails, the catalog still knows the collection and the delete can be retried.
     await svc.store.delete(ChunkSelector(collection=name))
-    await svc.catalog.delete_collection(name)
-    for digest in await svc.catalog.unused_blobs(blobs):
+    await svc.catalog.collections.delete(name)
+    for digest in await svc.catalog.documents.unused_blobs(blobs):
         await asyncio.to_thread(svc.blobs.delete, digest)
 
 
@@ -90,7 +91,7 @@ async def upload_documents(
     ids: Annotated[str | None, Form(description="JSON: per-file document ids (default: the file name).")] = None,
 ) -> list[UploadResult]:
     limits = svc.settings.ingestion
-    await svc.catalog.get_collection(name)
+    await svc.catalog.collections.get(name)
     if len(files) > limits.max_files_per_request:
         raise InvalidInput(f"{len(files)} files in one request; the limit is {limits.max_files_per_request}")
     names = [sanitize_filename(f.filename) for f in files]
@@ -122,10 +123,10 @@ async def upload_documents(
             blob=digest,
             metadata=meta,
         )
-        result, needs_job = await svc.catalog.register_upload(name, item)
-        if needs_job:
-            await _enqueue(svc, result.job_id)
-        results.append(result)
+        registered = await svc.catalog.versions.register_upload(name, item)
+        if registered.needs_job:
+            await _enqueue(svc, registered.job_id)
+        results.append(UploadResult.model_validate(registered, from_attributes=True))
     return results
 
 
@@ -139,7 +140,7 @@ async def _enqueue(svc: Services, job_id: str) -> None:
 
 @router.post("/{name}/documents/import", status_code=202, response_model=ImportResult)
 async def import_documents(name: str, request: Request, svc: Svc) -> ImportResult:
-    await svc.catalog.get_collection(name)
+    await svc.catalog.collections.get(name)
     limit = svc.settings.ingestion.max_import_bytes
     parts, size = [], 0
     async for chunk in request.stream():
@@ -151,10 +152,10 @@ async def import_documents(name: str, request: Request, svc: Svc) -> ImportResul
     records = await asyncio.to_thread(parse_jsonl, body)
     digest = await asyncio.to_thread(svc.blobs.put, body)
     items = await asyncio.to_thread(_import_items, records, digest)
-    result, needs_job = await svc.catalog.register_import(name, items, digest)
-    if needs_job and result.job_id:
-        await _enqueue(svc, result.job_id)
-    return result
+    registered = await svc.catalog.versions.register_import(name, items, digest)
+    if registered.needs_job and registered.job_id:
+        await _enqueue(svc, registered.job_id)
+    return ImportResult.model_validate(registered, from_attributes=True)
 
 
 def _import_items(records: list[ImportRecord], digest: str) -> list[NewVersion]:
@@ -183,4 +184,5 @@ async def list_documents(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> list[DocumentSummary]:
-    return await svc.catalog.list_documents(name, limit, offset)
+    found = await svc.catalog.documents.in_collection(name, limit, offset)
+    return [DocumentSummary.model_validate(d, from_attributes=True) for d in found]

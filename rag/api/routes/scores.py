@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from datetime import UTC, date, datetime, time, timedelta
 from importlib import resources
 from typing import Annotated, Any, Literal
@@ -17,31 +18,33 @@ from evals.scores import METRICS, ScoreInput, Scores
 from rag.api.deps import get_services
 from rag.errors import InvalidInput
 from rag.services import Services
+from rag.storage.records import ReportQuery, ScoreState
 
 router = APIRouter(tags=["groundedness"])
 Svc = Annotated[Services, Depends(get_services)]
 
 
-def _score_view(row: dict[str, Any] | None) -> dict[str, Any]:
-    if row is None:
+def _score_view(state: ScoreState | None) -> dict[str, Any]:
+    if state is None:
         return {"status": "not_scored", "reference": None}
     view: dict[str, Any] = {
-        "status": row["status"],
-        "reference": row["reference"],
-        "error": row["error"],
-        "scored_at": row["scored_at"],
+        "status": state.status,
+        "reference": state.reference,
+        "error": state.error,
+        "scored_at": state.scored_at,
     }
-    if row["result"]:
-        view.update(row["result"])
+    if state.result:
+        view.update(state.result)
     return view
 
 
 @router.get("/v1/answers/{answer_id}")
 async def get_answer(answer_id: str, svc: Svc) -> dict[str, Any]:
     """The answer with its lineage, its scores with per-claim verdicts, and its feedback."""
-    data = await svc.answers.get(answer_id)
-    data["scores"] = _score_view(await svc.answers.score_row(answer_id))
-    data["feedback"] = (await svc.answers.feedback_for([answer_id])).get(answer_id, [])
+    data = dataclasses.asdict(await svc.answers.get(answer_id))
+    data["scores"] = _score_view(await svc.answers.scores.state(answer_id))
+    feedback = (await svc.answers.feedback_for([answer_id])).get(answer_id, [])
+    data["feedback"] = [dataclasses.asdict(f) for f in feedback]
     return data
 
 
@@ -81,7 +84,7 @@ class FeedbackIn(BaseModel):
 
 @router.post("/v1/answers/{answer_id}/feedback", status_code=201)
 async def add_feedback(answer_id: str, body: FeedbackIn, svc: Svc) -> dict[str, Any]:
-    return await svc.answers.add_feedback(answer_id, body.rating, body.comment)
+    return dataclasses.asdict(await svc.answers.add_feedback(answer_id, body.rating, body.comment))
 
 
 # ----- scoring any answer ----------------------------------------------------------------------------------------
@@ -181,13 +184,12 @@ async def groundedness_report(
     if start and end and start >= end:
         raise InvalidInput("since must be before until")
     if collection is not None:
-        await svc.catalog.filterable_fields([collection])  # 404 for an unknown collection
+        await svc.catalog.collections.filterable_fields([collection])  # 404 for an unknown collection
     cfg = svc.settings.scoring
-    rows = await svc.answers.scored_answers(start, end, prompt_version, generator, limit=cfg.report_max_answers)
+    query = ReportQuery(start, end, collection, prompt_version, generator, limit=cfg.report_max_answers)
+    rows = await svc.answers.report_rows(query)
     truncated = len(rows) == cfg.report_max_answers
-    if collection is not None:
-        rows = [r for r in rows if collection in r["collections"]]
-    feedback = await svc.answers.feedback_for([r["id"] for r in rows])
+    feedback = await svc.answers.feedback_for([r.id for r in rows])
     if format == "csv":
         return Response(
             await asyncio.to_thread(to_csv, rows, feedback),

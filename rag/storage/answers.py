@@ -1,0 +1,145 @@
+"""Answers with their whole lineage, their feedback, and chat conversations. Same database as the catalog."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from rag.errors import Conflict, NotFound
+from rag.storage.engine import Transaction, now, utc
+from rag.storage.records import Feedback, NewAnswer, ReportQuery, ReportRow, StoredAnswer, Turn
+from rag.storage.schema import answer_collections, answers, feedback, scores, turns
+from rag.storage.scores import ScoreStore, insert_owed, score_state
+
+_BATCH = 500  # ids per IN (...): well below every driver's bound-parameter limit
+
+
+class AnswerStore:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self.scores = ScoreStore(engine)
+
+    async def save(self, answer: NewAnswer, *, score: bool = False) -> str:
+        """With `score`, the owed score is recorded in the same transaction: no answer is left unscored."""
+        answer_id = answer.id or str(uuid.uuid4())
+        row = {**dataclasses.asdict(answer), "id": answer_id, "created_at": now()}
+        async with Transaction(self._engine) as conn:
+            await conn.execute(answers.insert().values(**row))
+            links = [{"answer_id": answer_id, "collection": c} for c in dict.fromkeys(answer.collections)]
+            if links:
+                await conn.execute(answer_collections.insert(), links)
+            if score:
+                await insert_owed(conn, answer_id)
+        return answer_id
+
+    async def get(self, answer_id: str) -> StoredAnswer:
+        async with Transaction(self._engine) as conn:
+            row = (await conn.execute(answers.select().where(answers.c.id == answer_id))).first()
+        if row is None:
+            raise NotFound(f"answer {answer_id!r} does not exist")
+        data = dict(row._mapping)
+        return StoredAnswer(**{**data, "created_at": utc(data["created_at"])})
+
+    async def add_feedback(self, answer_id: str, rating: str, comment: str | None) -> Feedback:
+        await self.get(answer_id)
+        created = now()
+        async with Transaction(self._engine) as conn:
+            res = await conn.execute(
+                feedback.insert().values(answer_id=answer_id, rating=rating, comment=comment, created_at=created)
+            )
+        return Feedback(res.inserted_primary_key[0], answer_id, rating, comment, created)
+
+    async def feedback_for(self, answer_ids: list[str]) -> dict[str, list[Feedback]]:
+        out: dict[str, list[Feedback]] = {}
+        if not answer_ids:
+            return out
+        async with Transaction(self._engine) as conn:
+            for i in range(0, len(answer_ids), _BATCH):
+                rows = await conn.execute(
+                    feedback.select()
+                    .where(feedback.c.answer_id.in_(answer_ids[i : i + _BATCH]))
+                    .order_by(feedback.c.id)
+                )
+                for r in rows:
+                    item = Feedback(r.id, r.answer_id, r.rating, r.comment, utc(r.created_at))
+                    out.setdefault(item.answer_id, []).append(item)
+        return out
+
+    async def report_rows(self, query: ReportQuery) -> list[ReportRow]:
+        """Answers with their score (if any), newest first: the raw material of the reports.
+
+        Every filter, the collection too, is applied in SQL before the limit: the newest `limit` answers of the
+        selection, however many other answers there are."""
+        source = answers.outerjoin(scores, scores.c.answer_id == answers.c.id)
+        if query.collection is not None:
+            source = source.join(
+                answer_collections,
+                (answer_collections.c.answer_id == answers.c.id)
+                & (answer_collections.c.collection == query.collection),
+            )
+        columns = [answers.c[f.name] for f in dataclasses.fields(ReportRow) if f.name != "score"]
+        select = sa.select(*columns, *(c.label(f"s_{c.name}") for c in scores.c)).select_from(source)
+        if query.since is not None:
+            select = select.where(answers.c.created_at >= query.since)
+        if query.until is not None:
+            select = select.where(answers.c.created_at < query.until)
+        if query.prompt_version:
+            select = select.where(answers.c.prompt_version == query.prompt_version)
+        if query.generator:
+            select = select.where(answers.c.generator == query.generator)
+        select = select.order_by(answers.c.created_at.desc(), answers.c.id).limit(query.limit)
+        async with Transaction(self._engine) as conn:
+            rows = [r._mapping for r in await conn.execute(select)]
+        return [
+            ReportRow(
+                **{c.name: r[c.name] for c in columns if c.name != "created_at"},
+                created_at=utc(r["created_at"]),
+                score=None if r["s_answer_id"] is None else score_state(r, prefix="s_"),
+            )
+            for r in rows
+        ]
+
+    async def history(self, conversation_id: str, limit: int = 20) -> list[Turn]:
+        async with Transaction(self._engine) as conn:
+            rows = await conn.execute(
+                turns.select()
+                .where(turns.c.conversation_id == conversation_id)
+                .order_by(turns.c.turn.desc())
+                .limit(limit)
+            )
+            found = [Turn(**{**r._mapping, "created_at": utc(r.created_at)}) for r in rows]
+        return found[::-1]
+
+    async def add_turns(self, conversation_id: str, entries: list[tuple[str, str, str | None]]) -> None:
+        """(role, content, answer id) after the conversation's last turn."""
+        try:
+            await self._add_turns(conversation_id, entries)
+        except IntegrityError:
+            raise Conflict("another message of this conversation was answered at the same time; retry") from None
+
+    async def _add_turns(self, conversation_id: str, entries: list[tuple[str, str, str | None]]) -> None:
+        async with Transaction(self._engine) as conn:
+            last = (
+                await conn.execute(
+                    sa.select(sa.func.max(turns.c.turn)).where(turns.c.conversation_id == conversation_id)
+                )
+            ).scalar()
+            start = (last or 0) + 1
+            await conn.execute(
+                turns.insert(),
+                [
+                    {
+                        "conversation_id": conversation_id,
+                        "turn": start + i,
+                        "role": role,
+                        "content": content,
+                        "answer_id": answer_id,
+                        "created_at": now(),
+                    }
+                    for i, (role, content, answer_id) in enumerate(entries)
+                ],
+            )
