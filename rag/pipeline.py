@@ -167,8 +167,6 @@ class Draft:
     contexts: list[Context]
     timings: dict[str, float]
     started: float
-    # LLM path with the support checker: the probability that some retrieved context answers the question.
-    answerable: float | None = None
 
 
 def _abstain_reason(svc: Services, draft: Draft, answer: GeneratedAnswer | None) -> str | None:
@@ -184,8 +182,6 @@ def _abstain_reason(svc: Services, draft: Draft, answer: GeneratedAnswer | None)
         return None
     best = max((h.dense_score for h in draft.hits if h.dense_score is not None), default=None)
     if best is None or best < cfg.min_retrieval_score:
-        return "weak_evidence"
-    if draft.answerable is not None and draft.answerable < cfg.min_answerable:
         return "weak_evidence"
     if answer is not None and answer.text.strip().rstrip(".").lower() in {ABSTAIN_TEXT.rstrip(".").lower(), ""}:
         return "generator_declined"
@@ -203,15 +199,7 @@ async def _prepare(svc: Services, q: Question) -> Draft:
     prompt = await asyncio.to_thread(load_prompt, cfg.prompt)
     retrieval = await retrieve(svc, q.standalone or q.text, q.collections, q.filters, q.top_k or cfg.context_k)
     contexts = to_contexts(retrieval.hits)
-    draft = Draft(q, gen, prompt, retrieval.hits, contexts, dict(retrieval.timings_ms), started)
-    if gen.name != "extractive" and svc.checker is not None and contexts:
-        # An LLM is not asked when no retrieved passage answers the question (the extractive generator decides
-        # that itself, sentence by sentence).
-        t = time.perf_counter()
-        probs = await asyncio.to_thread(svc.checker.answers, q.standalone or q.text, [c.text for c in contexts])
-        draft.answerable = max(probs)
-        draft.timings["answerable"] = round((time.perf_counter() - t) * 1000, 2)
-    return draft
+    return Draft(q, gen, prompt, retrieval.hits, contexts, dict(retrieval.timings_ms), started)
 
 
 async def _finish(svc: Services, draft: Draft, answer: GeneratedAnswer | None) -> AnswerOut:
@@ -243,8 +231,6 @@ async def _finish(svc: Services, draft: Draft, answer: GeneratedAnswer | None) -
     timings["total"] = round((time.perf_counter() - draft.started) * 1000, 2)
     usage = answer.usage if answer else Usage()
     evidence = answer.evidence if answer else None
-    if evidence is None and gen.name != "extractive":
-        evidence = draft.answerable
     if evidence is None and gen.name != "extractive":
         evidence = max((h.dense_score for h in hits if h.dense_score is not None), default=None)
     model = answer.model if answer else gen.name

@@ -19,8 +19,10 @@ class ScriptedLLM:
 
     def __init__(self, pieces: list[str]) -> None:
         self.pieces = pieces
+        self.calls = 0
 
     async def generate(self, question: str, contexts: Sequence[Context], prompt: object) -> GeneratedAnswer:
+        self.calls += 1
         return GeneratedAnswer(text="".join(self.pieces), model="scripted")
 
     async def stream(self, question: str, contexts: Sequence[Context], prompt: object) -> AsyncIterator:
