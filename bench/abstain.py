@@ -69,7 +69,7 @@ async def run(method: str) -> list[dict]:
         settings = load_settings(
             data_dir=Path(tmp),
             answer={"min_evidence": 0.0, "min_answerable": 0.0},
-            checker={"enabled": method == "checker"},
+            checker={"enabled": method == "checker", "answer_selection": method == "checker"},
             scoring={"enabled": False},
         )
         async with local_service(settings) as (client, _app):

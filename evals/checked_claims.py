@@ -109,12 +109,12 @@ class CheckedClaims:
             for claim, cands in per_item:
                 scored = [(next(probs), ci, w) for ci, w in cands]
                 if not scored:
-                    verdicts.append(ClaimVerdict(claim, False, None, None, 0.0, "no context"))
+                    verdicts.append(ClaimVerdict(claim, False, None, None, 0.0, "no context", method="checker"))
                     continue
                 p, ci, w = max(scored, key=lambda x: x[0])
                 ok = p >= self._threshold
                 reason = None if ok else f"no source window supports it (checker {p:.2f})"
-                verdicts.append(ClaimVerdict(claim, ok, w, ci, p, reason))
+                verdicts.append(ClaimVerdict(claim, ok, w, ci, p, reason, method="checker"))
             out.append(verdicts)
         return out
 

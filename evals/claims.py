@@ -24,3 +24,5 @@ class ClaimVerdict:
     # How much closer the best source is to the claim with its direction flipped than to the claim (> 0: leans
     # towards contradiction).
     contrast: float = 0.0
+    # Which judge made it: "similarity" (`similarity` is a cosine) or "checker" (`similarity` holds its probability).
+    method: str = "similarity"

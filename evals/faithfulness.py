@@ -228,7 +228,7 @@ class OfflineFaithfulness:
             out.append(ClaimVerdict(claim, reason is None, support, ctx_i, sim, reason, contrast))
         return out
 
-    def _aggregate(self, verdicts: list[ClaimVerdict]) -> float | None:
+    def aggregate(self, verdicts: list[ClaimVerdict]) -> float | None:
         if not verdicts:
             return None
         per_claim = [
@@ -238,7 +238,7 @@ class OfflineFaithfulness:
 
     def score(self, answer: str, contexts: Sequence[str]) -> float | None:
         """Share of claims supported, with a continuous tie-break by similarity and contrast; None if no claim."""
-        return self._aggregate(self.verdicts(answer, contexts))
+        return self.aggregate(self.verdicts(answer, contexts))
 
     def score_many(self, items: Sequence[tuple[str, Sequence[str]]]) -> list[float | None]:
-        return [self._aggregate(v) for v in self.verdicts_many(items)]
+        return [self.aggregate(v) for v in self.verdicts_many(items)]

@@ -1,6 +1,9 @@
-"""The offline scorer: no judge LLM. Claims are judged by the support checker (`checked_claims.py`, a small
-cross-encoder trained for it) or, when its model file is missing, by the similarity method (`faithfulness.py`:
-the embedding model plus checks of numbers, names and negation); the scorer version says which.
+"""The offline scorer: no judge LLM. Claims are judged by the similarity method (`faithfulness.py`: the embedding
+model plus checks of numbers, names and negation), and answers it cannot judge (a bare entity such as "1881" or
+"Paris", a date: 5 words at most) by the support checker (`checked_claims.py`, a small cross-encoder that
+reads the question). Measured on held-out data (evals/validate.py), similarity is better on sentence answers and
+the checker is the only one to judge short answers: `CombinedJudge` uses each where it measured better. Without
+the checker's model file, short answers stay unjudged (null), as before; the scorer version names the method.
 
 - faithfulness: share of the answer's claims that a context supports;
 - context precision: rank-weighted (average precision) usefulness of each context, where a context is useful when
@@ -15,7 +18,15 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from evals.claims import ClaimItem, ClaimVerdict
-from evals.scores import ClaimOut, Metric, ScoreInput, Scores, abstention_scores, unjudged_scores
+from evals.scores import (
+    ClaimOut,
+    Metric,
+    ScoreInput,
+    Scores,
+    abstention_scores,
+    strip_citation_markers,
+    unjudged_scores,
+)
 
 
 class ClaimJudge(Protocol):
@@ -37,6 +48,39 @@ def average_precision(useful: Sequence[bool]) -> float:
             hits += 1
             total += hits / k
     return total / hits if hits else 0.0
+
+
+class CombinedJudge:
+    """Similarity for answers with sentence claims, the checker (with the question) for the rest."""
+
+    method = "combined"
+
+    def __init__(self, similarity: ClaimJudge, checker: ClaimJudge) -> None:
+        self._similarity = similarity
+        self._checker = checker
+
+    @property
+    def version(self) -> str:
+        return f"{self._similarity.version}+{self._checker.version}"
+
+    def judge_many(self, items: Sequence[ClaimItem]) -> list[list[ClaimVerdict]]:
+        short = [i for i, item in enumerate(items) if is_short_answer(item.answer)]
+        rest = [i for i in range(len(items)) if i not in set(short)]
+        out: list[list[ClaimVerdict]] = [[] for _ in items]
+        for i, verdicts in zip(short, self._checker.judge_many([items[i] for i in short]), strict=True):
+            out[i] = verdicts
+        for i, verdicts in zip(rest, self._similarity.judge_many([items[i] for i in rest]), strict=True):
+            out[i] = verdicts
+        return out
+
+
+SHORT_ANSWER_WORDS = 5
+
+
+def is_short_answer(answer: str) -> bool:
+    """A bare entity, date or phrase ("26 June 1968", "The United States Trustee"): a reply that only means something
+    with its question, which the similarity method cannot judge."""
+    return 0 < len(strip_citation_markers(answer).split()) <= SHORT_ANSWER_WORDS
 
 
 class OfflineScorer:
@@ -103,7 +147,7 @@ class OfflineScorer:
             faithfulness=faithfulness,
             context_precision=precision,
             context_recall=recall,
-            claims=[_claim_out(v, self._judge.method) for v in verdicts],
+            claims=[_claim_out(v) for v in verdicts],
         )
 
 
@@ -117,8 +161,9 @@ def _recall(verdicts: list[ClaimVerdict] | None, contexts: Sequence[str]) -> Met
     return Metric(value=sum(v.supported for v in verdicts) / len(verdicts))
 
 
-def _claim_out(v: ClaimVerdict, method: str) -> ClaimOut:
+def _claim_out(v: ClaimVerdict) -> ClaimOut:
     strength = round(v.similarity, 4)
+    method = v.method
     return ClaimOut(
         claim=v.claim,
         supported=v.supported,

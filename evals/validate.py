@@ -174,6 +174,7 @@ def scorers() -> list[tuple[str, BatchScorer]]:
     from evals.checker import load_checker
     from evals.claims import ClaimItem
     from evals.faithfulness import OfflineFaithfulness
+    from evals.offline import CombinedJudge
     from ingestion.embed import SentenceTransformerEmbedder
 
     similarity = OfflineFaithfulness(SentenceTransformerEmbedder(None))
@@ -194,9 +195,21 @@ def scorers() -> list[tuple[str, BatchScorer]]:
     def judged(items: list[Item]) -> list[list]:  # type: ignore[type-arg]  # lists of ClaimVerdict
         return claims.judge_many([ClaimItem(q, a, c) for q, a, c in items])
 
+    combined = CombinedJudge(similarity, claims)
+
+    def combined_score(items: list[Item]) -> list[float | None]:
+        """The service's default: similarity's ranking score for sentence answers, the checker's for the rest."""
+        verdicts = combined.judge_many([ClaimItem(q, a, c) for q, a, c in items])
+        return [ranking_score(v) if v and v[0].method == "checker" else similarity.aggregate(v) for v in verdicts]
+
     out += [
         ("checker: ranking score", lambda items: [ranking_score(v) for v in judged(items)]),
         ("checker: share supported", lambda items: [share_supported(v) for v in judged(items)]),
+        ("combined: ranking score", combined_score),
+        (
+            "combined: share supported",
+            lambda items: [share_supported(v) for v in combined.judge_many([ClaimItem(q, a, c) for q, a, c in items])],
+        ),
     ]
     return out
 
@@ -205,11 +218,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--limit", type=int, default=None, help="pairs per set (default: all)")
     parser.add_argument("--sets", default="scifact,clapnq,synthetic")
+    parser.add_argument("--scorers", default="", help="only the scorers whose label contains this text")
     args = parser.parse_args()
     from rag.privacy import enforce_offline
 
     enforce_offline()
-    candidates = scorers()
+    candidates = [(label, fn) for label, fn in scorers() if args.scorers in label]
     for key in args.sets.split(","):
         if key == "scifact":
             train, test = (scifact_pairs(split)[: args.limit] for split in ("train", "test"))

@@ -140,7 +140,8 @@ def make_generators(
 ) -> dict[str, Generator]:
     from rag.generation.extractive import ExtractiveGenerator
 
-    generators: dict[str, Generator] = {"extractive": ExtractiveGenerator(embedder, checker=checker)}
+    picker = checker if settings.checker.answer_selection else None
+    generators: dict[str, Generator] = {"extractive": ExtractiveGenerator(embedder, checker=picker)}
     llm = settings.llm
     if llm.base_url:
         from rag.generation.openai_compat import OpenAICompatibleGenerator
@@ -184,15 +185,14 @@ def make_scorer(
             timeout_seconds=cfg.judge_timeout_seconds,
             embedder=embedder,
         )
+    from evals.faithfulness import OfflineFaithfulness
     from evals.offline import ClaimJudge, OfflineScorer
 
-    judge: ClaimJudge
+    judge: ClaimJudge = OfflineFaithfulness(embedder, threshold=cfg.claim_threshold)
     if checker is not None:
         from evals.checked_claims import CheckedClaims
+        from evals.offline import CombinedJudge
 
-        judge = CheckedClaims(checker, settings.checker.threshold, settings.checker.windows_per_claim)
-    else:
-        from evals.faithfulness import OfflineFaithfulness
-
-        judge = OfflineFaithfulness(embedder, threshold=cfg.claim_threshold)
+        checked = CheckedClaims(checker, settings.checker.threshold, settings.checker.windows_per_claim)
+        judge = checked if settings.checker.claims == "checker" else CombinedJudge(judge, checked)
     return OfflineScorer(judge, encode_lock)
