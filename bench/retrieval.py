@@ -23,6 +23,7 @@ sys.path.insert(0, str(REPO))
 
 from bench import scifact  # noqa: E402
 from bench.common import local_service, wait_job  # noqa: E402
+from retrieval.rerank import Reranker  # noqa: E402
 
 
 async def ensure_collection(client: httpx.AsyncClient, rows: list[dict]) -> None:
@@ -67,12 +68,12 @@ def doc_runs(hits: dict[str, list[dict]], keys: dict[str, str]) -> dict[str, lis
     return runs
 
 
-async def score_fusion(hits: dict[str, list[dict]], alpha: float, depth: int = 50) -> dict[str, list[dict]]:
-    """The score_fusion reranker (retrieval/rerank.py) applied to the top `depth` fused hits of each query."""
+async def rerank_runs(
+    hits: dict[str, list[dict]], qs: dict[str, str], reranker: Reranker, depth: int
+) -> dict[str, list[dict]]:
+    """A service reranker (retrieval/rerank.py) applied to the top `depth` fused hits of each query."""
     from rag.types import Hit
-    from retrieval.rerank import ScoreFusionReranker
 
-    reranker = ScoreFusionReranker(alpha)
     out = {}
     for qid, ranked in hits.items():
         objs = [
@@ -81,14 +82,20 @@ async def score_fusion(hits: dict[str, list[dict]], alpha: float, depth: int = 5
                 score=h["scores"]["fused"],
                 dense_score=h["scores"]["dense"],
                 sparse_score=h["scores"]["sparse"],
-                payload={"i": i},
+                payload={"i": i, "text": h["text"]},
             )
             for i, h in enumerate(ranked[:depth])
         ]
-        reranked = await reranker.rerank("", objs, depth)
+        reranked = await reranker.rerank(qs.get(qid, ""), objs, depth)
         order = [o.payload["i"] for o in reranked]
         out[qid] = [ranked[i] for i in order] + ranked[depth:]
     return out
+
+
+async def score_fusion(hits: dict[str, list[dict]], alpha: float, depth: int = 50) -> dict[str, list[dict]]:
+    from retrieval.rerank import ScoreFusionReranker
+
+    return await rerank_runs(hits, {}, ScoreFusionReranker(alpha), depth)
 
 
 class _Memo:
@@ -108,27 +115,9 @@ class _Memo:
 async def checker_rerank(
     hits: dict[str, list[dict]], qs: dict[str, str], memo: _Memo, weight: float, alpha: float, depth: int
 ) -> dict[str, list[dict]]:
-    """The `checker` reranker (retrieval/rerank.py) on the top `depth` fused hits of each query."""
-    from rag.types import Hit
     from retrieval.rerank import CheckerReranker, ScoreFusionReranker
 
-    reranker = CheckerReranker(memo, ScoreFusionReranker(alpha), weight)
-    out = {}
-    for qid, ranked in hits.items():
-        objs = [
-            Hit(
-                chunk_id=h["chunk_id"],
-                score=h["scores"]["fused"],
-                dense_score=h["scores"]["dense"],
-                sparse_score=h["scores"]["sparse"],
-                payload={"i": i, "text": h["text"]},
-            )
-            for i, h in enumerate(ranked[:depth])
-        ]
-        reranked = await reranker.rerank(qs[qid], objs, depth)
-        order = [o.payload["i"] for o in reranked]
-        out[qid] = [ranked[i] for i in order] + ranked[depth:]
-    return out
+    return await rerank_runs(hits, qs, CheckerReranker(memo, ScoreFusionReranker(alpha), weight), depth)
 
 
 def bm25_runs(rows: list[dict], qs: dict[str, str]) -> dict[str, list[str]]:

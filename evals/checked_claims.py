@@ -6,8 +6,6 @@ source windows most likely to hold it.
 - Each claim is read by the checker against the `windows_per_claim` windows (up to 3 consecutive sentences of one
   context) that share most words with it and its question; its probability is the best of those, the window that
   gave it is the recorded support.
-- Answerability: the question alone against the windows that share most words with it: does any retrieved
-  passage answer it.
 """
 
 from __future__ import annotations
@@ -15,7 +13,6 @@ from __future__ import annotations
 import re
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from evals.checker import SupportChecker
 from evals.checker_text import checker_text, passage_windows
@@ -41,13 +38,6 @@ def answer_claims(answer: str) -> list[str]:
     if not claims and _words(text):
         return [text]
     return claims
-
-
-@dataclass(frozen=True)
-class Answerability:
-    probability: float
-    context_index: int | None
-    window: str | None
 
 
 class CheckedClaims:
@@ -116,21 +106,6 @@ class CheckedClaims:
                 reason = None if ok else f"no source window supports it (checker {p:.2f})"
                 verdicts.append(ClaimVerdict(claim, ok, w, ci, p, reason, method="checker"))
             out.append(verdicts)
-        return out
-
-    def answerability_many(self, items: Sequence[tuple[str, Sequence[str]]]) -> list[Answerability]:
-        """For each (question, contexts): how likely some window of the contexts answers the question."""
-        plan = [self._candidates(q, q, contexts) for q, contexts in items]
-        pairs = [(checker_text(q, None), w) for (q, _), cands in zip(items, plan, strict=True) for _, w in cands]
-        probs = iter(self._checker.predict(pairs).tolist())
-        out = []
-        for cands in plan:
-            scored = [(next(probs), ci, w) for ci, w in cands]
-            if not scored:
-                out.append(Answerability(0.0, None, None))
-                continue
-            p, ci, w = max(scored, key=lambda x: x[0])
-            out.append(Answerability(p, ci, w))
         return out
 
 

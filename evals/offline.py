@@ -65,7 +65,7 @@ class CombinedJudge:
 
     def judge_many(self, items: Sequence[ClaimItem]) -> list[list[ClaimVerdict]]:
         short = [i for i, item in enumerate(items) if is_short_answer(item.answer)]
-        rest = [i for i in range(len(items)) if i not in set(short)]
+        rest = [i for i, item in enumerate(items) if not is_short_answer(item.answer)]
         out: list[list[ClaimVerdict]] = [[] for _ in items]
         for i, verdicts in zip(short, self._checker.judge_many([items[i] for i in short]), strict=True):
             out[i] = verdicts

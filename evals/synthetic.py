@@ -62,6 +62,16 @@ ANSWER_LEVEL = frozenset(
 
 
 @dataclass(frozen=True)
+class Neighbourhood:
+    """What examples of one sentence draw on besides the sentence: its passage's entities, other passages'
+    sentences and windows."""
+
+    pool: Sequence[Entity]
+    elsewhere: Sequence[str]
+    far_windows: Sequence[str]
+
+
+@dataclass(frozen=True)
 class Entity:
     text: str
     kind: str  # date, year, number, name
@@ -186,19 +196,21 @@ def _passage_examples(
     usable = [i for i, s in enumerate(sentences) if 6 <= len(s.split()) <= 60]
     if not usable or not wins:
         return
-    pool = [e for s in sentences for e in entities(s)]
-    elsewhere = [s for o in others for s in o if 6 <= len(s.split()) <= 60]
-    far_windows = [w for o in others for *_, w in windows_of(list(o))]
+    near = Neighbourhood(
+        pool=[e for s in sentences for e in entities(s)],
+        elsewhere=[s for o in others for s in o if 6 <= len(s.split()) <= 60],
+        far_windows=[w for o in others for *_, w in windows_of(list(o))],
+    )
     for i in rng.sample(usable, min(per_passage, len(usable))):
         s = sentences[i]
         win = _window_with(wins, i, rng)
-        yield from _claim_examples(s, win, pool, elsewhere, rng)
+        yield from _claim_examples(s, win, near, rng)
         if (away := _window_without(wins, i, rng)) is not None and rng.random() < 0.5:
             yield Example(None, s, away, 0, "claim_other_window")
         ents = [e for e in entities(s) if len(e.text) > 1]
         if ents:
             ent = rng.choice(ents)
-            yield from _qa_examples(s, ent, win, pool, elsewhere, far_windows, rng)
+            yield from _qa_examples(s, ent, win, near, rng)
             # Answer selection reads single sentences: the one that answers, and a sibling that does not.
             q = cloze_question(s, ent, rng)
             yield Example(q, None, s, 1, "answerable_sentence")
@@ -210,9 +222,8 @@ def _passage_examples(
                 yield Example(q, None, cloze_question(s, ent, rng), 0, "unanswerable_echo")
 
 
-def _claim_examples(
-    s: str, win: str, pool: Sequence[Entity], elsewhere: Sequence[str], rng: random.Random
-) -> Iterator[Example]:
+def _claim_examples(s: str, win: str, near: Neighbourhood, rng: random.Random) -> Iterator[Example]:
+    pool, elsewhere = near.pool, near.elsewhere
     yield Example(None, s, win, 1, "claim")
     if (short := shortened(s, rng)) is not None:
         yield Example(None, short, win, 1, "claim_short")
@@ -229,15 +240,8 @@ def _claim_examples(
         yield Example(None, added, win, 0, "claim_addition")
 
 
-def _qa_examples(
-    s: str,
-    ent: Entity,
-    win: str,
-    pool: Sequence[Entity],
-    elsewhere: Sequence[str],
-    far_windows: Sequence[str],
-    rng: random.Random,
-) -> Iterator[Example]:
+def _qa_examples(s: str, ent: Entity, win: str, near: Neighbourhood, rng: random.Random) -> Iterator[Example]:
+    pool, elsewhere, far_windows = near.pool, near.elsewhere, near.far_windows
     q = cloze_question(s, ent, rng)
     yield Example(q, ent.text, win, 1, "qa_entity")
     if rng.random() < 0.3:

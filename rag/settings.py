@@ -152,8 +152,8 @@ class AnswerSettings(BaseModel):
 
 class CheckerSettings(BaseModel):
     """The support checker (evals/models/checker): a small cross-encoder that reads question, answer and source.
-    It judges claims for the offline scorer, picks the extractive answer's sentences and decides answerability,
-    and can rerank. A missing model file falls back to the similarity method, with a warning."""
+    By default it judges short answers for the offline scorer; it can also judge every claim, pick the extractive
+    answer's sentences and rerank. A missing model file falls back to the similarity method, with a warning."""
 
     enabled: bool = Field(default=True, description="false: the similarity method everywhere, as before the checker.")
     model: Path | None = Field(default=None, description="Directory with model.onnx and tokenizer.json.")

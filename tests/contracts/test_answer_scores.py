@@ -12,29 +12,10 @@ from evals.scores import Metric, Scores
 from rag.errors import NotFound
 from rag.storage.answers import AnswerStore
 from rag.storage.engine import make_engine
-from rag.storage.records import NewAnswer, ReportQuery
+from rag.storage.records import ReportQuery
 from rag.storage.records import ScoreResult as StoredScores
 from tests.contracts.test_catalog import catalog  # noqa: F401  (the fixture, on both databases)
-
-
-def record(question: str, generator: str = "extractive", collections: tuple[str, ...] = ("c",)) -> NewAnswer:
-    return NewAnswer(
-        question=question,
-        standalone_question=question,
-        collections=list(collections),
-        filters=None,
-        answer="An answer.",
-        abstained=False,
-        abstain_reason=None,
-        citations=[],
-        contexts=[],
-        prompt_id="grounded_answer",
-        prompt_version="abc",
-        generator=generator,
-        model="m",
-        usage={},
-        timings_ms={},
-    )
+from tests.support.answers import new_answer as record
 
 
 def scores(faithfulness: float | None) -> StoredScores:

@@ -10,38 +10,18 @@ import csv
 import io
 import uuid
 
-from rag.storage.records import NewAnswer
-
-
-def answer(collection: str, question: str) -> NewAnswer:
-    return NewAnswer(
-        question=question,
-        standalone_question=question,
-        collections=[collection],
-        filters=None,
-        answer="An answer.",
-        abstained=False,
-        abstain_reason=None,
-        citations=[],
-        contexts=[],
-        prompt_id="grounded_answer",
-        prompt_version="v-filter-test",
-        generator="extractive",
-        model="extractive",
-        usage={},
-        timings_ms={},
-    )
+from tests.support.answers import new_answer
 
 
 async def test_answers_of_other_collections_do_not_push_the_collections_own_out_of_its_report(
     client, services, collection
 ):
     limit = 100  # the least RAG_SCORING__REPORT_MAX_ANSWERS allows
-    mine = [await services.answers.save(answer(collection, f"mine {i}")) for i in range(3)]
+    mine = [await services.answers.save(new_answer(f"mine {i}", collections=(collection,))) for i in range(3)]
     crowd = f"crowd-{uuid.uuid4().hex[:8]}"
     assert (await client.post("/v1/collections", json={"name": crowd})).status_code == 201
     for i in range(limit + 20):
-        await services.answers.save(answer(crowd, f"other {i}"))
+        await services.answers.save(new_answer(f"other {i}", collections=(crowd,)))
 
     cfg = services.settings.scoring
     saved, cfg.report_max_answers = cfg.report_max_answers, limit
