@@ -32,6 +32,8 @@ test: install
 	# The analyst page is tested in a real headless Chromium (Debian's package; needs root on a fresh machine).
 	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 	$(VENV)/bin/pytest
 
 bench-ingest: install

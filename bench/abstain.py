@@ -61,7 +61,7 @@ def best_threshold(results: list[dict]) -> float:
 
 
 async def run(method: str) -> list[dict]:
-    from rag.settings import load_settings
+    from kernel.settings import load_settings
 
     rows = load()
     with tempfile.TemporaryDirectory(prefix="rag-abstain-") as tmp:
@@ -114,7 +114,7 @@ async def run(method: str) -> list[dict]:
 
 
 async def main_async(methods: list[str]) -> None:
-    from rag.settings import AnswerSettings
+    from kernel.settings import AnswerSettings
 
     for method in methods:
         results = await run(method)
@@ -149,7 +149,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--methods", default="checker,similarity")
     args = parser.parse_args()
-    from rag.privacy import enforce_offline
+    from kernel.privacy import enforce_offline
 
     enforce_offline()
     asyncio.run(main_async(args.methods.split(",")))

@@ -26,7 +26,7 @@ from evals.shared_data import (
     scifact_test_docs,
 )
 from evals.synthetic import Example, entities, negated, swap_entity, synthetic
-from ingestion.chunk import split_sentences
+from kernel.text import split_sentences
 
 _WORD = re.compile(r"[a-z0-9]+")
 _STOP = frozenset(

@@ -38,7 +38,7 @@ def load_body(limit: int | None) -> tuple[bytes, int]:
 
 
 async def one_run(body: bytes, n_docs: int) -> dict[str, float]:
-    from rag.settings import load_settings
+    from kernel.settings import load_settings
 
     with tempfile.TemporaryDirectory(prefix="rag-bench-") as tmp:
         async with local_service(load_settings(data_dir=Path(tmp))) as (client, app):
@@ -71,7 +71,7 @@ async def one_run(body: bytes, n_docs: int) -> dict[str, float]:
 async def chunk_texts(svc) -> list[str]:  # type: ignore[no-untyped-def]
     import qdrant_edge as qe
 
-    from rag.types import ChunkSelector
+    from kernel.types import ChunkSelector
     from retrieval.stores.qdrant_edge import edge_filter
 
     texts: list[str] = []
@@ -91,7 +91,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None, help="first N documents only (default: all 5,183)")
     parser.add_argument("--repeat", type=int, default=1)
     args = parser.parse_args()
-    from rag.privacy import enforce_offline
+    from kernel.privacy import enforce_offline
 
     enforce_offline()
     body, n_docs = load_body(args.limit)

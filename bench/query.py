@@ -60,7 +60,7 @@ async def run(client, questions: list[str], concurrency: int) -> dict[str, list[
 
 
 async def main_async(args: argparse.Namespace) -> None:
-    from rag.settings import load_settings
+    from kernel.settings import load_settings
 
     rows = scifact.corpus()
     queries = scifact.queries()
@@ -82,7 +82,7 @@ def main() -> None:
     parser.add_argument("--data-dir", default=str(REPO / "bench" / ".data" / "scifact"))
     parser.add_argument("--queries", type=int, default=300)
     args = parser.parse_args()
-    from rag.privacy import enforce_offline
+    from kernel.privacy import enforce_offline
 
     enforce_offline()
     asyncio.run(main_async(args))

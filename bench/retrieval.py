@@ -72,7 +72,7 @@ async def rerank_runs(
     hits: dict[str, list[dict]], qs: dict[str, str], reranker: Reranker, depth: int
 ) -> dict[str, list[dict]]:
     """A service reranker (retrieval/rerank.py) applied to the top `depth` fused hits of each query."""
-    from rag.types import Hit
+    from kernel.types import Hit
 
     out = {}
     for qid, ranked in hits.items():
@@ -137,7 +137,7 @@ def bm25_runs(rows: list[dict], qs: dict[str, str]) -> dict[str, list[str]]:
 
 
 async def main_async(args: argparse.Namespace) -> None:
-    from rag.settings import load_settings
+    from kernel.settings import load_settings
 
     rows = scifact.corpus()
     queries = scifact.queries()
@@ -234,7 +234,7 @@ def main() -> None:
     parser.add_argument("--checker-depth", type=int, default=20, help="hits the checker reranks (0: skip)")
     parser.add_argument("--checker-queries", type=int, default=200, help="train queries for the checker sweep")
     args = parser.parse_args()
-    from rag.privacy import enforce_offline
+    from kernel.privacy import enforce_offline
 
     enforce_offline()
     asyncio.run(main_async(args))

@@ -90,7 +90,7 @@ async def lags(client, ids: list[str]) -> list[float]:  # type: ignore[no-untype
 
 
 async def phase(data_dir: Path, questions: list[str], clients: int, scoring: bool, rate: float | None = None):  # type: ignore[no-untyped-def]
-    from rag.settings import load_settings
+    from kernel.settings import load_settings
 
     settings = load_settings(data_dir=data_dir, scoring={"enabled": scoring})
     async with local_service(settings) as (client, app):
@@ -116,7 +116,7 @@ async def phase(data_dir: Path, questions: list[str], clients: int, scoring: boo
 
 
 async def main_async(args: argparse.Namespace) -> None:
-    from rag.settings import load_settings
+    from kernel.settings import load_settings
 
     records, questions = load()
     questions = questions * args.rounds
@@ -153,7 +153,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="Times each question is asked.")
     parser.add_argument("--load", type=float, default=0.5, help="Open-loop rate as a share of the baseline.")
     args = parser.parse_args()
-    from rag.privacy import enforce_offline
+    from kernel.privacy import enforce_offline
 
     enforce_offline()
     asyncio.run(main_async(args))

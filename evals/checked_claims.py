@@ -17,8 +17,7 @@ from collections.abc import Sequence
 from evals.checker import SupportChecker
 from evals.checker_text import checker_text, passage_windows
 from evals.claims import ClaimItem, ClaimVerdict
-from evals.scores import strip_citation_markers
-from ingestion.chunk import split_sentences
+from kernel.text import split_sentences, strip_citation_markers
 
 _WORD = re.compile(r"[a-z0-9]+")
 _STOP = frozenset(

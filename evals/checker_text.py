@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ingestion.chunk import split_sentences
+from kernel.text import split_sentences
 
 WINDOW_SENTENCES = 3
 MAX_WINDOW_WORDS = 100

@@ -16,9 +16,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from evals.claims import ClaimItem, ClaimVerdict
-from evals.scores import strip_citation_markers
-from ingestion.chunk import split_sentences
-from rag.protocols import Embedder
+from kernel.protocols import Embedder
+from kernel.text import split_sentences, strip_citation_markers
 
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 _NEGATION = re.compile(r"\b(not|no|never|none|neither|nor|cannot|without|n't|fails?|lack(?:s|ed)?)\b", re.I)

@@ -26,9 +26,8 @@ from importlib.metadata import version as package_version
 from typing import TYPE_CHECKING
 
 from evals.scores import ClaimOut, Metric, ScoreInput, Scores, abstention_scores
-from rag.generation.openai_compat import check_client_limits
-from rag.privacy import enforce_offline
-from rag.protocols import Embedder
+from kernel.llm import Endpoint
+from kernel.privacy import enforce_offline
 
 if TYPE_CHECKING:
     from ragas.metrics.collections import ContextPrecisionWithoutReference, ContextRecall, Faithfulness
@@ -47,28 +46,21 @@ class _Metrics:
     recall: ContextRecall
 
 
+JUDGE_MAX_RETRIES = 1
+JUDGE_MAX_TOKENS = 1024  # ragas' own default for a judge reply
+
+
+def judge_endpoint(base_url: str, model: str, api_key: str | None = None, timeout_seconds: float = 60.0) -> Endpoint:
+    return Endpoint(base_url, model, api_key, timeout_seconds, JUDGE_MAX_RETRIES, JUDGE_MAX_TOKENS)
+
+
 class RagasScorer:
-    def __init__(
-        self,
-        *,
-        base_url: str,
-        model: str,
-        api_key: str | None = None,
-        timeout_seconds: float = 60.0,
-        embedder: Embedder | None = None,
-        max_retries: int = 1,
-        max_tokens: int = 1024,
-    ) -> None:
-        """`timeout_seconds` bounds each judge request; `max_retries` applies to both HTTP failures (the SDK) and
-        replies that do not parse (instructor re-asks); `max_tokens` caps each judge reply (ragas' default).
-        `embedder` is unused: these metrics need no embeddings."""
-        check_client_limits(timeout_seconds, max_retries, max_tokens)
-        self.base_url = base_url.rstrip("/")
-        self.model = model
-        self.timeout_seconds = timeout_seconds
-        self.max_retries = max_retries
-        self.max_tokens = max_tokens
-        self._api_key = api_key
+    def __init__(self, endpoint: Endpoint) -> None:
+        """`endpoint.timeout_seconds` bounds each judge request; `max_retries` applies to both HTTP failures (the
+        SDK) and replies that do not parse (instructor re-asks); `max_tokens` caps each judge reply."""
+        self.endpoint = endpoint
+        self.base_url = endpoint.base_url
+        self.model = model = endpoint.model
         self._version = f"ragas-{package_version('ragas')}-{model}"
         self._metrics: _Metrics | None = None
 
@@ -89,15 +81,17 @@ class RagasScorer:
             from ragas.metrics.collections import ContextPrecisionWithoutReference, ContextRecall, Faithfulness
 
             if not do_not_track():  # cached by ragas: something imported and used it before enforce_offline()
-                raise RuntimeError("ragas telemetry is on; call rag.privacy.enforce_offline() before importing ragas")
+                raise RuntimeError("ragas telemetry is on; call kernel.privacy.enforce_offline() before ragas loads")
             client = AsyncOpenAI(
                 base_url=self.base_url,
-                api_key=self._api_key or _NO_KEY,
-                timeout=self.timeout_seconds,
-                max_retries=self.max_retries,
+                api_key=self.endpoint.api_key or _NO_KEY,
+                timeout=self.endpoint.timeout_seconds,
+                max_retries=self.endpoint.max_retries,
             )
             # Extra keyword arguments reach instructor's create(): max_retries caps its re-asks on unparseable output.
-            llm = llm_factory(self.model, client=client, max_retries=self.max_retries, max_tokens=self.max_tokens)
+            llm = llm_factory(
+                self.model, client=client, max_retries=self.endpoint.max_retries, max_tokens=self.endpoint.max_tokens
+            )
             self._metrics = _Metrics(
                 Faithfulness(llm=llm), ContextPrecisionWithoutReference(llm=llm), ContextRecall(llm=llm)
             )
@@ -181,7 +175,7 @@ class RagasScorer:
             current = current.__cause__ or current.__context__
         for e in chain:
             if isinstance(e, openai.APITimeoutError):
-                return f"no answer from {self.base_url} within {self.timeout_seconds:g} s", True
+                return f"no answer from {self.base_url} within {self.endpoint.timeout_seconds:g} s", True
             if isinstance(e, openai.APIConnectionError):
                 return f"cannot connect to {self.base_url}", True
             if isinstance(e, openai.APIStatusError):

@@ -12,6 +12,7 @@ import asyncio
 import html
 import json
 import statistics
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -175,23 +176,26 @@ def summarize(rows: list[dict[str, Any]], gate: Gate) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class RunOptions:
+    generator: str | None = None  # the service's default when None
+    concurrency: int = 4
+    score_timeout_s: float = 600.0
+
+
 async def run_eval(
-    client: httpx.AsyncClient,
-    items: list[EvalItem],
-    collection: str,
-    gate: Gate,
-    generator: str | None = None,
-    concurrency: int = 4,
-    score_timeout_s: float = 600.0,
+    client: httpx.AsyncClient, items: list[EvalItem], collection: str, gate: Gate, options: RunOptions | None = None
 ) -> dict[str, Any]:
+    opts = options or RunOptions()
+    generator = opts.generator
     resp = await client.get(f"/v1/collections/{collection}")
     if resp.status_code != 200:
         raise DatasetError(f"collection {collection!r}: {resp.json().get('error', resp.text)}")
-    limit = asyncio.Semaphore(concurrency)
+    limit = asyncio.Semaphore(opts.concurrency)
 
     async def one(item: EvalItem) -> dict[str, Any]:
         async with limit:
-            return await run_item(client, item, collection, generator, score_timeout_s)
+            return await run_item(client, item, collection, generator, opts.score_timeout_s)
 
     rows = await asyncio.gather(*(one(i) for i in items))
     return {"collection": collection, "generator": generator, "summary": summarize(rows, gate), "items": rows}

@@ -7,10 +7,11 @@ A metric that cannot be computed (no reference for recall, an abstention, a judg
 
 from __future__ import annotations
 
-import re
 from typing import Protocol
 
 from pydantic import BaseModel, Field, field_validator
+
+from kernel.text import strip_citation_markers
 
 METRICS = ("faithfulness", "context_precision", "context_recall")
 
@@ -53,14 +54,6 @@ class Scores(BaseModel):
     def unreachable(self) -> str | None:
         """The reason of the first metric that is null because the judge could not be reached, if any."""
         return next((m.reason for m in (getattr(self, n) for n in METRICS) if m.retryable), None)
-
-
-_MARKERS = re.compile(r"\s*\[\d+(?:\s*,\s*\d+)*\]")
-
-
-def strip_citation_markers(text: str) -> str:
-    # "[2]" is a citation, not a claim: a judge would look for the number 2 in the contexts.
-    return _MARKERS.sub("", text)
 
 
 class ScoreInput(BaseModel):

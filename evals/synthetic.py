@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 
 from evals.checker_text import checker_text, windows_of
 from evals.faithfulness import flipped
-from ingestion.chunk import split_sentences
+from kernel.text import split_sentences
 
 _MONTHS = "January February March April May June July August September October November December".split()
 _DATE = re.compile(rf"\b(?:\d{{1,2}} )?(?:{'|'.join(_MONTHS)})(?: \d{{1,2}})?,? \d{{4}}\b")

@@ -220,7 +220,7 @@ def main() -> None:
     parser.add_argument("--sets", default="scifact,clapnq,synthetic")
     parser.add_argument("--scorers", default="", help="only the scorers whose label contains this text")
     args = parser.parse_args()
-    from rag.privacy import enforce_offline
+    from kernel.privacy import enforce_offline
 
     enforce_offline()
     candidates = [(label, fn) for label, fn in scorers() if args.scorers in label]

@@ -7,16 +7,14 @@ previous chunk (up to `overlap_tokens`) so that a fact cut at a boundary is stil
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from rag.types import Chunk, ParsedElement
+from kernel.text import split_sentences
+from kernel.types import Chunk, ParsedElement
 
 CountTokens = Callable[[Sequence[str]], list[int]]
 
-# A sentence ends at . ! ? followed by space and something that can start a sentence, or at a line break.
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[A-Z0-9])|\n+")
 _TITLE_TYPES = {"Title"}
 
 
@@ -28,10 +26,6 @@ class _Unit:
     type: str
     page: int | None
     section: str | None
-
-
-def split_sentences(text: str) -> list[str]:
-    return [s.strip() for s in _SENTENCE_END.split(text) if s and s.strip()]
 
 
 def _split_long(text: str, tokens: int, budget: int) -> list[str]:

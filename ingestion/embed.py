@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -33,6 +35,12 @@ class SentenceTransformerEmbedder:
         if dim is None:
             raise ValueError(f"cannot tell the embedding dimension of the model at {path}")
         self._dim = int(dim)
+        # The fast tokenizer is a Rust object that encoding borrows while the GIL is released; counting switches
+        # padding and truncation off, which mutates it, and a mutation during another thread's encode fails with
+        # "Already borrowed". Counting gets its own copy (and a lock for itself), so queries and documents still
+        # encode concurrently with chunking.
+        self._counter = copy.deepcopy(self._model.tokenizer)
+        self._counter_lock = threading.Lock()
 
     @property
     def model_id(self) -> str:
@@ -50,9 +58,8 @@ class SentenceTransformerEmbedder:
         """Word pieces per text, without the special tokens the model adds."""
         if not texts:
             return []
-        encoded = self._model.tokenizer(
-            list(texts), add_special_tokens=False, return_attention_mask=False, verbose=False
-        )
+        with self._counter_lock:
+            encoded = self._counter(list(texts), add_special_tokens=False, return_attention_mask=False, verbose=False)
         return [len(ids) for ids in encoded["input_ids"]]
 
     def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:

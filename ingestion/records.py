@@ -6,8 +6,8 @@ import json
 
 from pydantic import ValidationError
 
-from rag.errors import InvalidInput
-from rag.types import ImportRecord, ParsedElement
+from kernel.errors import InvalidInput
+from kernel.types import ImportRecord, ParsedElement
 
 
 def parse_jsonl(body: bytes, max_errors: int = 5) -> list[ImportRecord]:

@@ -7,7 +7,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from rag.errors import NotFound
+from kernel.errors import NotFound
 
 
 def sha256_hex(data: bytes) -> str:

@@ -11,8 +11,8 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from rag.privacy import enforce_offline
-from rag.settings import Settings, SettingsError, load_settings
+from kernel.privacy import enforce_offline
+from kernel.settings import Settings, SettingsError, load_settings
 
 T = TypeVar("T")
 
@@ -66,7 +66,7 @@ def worker() -> None:
     _require_servers(settings)
     _require_schema(settings)
     enforce_offline()
-    from ingestion.worker import run_standalone
+    from rag.worker import run_standalone
 
     asyncio.run(run_standalone(settings))
 
@@ -156,7 +156,7 @@ def _database(run: Callable[[str], Coroutine[Any, Any, T]], settings: Settings |
     """Run a schema operation on the configured database; a problem is one line for the operator, not a trace."""
     from sqlalchemy.exc import DBAPIError
 
-    from rag.errors import RagError
+    from kernel.errors import RagError
 
     settings = settings or _settings()
     if settings.database.url is None:
@@ -239,7 +239,7 @@ def eval_run(
     """Run a dataset through the service; exit 1 when the quality gate fails, 2 when the run cannot start."""
     import httpx
 
-    from evals.runner import DatasetError, Gate, load_dataset, run_eval, write_reports
+    from evals.runner import DatasetError, Gate, RunOptions, load_dataset, run_eval, write_reports
 
     gate = Gate(
         faithfulness=min_faithfulness,
@@ -252,7 +252,8 @@ def eval_run(
 
     async def go() -> dict:
         async with httpx.AsyncClient(base_url=url, timeout=300) as client:
-            return await run_eval(client, load_dataset(dataset, limit), collection, gate, generator, concurrency)
+            options = RunOptions(generator=generator, concurrency=concurrency)
+            return await run_eval(client, load_dataset(dataset, limit), collection, gate, options)
 
     try:
         report = asyncio.run(go())

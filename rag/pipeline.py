@@ -12,17 +12,16 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from evals.online import enqueue_scoring
-from rag.errors import InvalidInput
+from kernel.errors import InvalidInput
+from kernel.records import NewAnswer
+from kernel.text import CITATION_MARKER, marker_numbers
+from kernel.types import Context, GeneratedAnswer, Hit, PromptRef, Usage
 from rag.generation.base import Generator
 from rag.prompts.registry import load_prompt
 from rag.services import Services
-from rag.storage.records import NewAnswer
-from rag.types import Context, GeneratedAnswer, Hit, PromptRef, Usage
-from retrieval.search import retrieve
+from retrieval.search import SearchOptions
 
 ABSTAIN_TEXT = "The documents don't say."
-_MARKER = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
 
 
 class Citation(BaseModel):
@@ -99,17 +98,17 @@ def validate_citations(text: str, contexts: list[Context]) -> tuple[str, list[in
 
     def keep(match: re.Match[str]) -> str:
         nonlocal removed
-        nums = [int(x) for x in re.findall(r"\d+", match.group(1))]
+        nums = marker_numbers(match.group(1))
         good = [n for n in nums if n in valid]
         removed += len(nums) - len(good)
         cited.extend(n for n in good if n not in cited)
         return "".join(f"[{n}]" for n in good)
 
-    cleaned = _MARKER.sub(keep, text)
+    cleaned = CITATION_MARKER.sub(keep, text)
     return re.sub(r"\s+([.,;:])", r"\1", re.sub(r"[ \t]{2,}", " ", cleaned)).strip(), cited, removed
 
 
-_OPEN_MARKER = re.compile(r"\[[\d,\s]*$")
+_OPEN_MARKER = re.compile(r"\[[\d,\s\u2013-]*$")
 
 
 class CitationGate:
@@ -129,12 +128,12 @@ class CitationGate:
 
     def _clean(self, text: str) -> str:
         def keep(match: re.Match[str]) -> str:
-            nums = [int(x) for x in re.findall(r"\d+", match.group(1))]
+            nums = marker_numbers(match.group(1))
             if any(n in self._valid for n in nums):
                 self.opened = True
             return "".join(f"[{n}]" for n in nums if n in self._valid)
 
-        return _MARKER.sub(keep, text)
+        return CITATION_MARKER.sub(keep, text)
 
     def feed(self, delta: str) -> str:
         self._pending += delta
@@ -197,7 +196,8 @@ async def _prepare(svc: Services, q: Question) -> Draft:
         raise InvalidInput(f"the question has {len(q.text)} characters; the limit is {cfg.max_question_chars}")
     gen = pick_generator(svc, q.generator)
     prompt = await asyncio.to_thread(load_prompt, cfg.prompt)
-    retrieval = await retrieve(svc, q.standalone or q.text, q.collections, q.filters, q.top_k or cfg.context_k)
+    options = SearchOptions(filters=q.filters, top_k=q.top_k or cfg.context_k)
+    retrieval = await svc.retriever.retrieve(q.standalone or q.text, q.collections, options)
     contexts = to_contexts(retrieval.hits)
     return Draft(q, gen, prompt, retrieval.hits, contexts, dict(retrieval.timings_ms), started)
 
@@ -269,7 +269,7 @@ async def _finish(svc: Services, draft: Draft, answer: GeneratedAnswer | None) -
     scoring = svc.settings.scoring.enabled
     answer_id = await svc.answers.save(record, score=scoring)
     if scoring:
-        await enqueue_scoring(svc, answer_id)
+        await svc.scoring.enqueue(answer_id)
     return AnswerOut(
         answer_id=answer_id,
         answer=text,

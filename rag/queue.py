@@ -8,7 +8,7 @@ from arq import ArqRedis, create_pool
 from arq.connections import RedisSettings
 from redis.exceptions import RedisError
 
-from rag.errors import TransientError
+from kernel.errors import TransientError
 
 INGEST_FUNCTION = "ingest_job"
 SCORE_FUNCTION = "score_answer"

@@ -8,20 +8,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from evals.checker import SupportChecker
+from evals.online import AnswerScoring
 from evals.scores import Scorer
+from ingestion.index import Indexer
+from kernel.llm import Endpoint
+from kernel.privacy import enforce_offline
+from kernel.protocols import Embedder, SparseEncoder, VectorStore
+from kernel.settings import Settings
 from rag.blobs import BlobStore
 from rag.generation.base import Generator
-from rag.privacy import enforce_offline
-from rag.protocols import Embedder, SparseEncoder, VectorStore
 from rag.queue import JobQueue
-from rag.settings import Settings
 from rag.storage.answers import AnswerStore
 from rag.storage.catalog import Catalog
 from rag.valkey import EmbeddedValkey
 from retrieval.rerank import Reranker
+from retrieval.search import Retriever
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +45,9 @@ class Services:
     reranker: Reranker
     scorer: Scorer
     checker: SupportChecker | None
-    # Serialises encoding: two jobs encoding at once on a small machine only thrash the same cores.
-    encode_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    indexer: Indexer
+    retriever: Retriever
+    scoring: AnswerScoring
     _valkey: EmbeddedValkey | None = None
 
     async def close(self) -> None:
@@ -101,23 +106,50 @@ async def build_services(settings: Settings) -> Services:
         raise
     from retrieval.sparse import Bm25Encoder
 
+    # Serialises encoding: two jobs encoding at once on a small machine only thrash the same cores.
     encode_lock = asyncio.Lock()
-
+    blobs = BlobStore(settings.blob_dir)
+    sparse = Bm25Encoder()
+    answers = AnswerStore(catalog.engine)
+    reranker = make_reranker(settings, checker)
+    scorer = make_scorer(settings, embedder, encode_lock, checker)
     return Services(
         settings=settings,
         catalog=catalog,
-        blobs=BlobStore(settings.blob_dir),
+        blobs=blobs,
         store=store,
         embedder=embedder,
-        sparse=Bm25Encoder(),
+        sparse=sparse,
         queue=queue,
         redis_url=redis_url,
-        answers=AnswerStore(catalog.engine),
-        reranker=make_reranker(settings, checker),
+        answers=answers,
         generators=make_generators(settings, embedder, checker),
-        scorer=make_scorer(settings, embedder, encode_lock, checker),
+        reranker=reranker,
+        scorer=scorer,
         checker=checker,
-        encode_lock=encode_lock,
+        indexer=Indexer(
+            catalog.jobs,
+            catalog.versions,
+            catalog.documents,
+            blobs,
+            store,
+            embedder,
+            sparse,
+            settings.ingestion,
+            settings.chunking,
+            encode_lock,
+        ),
+        retriever=Retriever(
+            embedder,
+            sparse,
+            store,
+            catalog.collections,
+            catalog.documents,
+            reranker,
+            settings.retrieval,
+            settings.rerank,
+        ),
+        scoring=AnswerScoring(answers, answers.scores, queue, scorer, settings.scoring),
         _valkey=valkey,
     )
 
@@ -146,15 +178,11 @@ def make_generators(
     if llm.base_url:
         from rag.generation.openai_compat import OpenAICompatibleGenerator
 
-        generators["llm"] = OpenAICompatibleGenerator(
-            base_url=llm.base_url,
-            model=llm.model,
-            api_key=llm.api_key.get_secret_value() if llm.api_key else None,
-            timeout_seconds=llm.timeout_seconds,
-            max_retries=llm.max_retries,
-            max_tokens=llm.max_tokens,
-            temperature=llm.temperature,
+        key = llm.api_key.get_secret_value() if llm.api_key else None
+        endpoint = Endpoint(
+            llm.base_url, llm.model, key, llm.timeout_seconds, llm.max_retries, llm.max_tokens, llm.temperature
         )
+        generators["llm"] = OpenAICompatibleGenerator(endpoint)
     return generators
 
 
@@ -176,14 +204,15 @@ def make_scorer(
 ) -> Scorer:
     cfg = settings.scoring
     if cfg.judge_base_url:
-        from evals.ragas_scorer import RagasScorer
+        from evals.ragas_scorer import RagasScorer, judge_endpoint
 
         return RagasScorer(
-            base_url=cfg.judge_base_url,
-            model=cfg.judge_model,
-            api_key=cfg.judge_api_key.get_secret_value() if cfg.judge_api_key else None,
-            timeout_seconds=cfg.judge_timeout_seconds,
-            embedder=embedder,
+            judge_endpoint(
+                cfg.judge_base_url,
+                cfg.judge_model,
+                cfg.judge_api_key.get_secret_value() if cfg.judge_api_key else None,
+                cfg.judge_timeout_seconds,
+            )
         )
     from evals.faithfulness import OfflineFaithfulness
     from evals.offline import ClaimJudge, OfflineScorer

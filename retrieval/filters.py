@@ -13,11 +13,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel
-
-from rag.errors import InvalidInput
-
-FieldType = Literal["keyword", "integer", "float", "datetime"]
+from kernel.errors import InvalidInput
+from kernel.filters import Condition, FieldType, FilterSpec
 
 BUILTIN_FIELDS: dict[str, FieldType] = {
     "filename": "keyword",
@@ -27,24 +24,6 @@ BUILTIN_FIELDS: dict[str, FieldType] = {
     "created_at": "datetime",
 }
 RANGE_OPS = ("gte", "gt", "lte", "lt")
-
-
-class Condition(BaseModel):
-    field: str
-    type: FieldType
-    eq: Any | None = None
-    any: list[Any] | None = None
-    gte: Any | None = None
-    gt: Any | None = None
-    lte: Any | None = None
-    lt: Any | None = None
-
-
-class FilterSpec(BaseModel):
-    """What a search may see: these collections, active chunks only, and every condition."""
-
-    collections: list[str]
-    conditions: list[Condition] = []
 
 
 _INT64 = 2**63

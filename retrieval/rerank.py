@@ -14,8 +14,8 @@ import asyncio
 from collections.abc import Sequence
 from typing import Protocol
 
-from rag.protocols import PassageChecker
-from rag.types import Hit
+from kernel.protocols import PassageChecker
+from kernel.types import Hit
 
 
 class Reranker(Protocol):

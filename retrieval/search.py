@@ -11,15 +11,26 @@ import asyncio
 import re
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
-from rag.errors import InvalidInput
-from rag.protocols import SearchMode
-from rag.services import Services
-from rag.types import Hit
-from retrieval.filters import BUILTIN_FIELDS, FieldType, FilterSpec, parse_filters
+from kernel.errors import InvalidInput
+from kernel.filters import FieldType, FilterSpec
+from kernel.ports import DocumentCatalog, FieldRegistry
+from kernel.protocols import Embedder, SearchMode, SearchPlan, SparseEncoder, VectorStore
+from kernel.settings import RerankSettings, RetrievalSettings
+from kernel.types import Hit
+from retrieval.filters import BUILTIN_FIELDS, parse_filters
+from retrieval.rerank import Reranker
 
 _WORD = re.compile(r"\w+")
+
+
+@dataclass(frozen=True)
+class SearchOptions:
+    filters: dict[str, Any] | None = None
+    top_k: int = 10
+    mode: SearchMode = "hybrid"
+    rerank: bool | None = None
 
 
 @dataclass
@@ -50,60 +61,65 @@ def collapse_duplicates(hits: list[Hit], threshold: float, keep: int | None = No
     return [h for h, _ in kept]
 
 
-async def allowed_fields(svc: Services, collections: list[str]) -> dict[str, FieldType]:
-    allowed: dict[str, FieldType] = dict(BUILTIN_FIELDS)
-    for declared in (await svc.catalog.collections.filterable_fields(collections)).values():  # 404 for an unknown name
-        allowed.update({f"metadata.{k}": v for k, v in declared.items()})
-    return allowed
+@dataclass
+class Retriever:
+    """Hybrid search over the vector store, restricted to each document's active version, then reranked."""
 
+    embedder: Embedder
+    sparse: SparseEncoder
+    store: VectorStore
+    fields: FieldRegistry
+    documents: DocumentCatalog
+    reranker: Reranker
+    retrieval: RetrievalSettings
+    rerank: RerankSettings
 
-async def retrieve(
-    svc: Services,
-    query: str,
-    collections: list[str],
-    filters: dict[str, Any] | None = None,
-    top_k: int = 10,
-    mode: SearchMode = "hybrid",
-    rerank: bool | None = None,
-) -> Retrieval:
-    """`rerank`: None applies the configured reranker (if any); False skips it; True requires one."""
-    cfg = svc.settings.retrieval
-    if not query.strip():
-        raise InvalidInput("the query is empty")
-    if top_k > cfg.max_top_k:
-        raise InvalidInput(f"top_k is {top_k}; the limit is {cfg.max_top_k} (RAG_RETRIEVAL__MAX_TOP_K)")
-    started = time.perf_counter()
-    unique = list(dict.fromkeys(collections))
-    spec = FilterSpec(collections=unique, conditions=parse_filters(filters, await allowed_fields(svc, unique)))
+    async def allowed_fields(self, collections: list[str]) -> dict[str, FieldType]:
+        allowed: dict[str, FieldType] = dict(BUILTIN_FIELDS)
+        for declared in (await self.fields.filterable_fields(collections)).values():  # 404 for an unknown name
+            allowed.update({f"metadata.{k}": cast(FieldType, v) for k, v in declared.items()})
+        return allowed
 
-    t0 = time.perf_counter()
-    dense = await asyncio.to_thread(svc.embedder.embed_query, query)
-    sparse = svc.sparse.encode_query(query)
-    t1 = time.perf_counter()
-    # Over-fetch: the version check and the duplicate collapse may remove some.
-    limit = min(cfg.candidates, max(top_k * 3 + 10, svc.settings.rerank.candidates))
-    hits = await svc.store.search(
-        dense, sparse, spec, limit=limit, candidates=max(cfg.candidates, limit), mode=mode, rrf_k=cfg.rrf_k
-    )
-    active = await svc.catalog.documents.active_versions(sorted({str(h.payload.get("document_id")) for h in hits}))
-    hits = [h for h in hits if active.get(str(h.payload.get("document_id"))) == h.payload.get("version")]
-    t2 = time.perf_counter()
-    reranker = svc.reranker
-    if rerank and reranker.name == "none":
-        raise InvalidInput("rerank was requested but no reranker is configured (RAG_RERANK__KIND)")
-    if rerank is not False and reranker.name != "none":
-        head = hits[: svc.settings.rerank.candidates]
-        hits = await reranker.rerank(query, head, len(head))
-    t3 = time.perf_counter()
-    # After reranking, so that of two near-copies the better-ranked one stays.
-    hits = collapse_duplicates(hits, cfg.duplicate_jaccard, keep=top_k)
-    t4 = time.perf_counter()
-    return Retrieval(
-        hits=hits,
-        timings_ms={
-            "embed": round((t1 - t0) * 1000, 2),
-            "search": round((t2 - t1 + t4 - t3) * 1000, 2),  # the collapse counts as search
-            "rerank": round((t3 - t2) * 1000, 2),
-            "total": round((time.perf_counter() - started) * 1000, 2),
-        },
-    )
+    async def retrieve(self, query: str, collections: list[str], options: SearchOptions | None = None) -> Retrieval:
+        """`options.rerank`: None applies the configured reranker (if any); False skips it; True requires one."""
+        opts = options or SearchOptions()
+        cfg = self.retrieval
+        top_k = opts.top_k
+        if not query.strip():
+            raise InvalidInput("the query is empty")
+        if top_k > cfg.max_top_k:
+            raise InvalidInput(f"top_k is {top_k}; the limit is {cfg.max_top_k} (RAG_RETRIEVAL__MAX_TOP_K)")
+        started = time.perf_counter()
+        unique = list(dict.fromkeys(collections))
+        spec = FilterSpec(collections=unique, conditions=parse_filters(opts.filters, await self.allowed_fields(unique)))
+
+        t0 = time.perf_counter()
+        dense = await asyncio.to_thread(self.embedder.embed_query, query)
+        sparse = self.sparse.encode_query(query)
+        t1 = time.perf_counter()
+        # Over-fetch: the version check and the duplicate collapse may remove some.
+        limit = min(cfg.candidates, max(top_k * 3 + 10, self.rerank.candidates))
+        plan = SearchPlan(limit, candidates=max(cfg.candidates, limit), mode=opts.mode, rrf_k=cfg.rrf_k)
+        hits = await self.store.search(dense, sparse, spec, plan)
+        active = await self.documents.active_versions(sorted({str(h.payload.get("document_id")) for h in hits}))
+        hits = [h for h in hits if active.get(str(h.payload.get("document_id"))) == h.payload.get("version")]
+        t2 = time.perf_counter()
+        reranker = self.reranker
+        if opts.rerank and reranker.name == "none":
+            raise InvalidInput("rerank was requested but no reranker is configured (RAG_RERANK__KIND)")
+        if opts.rerank is not False and reranker.name != "none":
+            head = hits[: self.rerank.candidates]
+            hits = await reranker.rerank(query, head, len(head))
+        t3 = time.perf_counter()
+        # After reranking, so that of two near-copies the better-ranked one stays.
+        hits = collapse_duplicates(hits, cfg.duplicate_jaccard, keep=top_k)
+        t4 = time.perf_counter()
+        return Retrieval(
+            hits=hits,
+            timings_ms={
+                "embed": round((t1 - t0) * 1000, 2),
+                "search": round((t2 - t1 + t4 - t3) * 1000, 2),  # the collapse counts as search
+                "rerank": round((t3 - t2) * 1000, 2),
+                "total": round((time.perf_counter() - started) * 1000, 2),
+            },
+        )

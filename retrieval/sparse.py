@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import qdrant_edge as qe
 
-from rag.types import SparseVector
+from kernel.types import SparseVector
 
 
 class Bm25Encoder:

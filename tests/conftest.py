@@ -12,7 +12,7 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 
-from rag.privacy import enforce_offline
+from kernel.privacy import enforce_offline
 
 enforce_offline()
 
@@ -63,8 +63,8 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 async def service(data_dir: Path) -> AsyncIterator[tuple[httpx.AsyncClient, object]]:
+    from kernel.settings import load_settings
     from rag.api.app import create_app
-    from rag.settings import load_settings
 
     settings = load_settings(data_dir=data_dir)
     app = create_app(settings)

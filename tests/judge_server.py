@@ -19,7 +19,7 @@ tool (instructor's TOOLS mode), any other request with the JSON as the message c
 Usage:
 
     with JudgeServer() as judge:
-        scorer = RagasScorer(base_url=judge.base_url, model=judge.model, ...)
+        scorer = RagasScorer(Endpoint(judge.base_url, judge.model, ...))
 """
 
 from __future__ import annotations

@@ -18,10 +18,10 @@ from ingestion.parse.detect import HEAD_BYTES, SUPPORTED_KINDS, detect_kind
 from ingestion.parse.diagnose import raise_no_text, reject_unreadable
 from ingestion.parse.nlp import english_words, ensure_offline_nlp
 from ingestion.parse.partition import partition
-from rag.errors import DocumentError
+from kernel.errors import DocumentError
 
 # Re-exported: one element type for the whole pipeline, shared with JSONL imports and the chunker.
-from rag.types import ParsedElement
+from kernel.types import ParsedElement
 
 if TYPE_CHECKING:
     from unstructured.documents.elements import Element

@@ -14,7 +14,7 @@ from typing import NoReturn
 
 from ingestion.parse.detect import KIND_NAMES, OLE_MAGIC
 from ingestion.parse.nlp import LANGUAGES
-from rag.errors import DocumentError
+from kernel.errors import DocumentError
 
 logger = logging.getLogger(__name__)
 

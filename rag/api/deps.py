@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import Request
 
-from rag.errors import RagError
+from kernel.errors import RagError
 from rag.services import Services
 
 

@@ -7,7 +7,7 @@ import unicodedata
 
 from fastapi import UploadFile
 
-from rag.errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType
+from kernel.errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType
 
 _UNSAFE = re.compile(r"[^\w.\- ()+,@&=~]+", re.UNICODE)
 READ_CHUNK = 1024 * 1024

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from typing import Protocol
 
-from rag.types import Context, GeneratedAnswer
+from kernel.types import Context, GeneratedAnswer
 
 
 class Prompt(Protocol):

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ingestion.chunk import split_sentences
+from kernel.protocols import Embedder, PassageChecker
+from kernel.text import split_sentences, strip_citation_markers
+from kernel.types import Context, GeneratedAnswer
 from rag.generation.base import Prompt
-from rag.protocols import Embedder, PassageChecker
-from rag.types import Context, GeneratedAnswer
 
 _WORD = re.compile(r"[a-z0-9]+")
 _STOP = frozenset(
@@ -36,7 +36,6 @@ _STOP = frozenset(
 MIN_WORDS, MAX_WORDS = 5, 120  # shorter "sentences" are headings and labels, not answers
 NUMBER_BONUS = 0.1
 _DIGIT = re.compile(r"\d")
-_OWN_MARKERS = re.compile(r"\s*\[\d+(?:\s*[,\u2013-]\s*\d+)*\]")
 _NUMERIC_QUESTION = re.compile(
     r"^\s*(when|what year|what date|how (many|much|tall|long|old|far|big|large|high|fast|often))\b", re.I
 )
@@ -130,7 +129,7 @@ class ExtractiveGenerator:
         parts = []
         for c in chosen:
             # The document's own reference markers would read as citations of our numbered sources.
-            body = _OWN_MARKERS.sub("", c.text).rstrip()
+            body = strip_citation_markers(c.text).rstrip()
             end = body[-1] if body[-1] in ".!?" else "."
             parts.append(f"{body.rstrip('.!?')} [{c.n}]{end}")
         return " ".join(parts), best.score

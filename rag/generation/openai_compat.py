@@ -14,9 +14,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from rag.errors import RagError, TransientError
+from kernel.errors import RagError, TransientError
+from kernel.llm import Endpoint
+from kernel.types import Context, GeneratedAnswer, Usage
 from rag.generation.base import Prompt
-from rag.types import Context, GeneratedAnswer, Usage
 
 if TYPE_CHECKING:
     from openai import AsyncOpenAI
@@ -33,38 +34,12 @@ class GeneratorError(RagError):
     status = 502
 
 
-def check_client_limits(timeout_seconds: float, max_retries: int, max_tokens: int) -> None:
-    """The limits every client of an OpenAI-compatible endpoint takes (generator and judge alike)."""
-    if timeout_seconds <= 0:
-        raise ValueError("timeout_seconds must be > 0")
-    if max_retries < 0:
-        raise ValueError("max_retries must be >= 0")
-    if max_tokens < 1:
-        raise ValueError("max_tokens must be >= 1")
-
-
 class OpenAICompatibleGenerator:
-    def __init__(
-        self,
-        *,
-        base_url: str,
-        model: str,
-        api_key: str | None = None,
-        timeout_seconds: float = 60.0,
-        max_retries: int = 2,
-        max_tokens: int = 512,
-        temperature: float = 0.0,
-        http_client: Any = None,
-    ) -> None:
+    def __init__(self, endpoint: Endpoint, http_client: Any = None) -> None:
         """`http_client`: an optional `httpx.AsyncClient` for the SDK to use (proxies, custom TLS, tests)."""
-        check_client_limits(timeout_seconds, max_retries, max_tokens)
-        self.base_url = base_url.rstrip("/")
-        self.model = model
-        self._api_key = api_key
-        self.timeout_seconds = timeout_seconds
-        self.max_retries = max_retries
-        self.max_tokens = max_tokens
-        self.temperature = temperature
+        self.endpoint = endpoint
+        self.base_url = endpoint.base_url
+        self.model = endpoint.model
         self._http_client = http_client
         self._client: AsyncOpenAI | None = None
 
@@ -78,9 +53,9 @@ class OpenAICompatibleGenerator:
 
             self._client = AsyncOpenAI(
                 base_url=self.base_url,
-                api_key=self._api_key or _NO_KEY,
-                timeout=self.timeout_seconds,
-                max_retries=self.max_retries,
+                api_key=self.endpoint.api_key or _NO_KEY,
+                timeout=self.endpoint.timeout_seconds,
+                max_retries=self.endpoint.max_retries,
                 http_client=self._http_client,
             )
         return self._client
@@ -102,8 +77,8 @@ class OpenAICompatibleGenerator:
             response = await client.chat.completions.create(
                 model=self.model,
                 messages=self._messages(question, contexts, prompt),  # type: ignore[arg-type]
-                max_tokens=self.max_tokens,
-                temperature=self.temperature,
+                max_tokens=self.endpoint.max_tokens,
+                temperature=self.endpoint.temperature,
             )
         except Exception as exc:
             translated = self._translate(exc)
@@ -163,8 +138,8 @@ class OpenAICompatibleGenerator:
         return await client.chat.completions.create(
             model=self.model,
             messages=messages,  # type: ignore[arg-type]
-            max_tokens=self.max_tokens,
-            temperature=self.temperature,
+            max_tokens=self.endpoint.max_tokens,
+            temperature=self.endpoint.temperature,
             stream=True,
             **extra,
         )
@@ -176,7 +151,7 @@ class OpenAICompatibleGenerator:
 
         where = f"LLM endpoint {self.base_url} (model {self.model!r})"
         if isinstance(exc, openai.APITimeoutError):
-            return TransientError(f"{where} did not answer within {self.timeout_seconds:g} s")
+            return TransientError(f"{where} did not answer within {self.endpoint.timeout_seconds:g} s")
         if isinstance(exc, openai.APIConnectionError):
             cause = exc.__cause__ or exc
             return TransientError(f"{where} is unreachable: {_describe(cause)}")
@@ -188,7 +163,9 @@ class OpenAICompatibleGenerator:
                 return TransientError(f"{where} failed with HTTP {code}: {_server_text(exc)}")
             return GeneratorError(f"{where} refused the request with HTTP {code}: {_server_text(exc)}")
         if isinstance(exc, httpx.TimeoutException):
-            return TransientError(f"{where} stopped answering mid-stream (no data for {self.timeout_seconds:g} s)")
+            return TransientError(
+                f"{where} stopped answering mid-stream (no data for {self.endpoint.timeout_seconds:g} s)"
+            )
         if isinstance(exc, httpx.TransportError):
             return TransientError(f"{where} dropped the connection: {_describe(exc)}")
         if isinstance(exc, openai.APIError):

@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from rag.errors import InvalidInput
-from rag.types import Context
+from kernel.errors import InvalidInput
+from kernel.types import Context
 
 TEMPLATES = Path(__file__).parent / "templates"
 

@@ -1,4 +1,4 @@
 """Storage: the metadata database (catalog, answers, scores), its schema and its migrations.
 
-Imports only the kernel (rag.types, rag.errors, rag.settings) and libraries; everything above uses its public names.
+Imports only the kernel and libraries; everything above uses its public names.
 """

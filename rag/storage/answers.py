@@ -7,11 +7,11 @@ import uuid
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from rag.errors import Conflict, NotFound
+from kernel.errors import Conflict, NotFound
+from kernel.records import Feedback, NewAnswer, ReportQuery, ReportRow, StoredAnswer, Turn
 from rag.storage.engine import Transaction, now, utc
-from rag.storage.records import Feedback, NewAnswer, ReportQuery, ReportRow, StoredAnswer, Turn
 from rag.storage.schema import answer_collections, answers, feedback, scores, turns
 from rag.storage.scores import ScoreStore, insert_owed, score_state
 
@@ -24,16 +24,27 @@ class AnswerStore:
         self.scores = ScoreStore(engine)
 
     async def save(self, answer: NewAnswer, *, score: bool = False) -> str:
-        """With `score`, the owed score is recorded in the same transaction: no answer is left unscored."""
+        """With `score`, the owed score is recorded in the same transaction: no answer is left unscored.
+
+        An answer in a conversation is saved with its two turns (the question and the answer) in that transaction
+        too: when another message of the conversation took the turn first (Conflict), nothing is kept."""
         answer_id = answer.id or str(uuid.uuid4())
         row = {**dataclasses.asdict(answer), "id": answer_id, "created_at": now()}
-        async with Transaction(self._engine) as conn:
-            await conn.execute(answers.insert().values(**row))
-            links = [{"answer_id": answer_id, "collection": c} for c in dict.fromkeys(answer.collections)]
-            if links:
-                await conn.execute(answer_collections.insert(), links)
-            if score:
-                await insert_owed(conn, answer_id)
+        try:
+            async with Transaction(self._engine) as conn:
+                await conn.execute(answers.insert().values(**row))
+                links = [{"answer_id": answer_id, "collection": c} for c in dict.fromkeys(answer.collections)]
+                if links:
+                    await conn.execute(answer_collections.insert(), links)
+                if score:
+                    await insert_owed(conn, answer_id)
+                if answer.conversation_id is not None:
+                    entries = [("user", answer.question, None), ("assistant", answer.answer, answer_id)]
+                    await _append_turns(conn, answer.conversation_id, entries)
+        except IntegrityError:
+            if answer.conversation_id is None:
+                raise
+            raise Conflict(_TURN_TAKEN) from None
         return answer_id
 
     async def get(self, answer_id: str) -> StoredAnswer:
@@ -114,32 +125,29 @@ class AnswerStore:
             found = [Turn(**{**r._mapping, "created_at": utc(r.created_at)}) for r in rows]
         return found[::-1]
 
-    async def add_turns(self, conversation_id: str, entries: list[tuple[str, str, str | None]]) -> None:
-        """(role, content, answer id) after the conversation's last turn."""
-        try:
-            await self._add_turns(conversation_id, entries)
-        except IntegrityError:
-            raise Conflict("another message of this conversation was answered at the same time; retry") from None
 
-    async def _add_turns(self, conversation_id: str, entries: list[tuple[str, str, str | None]]) -> None:
-        async with Transaction(self._engine) as conn:
-            last = (
-                await conn.execute(
-                    sa.select(sa.func.max(turns.c.turn)).where(turns.c.conversation_id == conversation_id)
-                )
-            ).scalar()
-            start = (last or 0) + 1
-            await conn.execute(
-                turns.insert(),
-                [
-                    {
-                        "conversation_id": conversation_id,
-                        "turn": start + i,
-                        "role": role,
-                        "content": content,
-                        "answer_id": answer_id,
-                        "created_at": now(),
-                    }
-                    for i, (role, content, answer_id) in enumerate(entries)
-                ],
-            )
+_TURN_TAKEN = "another message of this conversation was answered at the same time; retry"
+
+
+async def _append_turns(
+    conn: AsyncConnection, conversation_id: str, entries: list[tuple[str, str, str | None]]
+) -> None:
+    """(role, content, answer id) after the conversation's last turn; IntegrityError when another took the turn."""
+    last = (
+        await conn.execute(sa.select(sa.func.max(turns.c.turn)).where(turns.c.conversation_id == conversation_id))
+    ).scalar()
+    start = (last or 0) + 1
+    await conn.execute(
+        turns.insert(),
+        [
+            {
+                "conversation_id": conversation_id,
+                "turn": start + i,
+                "role": role,
+                "content": content,
+                "answer_id": answer_id,
+                "created_at": now(),
+            }
+            for i, (role, content, answer_id) in enumerate(entries)
+        ],
+    )

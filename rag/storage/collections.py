@@ -8,9 +8,9 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from rag.errors import Conflict, NotFound
+from kernel.errors import Conflict, NotFound
+from kernel.records import Collection, NewCollection
 from rag.storage.engine import Transaction, now, utc
-from rag.storage.records import Collection, NewCollection
 from rag.storage.schema import collections, documents, jobs, versions
 
 

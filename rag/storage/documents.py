@@ -8,12 +8,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from rag.errors import NotFound
+from kernel.errors import NotFound
+from kernel.records import Document, DocumentWithVersions, Version
+from kernel.types import VersionStatus
 from rag.storage.collections import require_collection
 from rag.storage.engine import Transaction, as_utc, utc
-from rag.storage.records import Document, DocumentWithVersions, Version
 from rag.storage.schema import documents, versions
-from rag.types import VersionStatus
 
 
 class DocumentStore:

@@ -10,7 +10,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
-from rag.errors import TransientError
+from kernel.errors import TransientError
 
 
 def make_engine(url: str, *, for_migrations: bool = False) -> AsyncEngine:

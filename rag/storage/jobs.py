@@ -7,11 +7,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from rag.errors import NotFound
+from kernel.errors import NotFound
+from kernel.records import Job, JobItem
+from kernel.types import JobStage, JobStatus, VersionStatus
 from rag.storage.engine import Transaction, as_utc, now, utc
-from rag.storage.records import Job, JobItem
 from rag.storage.schema import documents, jobs, versions
-from rag.types import JobStage, JobStatus, VersionStatus
 
 
 class JobStore:

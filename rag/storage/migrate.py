@@ -20,7 +20,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util.exc import CommandError
 
-from rag.errors import RagError
+from kernel.errors import RagError
 from rag.storage.engine import make_engine
 
 log = logging.getLogger(__name__)

@@ -10,12 +10,9 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from kernel.records import SCORE_STATUS_DONE, SCORE_STATUS_PENDING, ScoreResult, ScoreState
 from rag.storage.engine import Transaction, as_utc, now, utc
-from rag.storage.records import ScoreResult, ScoreState
 from rag.storage.schema import METRIC_COLUMNS, scores
-
-SCORE_STATUS_PENDING = "pending"
-SCORE_STATUS_DONE = "done"
 
 
 class ScoreStore:

@@ -13,13 +13,13 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from rag.errors import Conflict, NotFound
+from kernel.errors import Conflict, NotFound
+from kernel.records import Activation, ImportRegistration, IndexedVersion, NewVersion, Registration
+from kernel.types import VersionStatus
 from rag.storage.collections import require_collection
 from rag.storage.engine import Transaction, now
 from rag.storage.jobs import insert_job
-from rag.storage.records import Activation, ImportRegistration, IndexedVersion, NewVersion, Registration
 from rag.storage.schema import documents, versions
-from rag.types import VersionStatus
 
 _BATCH = 500  # ids per IN (...): well below every driver's bound-parameter limit
 

@@ -15,9 +15,11 @@ from typing import Any
 
 import qdrant_edge as qe
 
-from rag.errors import RagError
-from rag.types import ChunkRecord, ChunkSelector, ChunkState, Hit, SparseVector
-from retrieval.filters import FieldType, FilterSpec, spec_clauses
+from kernel.errors import RagError
+from kernel.filters import FieldType, FilterSpec
+from kernel.protocols import SearchPlan
+from kernel.types import ChunkRecord, ChunkSelector, ChunkState, Hit, SparseVector
+from retrieval.filters import spec_clauses
 from retrieval.stores import fields
 
 
@@ -143,28 +145,11 @@ class QdrantEdgeStore:
         op = qe.UpdateOperation.create_field_index(field, _INDEX_PARAMS[type_]())
         await asyncio.to_thread(self._write, op)
 
-    async def search(
-        self,
-        dense: list[float],
-        sparse: SparseVector,
-        spec: FilterSpec,
-        limit: int,
-        candidates: int,
-        mode: str = "hybrid",
-        rrf_k: int = 60,
-    ) -> list[Hit]:
-        return await asyncio.to_thread(self._search, dense, sparse, spec, limit, candidates, mode, rrf_k)
+    async def search(self, dense: list[float], sparse: SparseVector, spec: FilterSpec, plan: SearchPlan) -> list[Hit]:
+        return await asyncio.to_thread(self._search, dense, sparse, spec, plan)
 
-    def _search(
-        self,
-        dense: list[float],
-        sparse: SparseVector,
-        spec: FilterSpec,
-        limit: int,
-        candidates: int,
-        mode: str,
-        rrf_k: int,
-    ) -> list[Hit]:
+    def _search(self, dense: list[float], sparse: SparseVector, spec: FilterSpec, plan: SearchPlan) -> list[Hit]:
+        limit, candidates, mode, rrf_k = plan.limit, plan.candidates, plan.mode, plan.rrf_k
         flt = spec_filter(spec)
         dense_q = qe.Query.Nearest(dense, using=fields.DENSE)
         sparse_q = qe.Query.Nearest(qe.SparseVector(sparse.indices, sparse.values), using=fields.SPARSE)

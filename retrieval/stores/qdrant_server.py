@@ -8,9 +8,11 @@ from typing import Any
 from qdrant_client import AsyncQdrantClient, models
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
-from rag.errors import RagError, TransientError
-from rag.types import ChunkRecord, ChunkSelector, ChunkState, Hit, SparseVector
-from retrieval.filters import FieldType, FilterSpec, spec_clauses
+from kernel.errors import RagError, TransientError
+from kernel.filters import FieldType, FilterSpec
+from kernel.protocols import SearchPlan
+from kernel.types import ChunkRecord, ChunkSelector, ChunkState, Hit, SparseVector
+from retrieval.filters import spec_clauses
 from retrieval.stores import fields
 from retrieval.stores.qdrant_edge import assemble_hits
 
@@ -126,16 +128,8 @@ class QdrantServerStore:
     async def ensure_field_index(self, field: str, type_: FieldType) -> None:
         await self._call(self._client.create_payload_index(self._collection, field, field_schema=_SCHEMAS[type_]))
 
-    async def search(
-        self,
-        dense: list[float],
-        sparse: SparseVector,
-        spec: FilterSpec,
-        limit: int,
-        candidates: int,
-        mode: str = "hybrid",
-        rrf_k: int = 60,
-    ) -> list[Hit]:
+    async def search(self, dense: list[float], sparse: SparseVector, spec: FilterSpec, plan: SearchPlan) -> list[Hit]:
+        limit, candidates, mode, rrf_k = plan.limit, plan.candidates, plan.mode, plan.rrf_k
         flt = spec_filter(spec)
         sparse_vec = models.SparseVector(indices=sparse.indices, values=sparse.values)
         stage = {

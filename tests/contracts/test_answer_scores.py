@@ -9,11 +9,11 @@ import pytest
 
 from evals.online import score_result
 from evals.scores import Metric, Scores
-from rag.errors import NotFound
+from kernel.errors import NotFound
+from kernel.records import ReportQuery
+from kernel.records import ScoreResult as StoredScores
 from rag.storage.answers import AnswerStore
 from rag.storage.engine import make_engine
-from rag.storage.records import ReportQuery
-from rag.storage.records import ScoreResult as StoredScores
 from tests.contracts.test_catalog import catalog  # noqa: F401  (the fixture, on both databases)
 from tests.support.answers import new_answer as record
 

@@ -6,10 +6,10 @@ import uuid
 
 import pytest
 
-from rag.errors import Conflict, NotFound
+from kernel.errors import Conflict, NotFound
+from kernel.records import IndexedVersion, NewCollection, NewVersion
+from kernel.types import JobStatus, VersionStatus
 from rag.storage.catalog import Catalog
-from rag.storage.records import IndexedVersion, NewCollection, NewVersion
-from rag.types import JobStatus, VersionStatus
 from tests.support.databases import KINDS, fresh_database
 
 

@@ -13,10 +13,10 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
+from kernel.records import ReportQuery
 from rag.storage import migrate
 from rag.storage.answers import AnswerStore
 from rag.storage.catalog import Catalog
-from rag.storage.records import ReportQuery
 from rag.storage.schema import metadata
 from tests.support import legacy_schema as legacy
 from tests.support.databases import KINDS, fresh_database

@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from rag.errors import TransientError
+from kernel.errors import TransientError
 from rag.queue import JobQueue
 from rag.valkey import EmbeddedValkey
 

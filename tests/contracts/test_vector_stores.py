@@ -7,8 +7,9 @@ import uuid
 
 import pytest
 
-from rag.types import ChunkRecord, ChunkSelector, ChunkState
-from retrieval.filters import Condition, FilterSpec
+from kernel.filters import Condition, FilterSpec
+from kernel.protocols import SearchPlan
+from kernel.types import ChunkRecord, ChunkSelector, ChunkState
 from retrieval.sparse import Bm25Encoder
 
 DIM = 4
@@ -64,18 +65,19 @@ async def test_lifecycle_and_search(store):
     assert await store.count(ChunkSelector(collection="c")) == 4
     spec = FilterSpec(collections=["c"])
     sparse = Bm25Encoder().encode_query("rockets fuel")
-    hits = await store.search([0, 1, 0, 0], sparse, spec, limit=10, candidates=10)
+    hits = await store.search([0, 1, 0, 0], sparse, spec, SearchPlan(limit=10, candidates=10))
     assert hits[0].payload["document_id"] == "b" and hits[0].payload["version"] == 1
     assert hits[0].dense_rank == 1 and hits[0].sparse_rank == 1
     assert all(h.payload["state"] == "active" for h in hits)  # staged chunks are invisible
-    only_sparse = await store.search([0, 1, 0, 0], sparse, spec, limit=10, candidates=10, mode="sparse")
+    only_sparse = await store.search([0, 1, 0, 0], sparse, spec, SearchPlan(10, 10, mode="sparse"))
     assert [h.payload["document_id"] for h in only_sparse] == ["b"]
     old = FilterSpec(collections=["c"], conditions=[Condition(field="metadata.year", type="integer", lt=2010)])
-    assert {h.payload["document_id"] for h in await store.search([0, 1, 0, 0], sparse, old, 10, 10)} == {"a"}
+    older = await store.search([0, 1, 0, 0], sparse, old, SearchPlan(10, 10))
+    assert {h.payload["document_id"] for h in older} == {"a"}
 
     await store.set_state(ChunkSelector(document_id="b", version=2), ChunkState.active)
     await store.set_state(ChunkSelector(document_id="b", version=1), ChunkState.retired)
-    hits = await store.search([0, 1, 0, 0], sparse, spec, limit=10, candidates=10)
+    hits = await store.search([0, 1, 0, 0], sparse, spec, SearchPlan(limit=10, candidates=10))
     assert {(h.payload["document_id"], h.payload["version"]) for h in hits} == {("a", 1), ("b", 2)}
 
     await store.delete(ChunkSelector(document_id="a"))
@@ -86,7 +88,7 @@ async def test_lifecycle_and_search(store):
 
 
 async def test_dimension_mismatch_is_a_clear_error(store, tmp_path):
-    from rag.errors import RagError
+    from kernel.errors import RagError
 
     if type(store).__name__ == "QdrantEdgeStore":
         await store.close()

@@ -105,7 +105,7 @@ async def test_rollback_without_history_is_a_conflict(client, collection):
 
 
 async def test_delete_collection_removes_everything(client, services, collection):
-    from rag.types import ChunkSelector
+    from kernel.types import ChunkSelector
     from tests.conftest import wait_job
 
     resp = await client.post(

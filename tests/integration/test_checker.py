@@ -107,7 +107,7 @@ MANUALS = [
 
 
 def _manual_contexts():  # type: ignore[no-untyped-def]
-    from rag.types import Context
+    from kernel.types import Context
 
     return [
         Context(
@@ -141,8 +141,8 @@ async def test_checker_selection_answers_a_plain_question_it_retrieved(services)
 
 async def test_a_missing_checker_file_falls_back_to_the_similarity_method(services, tmp_path):
     from evals.scores import ScoreInput
+    from kernel.settings import load_settings
     from rag.services import make_checker, make_scorer
-    from rag.settings import load_settings
 
     settings = load_settings(data_dir=tmp_path, checker={"model": tmp_path / "no-such-model"})
     checker = make_checker(settings)

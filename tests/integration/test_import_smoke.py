@@ -20,7 +20,7 @@ async def test_import_indexes_records(client, services, collection):
     assert job["done"] == job["total"] == 2
     docs = (await client.get(f"/v1/collections/{collection}/documents")).json()
     assert {d["key"]: d["active_version"] for d in docs} == {"a": 1, "b": 1}
-    from rag.types import ChunkSelector, ChunkState
+    from kernel.types import ChunkSelector, ChunkState
 
     assert await services.store.count(ChunkSelector(collection=collection, state=ChunkState.active)) == 2
     again = await client.post(f"/v1/collections/{collection}/documents/import", content=body)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import qdrant_edge as qe
 
-from rag.types import ChunkSelector, ChunkState
+from kernel.types import ChunkSelector, ChunkState
 from retrieval.stores.qdrant_edge import edge_filter
 from tests.conftest import DOCS, wait_job
 from tests.unit.test_parse import FAILURES, SNIPPETS

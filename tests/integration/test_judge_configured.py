@@ -9,8 +9,8 @@ from pathlib import Path
 import httpx
 from asgi_lifespan import LifespanManager
 
+from kernel.settings import load_settings
 from rag.api.app import create_app
-from rag.settings import load_settings
 from tests.conftest import wait_job
 from tests.integration.test_answers import RECORDS
 from tests.judge_server import JudgeServer

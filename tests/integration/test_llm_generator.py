@@ -7,9 +7,10 @@ from collections.abc import AsyncIterator, Sequence
 
 import pytest
 
-from rag.errors import TransientError
+from kernel.errors import TransientError
+from kernel.llm import Endpoint
+from kernel.types import Context, GeneratedAnswer
 from rag.generation.openai_compat import GeneratorError, OpenAICompatibleGenerator
-from rag.types import Context, GeneratedAnswer
 from tests.llm_server import LlamaServer, free_port, llm_server  # noqa: F401
 
 
@@ -52,7 +53,7 @@ def make_generator(server: LlamaServer, **overrides: object) -> OpenAICompatible
         "temperature": 0.0,
     }
     args.update(overrides)
-    return OpenAICompatibleGenerator(**args)  # type: ignore[arg-type]
+    return OpenAICompatibleGenerator(Endpoint(**args))  # type: ignore[arg-type]  # the dict holds the fields
 
 
 @pytest.fixture
@@ -120,13 +121,15 @@ async def test_stream_closed_early_does_not_break_the_next_request(generator: Op
 async def test_unreachable_endpoint_is_transient() -> None:
     port = free_port()  # nobody listens here
     gen = OpenAICompatibleGenerator(
-        base_url=f"http://127.0.0.1:{port}/v1",
-        model="any",
-        api_key=None,
-        timeout_seconds=3.0,
-        max_retries=0,
-        max_tokens=8,
-        temperature=0.0,
+        Endpoint(
+            base_url=f"http://127.0.0.1:{port}/v1",
+            model="any",
+            api_key=None,
+            timeout_seconds=3.0,
+            max_retries=0,
+            max_tokens=8,
+            temperature=0.0,
+        ),
     )
     # A refused connection, not the 3 s timeout: the message says unreachable (no wall-clock assertion here).
     with pytest.raises(TransientError) as excinfo:
@@ -187,13 +190,15 @@ def scripted(status: int, body: object, *, sse: bool = False) -> OpenAICompatibl
         return httpx.Response(status, json=body)
 
     gen = OpenAICompatibleGenerator(
-        base_url="http://llm.test/v1",
-        model="m",
-        api_key="k",
-        timeout_seconds=5.0,
-        max_retries=0,
-        max_tokens=8,
-        temperature=0.0,
+        Endpoint(
+            base_url="http://llm.test/v1",
+            model="m",
+            api_key="k",
+            timeout_seconds=5.0,
+            max_retries=0,
+            max_tokens=8,
+            temperature=0.0,
+        ),
         http_client=httpx.AsyncClient(transport=httpx.MockTransport(handler)),
     )
     gen.requests = requests  # type: ignore[attr-defined]
@@ -273,13 +278,15 @@ async def test_stream_retries_without_stream_options_when_the_server_rejects_the
         return httpx.Response(200, content=events.encode(), headers={"content-type": "text/event-stream"})
 
     gen = OpenAICompatibleGenerator(
-        base_url="http://llm.test/v1",
-        model="m",
-        api_key=None,
-        timeout_seconds=5.0,
-        max_retries=0,
-        max_tokens=8,
-        temperature=0.0,
+        Endpoint(
+            base_url="http://llm.test/v1",
+            model="m",
+            api_key=None,
+            timeout_seconds=5.0,
+            max_retries=0,
+            max_tokens=8,
+            temperature=0.0,
+        ),
         http_client=httpx.AsyncClient(transport=httpx.MockTransport(handler)),
     )
     items = [item async for item in gen.stream(QUESTION, CONTEXTS, PROMPT)]

@@ -10,6 +10,7 @@ import json
 
 import pytest
 
+from kernel.llm import Endpoint
 from rag.generation.openai_compat import OpenAICompatibleGenerator
 from tests.conftest import wait_job
 from tests.llm_server import llm_server  # noqa: F401
@@ -18,13 +19,15 @@ from tests.llm_server import llm_server  # noqa: F401
 @pytest.fixture
 async def with_llm(services, llm_server, monkeypatch):  # noqa: F811
     gen = OpenAICompatibleGenerator(
-        base_url=llm_server.base_url,
-        model=llm_server.model,
-        api_key=None,
-        timeout_seconds=120,
-        max_retries=0,
-        max_tokens=48,
-        temperature=0.0,
+        Endpoint(
+            base_url=llm_server.base_url,
+            model=llm_server.model,
+            api_key=None,
+            timeout_seconds=120,
+            max_retries=0,
+            max_tokens=48,
+            temperature=0.0,
+        ),
     )
     monkeypatch.setitem(services.generators, "llm", gen)
     return gen

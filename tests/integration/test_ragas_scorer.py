@@ -12,6 +12,7 @@ import pytest
 
 from evals.ragas_scorer import RagasScorer
 from evals.scores import Metric, ScoreInput, Scores
+from kernel.llm import Endpoint
 from tests.judge_server import JudgeServer
 from tests.llm_server import LlamaServer, free_port, llm_server  # noqa: F401
 
@@ -31,7 +32,7 @@ def item(**overrides: object) -> ScoreInput:
 def scorer_for(base_url: str, model: str = "rule-judge", **overrides: object) -> RagasScorer:
     args: dict[str, object] = {"base_url": base_url, "model": model, "timeout_seconds": 30.0, "max_retries": 0}
     args.update(overrides)
-    return RagasScorer(**args)  # type: ignore[arg-type]
+    return RagasScorer(Endpoint(**args))  # type: ignore[arg-type]  # the dict holds the fields
 
 
 def assert_null(metric: Metric, *words: str) -> None:

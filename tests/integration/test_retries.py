@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from rag.errors import TransientError
-from rag.types import ChunkSelector
+from kernel.errors import TransientError
+from kernel.types import ChunkSelector
 from tests.conftest import wait_job
 
 
@@ -26,7 +26,7 @@ class FlakyStore:
 
 async def test_transient_store_failure_is_retried(client, services, collection, monkeypatch):
     flaky = FlakyStore(services.store, failures=2)
-    monkeypatch.setattr(services, "store", flaky)
+    monkeypatch.setattr(services.indexer, "store", flaky)
     monkeypatch.setattr(services.settings.ingestion, "retry_base_seconds", 0.05)
     resp = await client.post(
         f"/v1/collections/{collection}/documents",
@@ -41,7 +41,7 @@ async def test_transient_store_failure_is_retried(client, services, collection, 
 
 
 async def test_gives_up_after_max_tries_with_reason(client, services, collection, monkeypatch):
-    monkeypatch.setattr(services, "store", FlakyStore(services.store, failures=100))
+    monkeypatch.setattr(services.indexer, "store", FlakyStore(services.store, failures=100))
     monkeypatch.setattr(services.settings.ingestion, "retry_base_seconds", 0.01)
     monkeypatch.setattr(services.settings.ingestion, "max_tries", 2)
     resp = await client.post(

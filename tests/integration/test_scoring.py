@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Sequence
 
 import pytest
 
-from rag.types import Context, GeneratedAnswer
+from kernel.types import Context, GeneratedAnswer
 from tests.integration.test_answers import ask, kb  # noqa: F401  (the fixture)
 
 
@@ -273,16 +273,15 @@ async def owed_without_jobs(client, services, kb: str, *questions: str) -> list[
 
 
 async def test_one_job_scores_the_owed_answers_in_one_batch(client, services, kb):  # noqa: F811
-    from evals.online import score_owed
 
     ids = await owed_without_jobs(client, services, kb, BRIDGE, TOWER, SOURDOUGH)
-    assert await score_owed(services, ids[-1]) >= 3
+    assert await services.scoring.score_owed(ids[-1]) >= 3
     scored_at = []
     for i in ids:
         scores = (await client.get(f"/v1/answers/{i}")).json()["scores"]
         assert scores["status"] == "done" and scores["faithfulness"]["value"] == 1.0, scores
         scored_at.append(scores["scored_at"])
-    await score_owed(services, ids[0])  # nothing is owed for these any more: not scored again
+    await services.scoring.score_owed(ids[0])  # nothing is owed for these any more: not scored again
     again = [(await client.get(f"/v1/answers/{i}")).json()["scores"]["scored_at"] for i in ids]
     assert again == scored_at
 
@@ -303,14 +302,13 @@ class PoisonedScorer:
 
 
 async def test_a_poison_answer_fails_alone_not_its_batch(client, services, kb):  # noqa: F811
-    from evals.online import score_owed
 
     ids = await owed_without_jobs(client, services, kb, BRIDGE, SOURDOUGH, TOWER)
-    real, services.scorer = services.scorer, PoisonedScorer(services.scorer)
+    real, services.scoring.scorer = services.scoring.scorer, PoisonedScorer(services.scoring.scorer)
     try:
-        assert await score_owed(services, ids[0]) >= 3
+        assert await services.scoring.score_owed(ids[0]) >= 3
     finally:
-        services.scorer = real
+        services.scoring.scorer = real
     results = [(await client.get(f"/v1/answers/{i}")).json()["scores"] for i in ids]
     assert [r["status"] for r in results] == ["done"] * 3
     assert results[0]["faithfulness"]["value"] == 1.0 and results[2]["faithfulness"]["value"] == 1.0
@@ -320,12 +318,12 @@ async def test_a_poison_answer_fails_alone_not_its_batch(client, services, kb): 
 async def test_an_answer_held_by_a_dead_worker_is_scored_once_its_claim_runs_out(client, services, kb):  # noqa: F811
     from datetime import timedelta
 
-    from evals.online import score_owed
 
     [answer_id] = await owed_without_jobs(client, services, kb, BRIDGE)
     # Another worker's batch claimed it, then died: nothing renews the claim.
     assert await services.answers.scores.claim("dead-worker", answer_id, 1, timedelta(seconds=2)) == [answer_id]
-    assert await score_owed(services, answer_id) == 0  # held: this job leaves it, and comes back when the claim ends
+    # Held: this job leaves it, and comes back when the claim ends.
+    assert await services.scoring.score_owed(answer_id) == 0
     state = await services.answers.scores.state(answer_id)
     assert (state.status, state.claimed_by) == ("pending", "dead-worker")
     loop = asyncio.get_running_loop()

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Sequence
 
 import pytest
 
-from rag.types import Context, GeneratedAnswer
+from kernel.types import Context, GeneratedAnswer
 from tests.conftest import wait_job
 
 

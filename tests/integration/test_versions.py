@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rag.types import ChunkSelector, ChunkState
+from kernel.types import ChunkSelector, ChunkState
 from tests.conftest import wait_job
 
 TEXT_V1 = (
@@ -115,8 +115,8 @@ async def test_given_id_and_metadata_travel_with_chunks(client, services, collec
 
 async def register_only(services, collection, name, data):
     """Register a version in the catalog without enqueueing it, so the test decides when its job runs."""
+    from kernel.records import NewVersion
     from rag.blobs import sha256_hex
-    from rag.storage.records import NewVersion
 
     item = NewVersion(
         key=name,
@@ -131,12 +131,10 @@ async def register_only(services, collection, name, data):
 
 
 async def test_an_older_version_finishing_last_does_not_win(client, services, collection):
-    from ingestion.index import run_job
-
     first = await register_only(services, collection, "memo.txt", b"First draft of the memo.")
     second = await register_only(services, collection, "memo.txt", b"Second draft of the memo, final.")
-    await run_job(services, second.job_id)
-    await run_job(services, first.job_id)
+    await services.indexer.run(second.job_id)
+    await services.indexer.run(first.job_id)
     detail = (await client.get(f"/v1/documents/{first.document_id}")).json()
     assert detail["active_version"] == 2
     assert [(v["version"], v["status"]) for v in detail["versions"]] == [(1, "retired"), (2, "active")]
@@ -145,11 +143,9 @@ async def test_an_older_version_finishing_last_does_not_win(client, services, co
 
 
 async def test_deleting_a_collection_with_a_queued_job(client, services, collection):
-    from ingestion.index import run_job
-
     other = collection + "-x"
     assert (await client.post("/v1/collections", json={"name": other})).status_code == 201
     result = await register_only(services, other, "gone.txt", b"Text that will never be indexed.")
     assert (await client.delete(f"/v1/collections/{other}")).status_code == 204
-    await run_job(services, result.job_id)  # the job is gone with its collection: a quiet no-op
+    await services.indexer.run(result.job_id)  # the job is gone with its collection: a quiet no-op
     assert await services.store.count(ChunkSelector(collection=other)) == 0

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from rag.types import ChunkSelector, ChunkState
+from kernel.types import ChunkSelector, ChunkState
 from tests.conftest import SHARED
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rag.storage.records import NewAnswer
+from kernel.records import NewAnswer
 
 
 def new_answer(question: str, generator: str = "extractive", collections: tuple[str, ...] = ("c",)) -> NewAnswer:

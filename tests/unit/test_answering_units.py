@@ -2,10 +2,10 @@ from __future__ import annotations
 
 import pytest
 
-from rag.errors import InvalidInput
+from kernel.errors import InvalidInput
+from kernel.types import Context, Hit
 from rag.pipeline import validate_citations
 from rag.prompts.registry import load_prompt
-from rag.types import Context, Hit
 from retrieval.filters import BUILTIN_FIELDS, parse_filters
 from retrieval.rerank import ScoreFusionReranker
 from retrieval.search import collapse_duplicates
@@ -114,7 +114,7 @@ def test_extractive_answer_drops_the_documents_own_reference_markers():
 
 
 def _contexts(n: int):  # type: ignore[no-untyped-def]
-    from rag.types import Context
+    from kernel.types import Context
 
     return [
         Context(

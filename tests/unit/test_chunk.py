@@ -2,8 +2,9 @@ from __future__ import annotations
 
 import itertools
 
-from ingestion.chunk import chunk_elements, split_sentences
-from rag.types import ParsedElement
+from ingestion.chunk import chunk_elements
+from kernel.text import split_sentences
+from kernel.types import ParsedElement
 
 
 def words(texts):

@@ -17,7 +17,7 @@ import pytest
 from ingestion import parse
 from ingestion.parse import HEAD_BYTES, SUPPORTED_KINDS, ParsedElement, detect_kind, diagnose, parse_document
 from ingestion.parse.partition import PARTITIONERS
-from rag.errors import DocumentError
+from kernel.errors import DocumentError
 
 REPO = Path(__file__).resolve().parents[2]
 DOCS = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "docs"
@@ -328,7 +328,7 @@ _GUARD_SCRIPT = textwrap.dedent(
 
     sys.addaudithook(record)
     from ingestion.parse import parse_document
-    from rag.errors import DocumentError
+    from kernel.errors import DocumentError
 
     docs = Path(sys.argv[1])
     for name in sys.argv[2:]:

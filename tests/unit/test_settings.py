@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from rag.settings import SettingsError, load_settings
+from kernel.settings import SettingsError, load_settings
 
 
 def test_nested_env_and_defaults(monkeypatch, tmp_path):

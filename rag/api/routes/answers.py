@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -14,8 +15,8 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
+from kernel.errors import InvalidInput, RagError
 from rag.api.deps import get_services
-from rag.errors import InvalidInput, RagError
 from rag.pipeline import AnswerOut, Question, answer, answer_stream
 from rag.prompts.registry import load_prompt
 from rag.services import Services
@@ -109,7 +110,8 @@ async def condense(svc: Services, history: list[dict[str, Any]], question: str) 
     lines = [f"{t['role']}: {t['content']}" for t in history[-6:]]
     framed = "Conversation:\n" + "\n".join(lines) + f"\n\nLast question: {question}"
     try:
-        out = await llm.generate(framed, [], load_prompt("condense_question"))
+        prompt = await asyncio.to_thread(load_prompt, "condense_question")
+        out = await llm.generate(framed, [], prompt)
     except RagError:
         return standalone_question(history, question)
     rewritten = out.text.strip().splitlines()[0].strip() if out.text.strip() else ""
@@ -136,10 +138,7 @@ async def chat(body: ChatRequest, svc: Svc) -> AnswerOut:
             standalone=standalone,
         ),
     )
-    await svc.answers.add_turns(
-        conversation_id, [("user", body.message, None), ("assistant", out.answer, out.answer_id)]
-    )
-    return out
+    return out  # saved with its two turns: a 409 (the turn was taken) leaves neither answer nor turns
 
 
 # ----- OpenAI-compatible ---------------------------------------------------------------------------------------

@@ -7,13 +7,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 
 from ingestion.records import parse_jsonl, record_content
-from rag.api.deps import get_services
-from rag.api.uploads import check_document, read_limited, sanitize_filename
-from rag.blobs import sha256_hex
-from rag.errors import InvalidInput, PayloadTooLarge, TransientError
-from rag.services import Services
-from rag.storage.records import NewCollection, NewVersion
-from rag.types import (
+from kernel.errors import InvalidInput, PayloadTooLarge, TransientError
+from kernel.records import NewCollection, NewVersion
+from kernel.types import (
     COLLECTION_NAME_PATTERN,
     ChunkSelector,
     CollectionCreate,
@@ -23,6 +19,10 @@ from rag.types import (
     ImportResult,
     UploadResult,
 )
+from rag.api.deps import get_services
+from rag.api.uploads import check_document, read_limited, sanitize_filename
+from rag.blobs import sha256_hex
+from rag.services import Services
 
 router = APIRouter(prefix="/v1/collections", tags=["collections"])
 Svc = Annotated[Services, Depends(get_services)]

@@ -5,10 +5,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends
 
-from ingestion.index import retire_old_versions
+from kernel.types import ChunkSelector, ChunkState, DocumentDetail, JobInfo
 from rag.api.deps import get_services
 from rag.services import Services
-from rag.types import ChunkSelector, ChunkState, DocumentDetail, JobInfo
 
 router = APIRouter(tags=["documents"])
 Svc = Annotated[Services, Depends(get_services)]
@@ -32,7 +31,7 @@ async def rollback_document(document_id: str, svc: Svc) -> DocumentDetail:
     current, target = await svc.catalog.versions.rollback_target(document_id)
     await svc.store.set_state(ChunkSelector(document_id=document_id, version=target), ChunkState.active)
     await svc.catalog.versions.switch_active(document_id, current, target)
-    await retire_old_versions(svc, document_id)
+    await svc.indexer.retire_old_versions(document_id)
     return DocumentDetail.model_validate(await svc.catalog.documents.get(document_id), from_attributes=True)
 
 

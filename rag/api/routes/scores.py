@@ -12,13 +12,12 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, Discriminator, Field, Tag
 
-from evals.online import request_scoring
 from evals.reports import build_report, to_csv
 from evals.scores import METRICS, ScoreInput, Scores
+from kernel.errors import InvalidInput
+from kernel.records import ReportQuery, ScoreState
 from rag.api.deps import get_services
-from rag.errors import InvalidInput
 from rag.services import Services
-from rag.storage.records import ReportQuery, ScoreState
 
 router = APIRouter(tags=["groundedness"])
 Svc = Annotated[Services, Depends(get_services)]
@@ -65,7 +64,7 @@ async def attach_reference(answer_id: str, body: ReferenceIn, svc: Svc) -> dict[
         raise InvalidInput("reference is blank")
     _check_length("reference", body.reference, svc)
     await svc.answers.get(answer_id)
-    await request_scoring(svc, answer_id, body.reference.strip(), set_reference=True)
+    await svc.scoring.request(answer_id, body.reference.strip(), set_reference=True)
     return {"answer_id": answer_id, "status": "pending"}
 
 
@@ -73,7 +72,7 @@ async def attach_reference(answer_id: str, body: ReferenceIn, svc: Svc) -> dict[
 async def rescore(answer_id: str, svc: Svc) -> dict[str, Any]:
     """Score again with the scorer configured now (e.g. after a judge LLM was configured)."""
     await svc.answers.get(answer_id)
-    await request_scoring(svc, answer_id, set_reference=False)
+    await svc.scoring.request(answer_id, set_reference=False)
     return {"answer_id": answer_id, "status": "pending", "scorer": svc.scorer.name}
 
 
@@ -169,38 +168,41 @@ def _bound(value: str | None, name: str, *, end: bool) -> datetime | None:
     return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+class ReportParams(BaseModel):
+    """The report's query parameters."""
+
+    collection: str | None = None
+    since: str | None = Field(default=None, description="Date or ISO timestamp (inclusive).")
+    until: str | None = Field(default=None, description="Date (inclusive) or ISO timestamp (exclusive).")
+    prompt_version: str | None = None
+    generator: str | None = None
+    worst: int = Field(default=20, ge=1, le=500)
+    format: Literal["json", "csv"] = "json"
+
+
 @router.get("/v1/reports/groundedness", response_model=None)
-async def groundedness_report(
-    svc: Svc,
-    collection: str | None = None,
-    since: str | None = Query(default=None, description="Date or ISO timestamp (inclusive)."),
-    until: str | None = Query(default=None, description="Date (inclusive) or ISO timestamp (exclusive)."),
-    prompt_version: str | None = None,
-    generator: str | None = None,
-    worst: int = Query(default=20, ge=1, le=500),
-    format: Literal["json", "csv"] = "json",
-) -> dict[str, Any] | Response:
-    start, end = _bound(since, "since", end=False), _bound(until, "until", end=True)
+async def groundedness_report(svc: Svc, params: Annotated[ReportParams, Query()]) -> dict[str, Any] | Response:
+    p = params
+    start, end = _bound(p.since, "since", end=False), _bound(p.until, "until", end=True)
     if start and end and start >= end:
         raise InvalidInput("since must be before until")
-    if collection is not None:
-        await svc.catalog.collections.filterable_fields([collection])  # 404 for an unknown collection
+    if p.collection is not None:
+        await svc.catalog.collections.filterable_fields([p.collection])  # 404 for an unknown collection
     cfg = svc.settings.scoring
-    query = ReportQuery(start, end, collection, prompt_version, generator, limit=cfg.report_max_answers)
+    query = ReportQuery(start, end, p.collection, p.prompt_version, p.generator, limit=cfg.report_max_answers)
     rows = await svc.answers.report_rows(query)
     truncated = len(rows) == cfg.report_max_answers
     feedback = await svc.answers.feedback_for([r.id for r in rows])
-    if format == "csv":
+    if p.format == "csv":
         return Response(
             await asyncio.to_thread(to_csv, rows, feedback),
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": 'attachment; filename="groundedness.csv"'},
         )
     thresholds = {m: cfg.threshold(m) for m in METRICS}
-    report = await asyncio.to_thread(build_report, rows, feedback, thresholds, worst)
-    filters = {"collection": collection, "since": since, "until": until}
+    report = await asyncio.to_thread(build_report, rows, feedback, thresholds, p.worst)
     return {
-        "filters": {**filters, "prompt_version": prompt_version, "generator": generator},
+        "filters": p.model_dump(include={"collection", "since", "until", "prompt_version", "generator"}),
         # Only the newest RAG_SCORING__REPORT_MAX_ANSWERS answers are read: narrow the dates to see older ones.
         "truncated": truncated,
         **report,

@@ -7,7 +7,7 @@ from pydantic import BaseModel, Field
 
 from rag.api.deps import get_services
 from rag.services import Services
-from retrieval.search import retrieve
+from retrieval.search import SearchOptions
 
 router = APIRouter(tags=["search"])
 Svc = Annotated[Services, Depends(get_services)]
@@ -52,7 +52,8 @@ class SearchResponse(BaseModel):
 
 @router.post("/v1/search", response_model=SearchResponse)
 async def search(body: SearchRequest, svc: Svc) -> SearchResponse:
-    result = await retrieve(svc, body.query, body.collections, body.filters, body.top_k, body.mode, body.rerank)
+    options = SearchOptions(filters=body.filters, top_k=body.top_k, mode=body.mode, rerank=body.rerank)
+    result = await svc.retriever.retrieve(body.query, body.collections, options)
     hits = []
     for h in result.hits:
         p = h.payload

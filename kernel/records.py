@@ -10,7 +10,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from rag.types import JobStage, JobStatus, VersionStatus
+from kernel.types import JobStage, JobStatus, VersionStatus
+
+SCORE_STATUS_PENDING = "pending"
+SCORE_STATUS_DONE = "done"
 
 # ----- collections, documents, versions, jobs ----------------------------------------------------------------------
 

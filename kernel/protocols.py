@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from rag.types import ChunkRecord, ChunkSelector, ChunkState, Hit, SparseVector
-from retrieval.filters import FieldType, FilterSpec
+from kernel.filters import FieldType, FilterSpec
+from kernel.types import ChunkRecord, ChunkSelector, ChunkState, Hit, SparseVector
 
 SearchMode = Literal["hybrid", "dense", "sparse"]
+
+
+@dataclass(frozen=True)
+class SearchPlan:
+    """`limit` hits, fused by reciprocal rank fusion (`rrf_k`) from `candidates` dense and `candidates` sparse ones."""
+
+    limit: int
+    candidates: int
+    mode: SearchMode = "hybrid"
+    rrf_k: int = 60
 
 
 class Embedder(Protocol):
@@ -65,16 +76,7 @@ class VectorStore(Protocol):
         """Index a payload field (e.g. `metadata.year`) so filters on it are fast and allowed."""
         ...
 
-    async def search(
-        self,
-        dense: list[float],
-        sparse: SparseVector,
-        spec: FilterSpec,
-        limit: int,
-        candidates: int,
-        mode: SearchMode = "hybrid",
-        rrf_k: int = 60,
-    ) -> list[Hit]:
+    async def search(self, dense: list[float], sparse: SparseVector, spec: FilterSpec, plan: SearchPlan) -> list[Hit]:
         """Active chunks matching `spec`: dense and sparse candidates fused with reciprocal rank fusion."""
         ...
 

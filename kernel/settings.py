@@ -184,6 +184,7 @@ class ScoringSettings(BaseModel):
         default=0.6, ge=0.0, le=1.0, description="Similarity method: least similarity of support."
     )
     max_tries: int = Field(default=3, ge=1, le=20)
+    retry_base_seconds: float = Field(default=2.0, ge=0, description="First retry delay; doubles, at most 60 s.")
     batch_size: int = Field(default=32, ge=1, le=512, description="Owed scores one worker job scores together.")
     claim_seconds: int = Field(
         default=60,
