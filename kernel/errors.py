@@ -20,6 +20,28 @@ class NotFound(RagError):
     status = 404
 
 
+def collection_not_found(name: str) -> NotFound:
+    """The one message for a collection that does not exist and for one the caller may not see: the two must not
+    be told apart."""
+    return NotFound(f"collection {name!r} does not exist")
+
+
+class Unauthorized(RagError):
+    """No key, or a key that is unknown, revoked or expired."""
+
+    status = 401
+
+
+class Forbidden(RagError):
+    """A known key whose role does not allow the request."""
+
+    status = 403
+
+
+class TooManyRequests(RagError):
+    status = 429
+
+
 class Conflict(RagError):
     status = 409
 

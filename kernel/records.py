@@ -192,6 +192,7 @@ class NewAnswer:
     evidence: float | None = None
     conversation_id: str | None = None
     id: str | None = None
+    key_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -216,6 +217,7 @@ class StoredAnswer:
     removed_citations: int
     evidence: float | None
     created_at: datetime
+    key_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -282,6 +284,8 @@ class ReportQuery:
     prompt_version: str | None = None
     generator: str | None = None
     limit: int = 100_000
+    # Only answers every collection of which is among these (None: all answers).
+    grants: frozenset[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -299,3 +303,74 @@ class ReportRow:
     prompt_version: str
     generator: str
     score: ScoreState | None
+
+
+# ----- keys and audit --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NewKey:
+    role: str
+    collections: list[str]
+    name: str = ""
+    expires_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """A key as stored: never its secret, which exists only in the caller's hands."""
+
+    id: str
+    name: str
+    role: str
+    collections: list[str]
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+
+
+@dataclass(frozen=True)
+class NewAuditEntry:
+    action: str
+    method: str
+    path: str
+    outcome: str  # ok, refused (401/403/404 of access control, 429), invalid (other 4xx), error (5xx)
+    status: int
+    key_id: str | None = None
+    role: str | None = None
+    collection: str | None = None
+    document_id: str | None = None
+    answer_id: str | None = None
+    question: str | None = None  # in full, as a hash, or None: as RAG_AUDIT__QUESTIONS says
+    detail: str | None = None
+
+
+@dataclass(frozen=True)
+class AuditEntry(NewAuditEntry):
+    seq: int = 0
+    at: str = ""
+    prev_hash: str = ""
+    hash: str = ""
+
+
+@dataclass(frozen=True)
+class AuditQuery:
+    since: str | None = None  # ISO 8601, inclusive
+    until: str | None = None  # ISO 8601, exclusive
+    key_id: str | None = None
+    action: str | None = None
+    collection: str | None = None
+    outcome: str | None = None
+    after_seq: int = 0
+    limit: int = 1000
+
+
+@dataclass(frozen=True)
+class AuditCheck:
+    entries: int
+    broken_at: int | None = None  # the first entry whose link does not hold
+    reason: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.broken_at is None

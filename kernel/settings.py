@@ -208,6 +208,13 @@ class ScoringSettings(BaseModel):
         return float(getattr(self, f"low_{metric}"))
 
 
+class AuditSettings(BaseModel):
+    enabled: bool = Field(default=True, description="Record every request in the hash-chained audit log.")
+    questions: Literal["full", "hash", "none"] = Field(
+        default="hash", description="How a question is recorded: in full, as its SHA-256, or not at all."
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RAG_", env_nested_delimiter="__", extra="forbid")
 
@@ -227,6 +234,7 @@ class Settings(BaseSettings):
     answer: AnswerSettings = AnswerSettings()
     scoring: ScoringSettings = ScoringSettings()
     checker: CheckerSettings = CheckerSettings()
+    audit: AuditSettings = AuditSettings()
 
     @property
     def database_url(self) -> str:

@@ -5,26 +5,19 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, TypeVar
 
 import typer
 
 from kernel.privacy import enforce_offline
-from kernel.settings import Settings, SettingsError, load_settings
+from kernel.settings import Settings
+from rag.cli_admin import audit_app, keys_app
+from rag.cli_support import cli_settings, run_on_database
 
 T = TypeVar("T")
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="RAG service: grounded answers with citations.")
-
-
-def _settings(**overrides: object) -> Settings:
-    try:
-        return load_settings(**{k: v for k, v in overrides.items() if v is not None})
-    except SettingsError as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(2) from None
 
 
 def _serve(settings: Settings, embedded_worker: bool) -> None:
@@ -45,7 +38,7 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
 ) -> None:
     """Embedded mode: the API and an in-process worker in one process (the default deployment)."""
-    _serve(_settings(host=host, port=port), embedded_worker=True)
+    _serve(cli_settings(host=host, port=port), embedded_worker=True)
 
 
 @app.command()
@@ -54,7 +47,7 @@ def api(
     port: Annotated[int | None, typer.Option()] = None,
 ) -> None:
     """The API alone; `rag worker` processes run the jobs. Needs Redis, PostgreSQL and Qdrant servers."""
-    settings = _settings(host=host, port=port)
+    settings = cli_settings(host=host, port=port)
     _require_servers(settings)
     _serve(settings, embedded_worker=False)
 
@@ -62,7 +55,7 @@ def api(
 @app.command()
 def worker() -> None:
     """An ingestion worker for a split deployment (see `rag api`)."""
-    settings = _settings()
+    settings = cli_settings()
     _require_servers(settings)
     _require_schema(settings)
     enforce_offline()
@@ -136,6 +129,9 @@ def ask(
         typer.echo(f"  [{c['n']}] {c['filename']}{where} (version {c['version']})")
 
 
+app.add_typer(keys_app, name="keys")
+app.add_typer(audit_app, name="audit")
+
 db_app = typer.Typer(no_args_is_help=True, help="The metadata database: its schema revision, upgrades.")
 app.add_typer(db_app, name="db")
 
@@ -146,29 +142,10 @@ def _require_schema(settings: Settings) -> None:
         return  # the service upgrades it at start
     from rag.storage import migrate
 
-    status = _database(migrate.status, settings)
+    status = run_on_database(migrate.status, settings)
     if not status.up_to_date:
         typer.echo(status.refusal(), err=True)
         raise typer.Exit(1)
-
-
-def _database(run: Callable[[str], Coroutine[Any, Any, T]], settings: Settings | None = None) -> T:
-    """Run a schema operation on the configured database; a problem is one line for the operator, not a trace."""
-    from sqlalchemy.exc import DBAPIError
-
-    from kernel.errors import RagError
-
-    settings = settings or _settings()
-    if settings.database.url is None:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)  # the embedded SQLite file lives there
-    try:
-        return asyncio.run(run(settings.database_url))
-    except RagError as exc:
-        typer.echo(exc.message, err=True)
-        raise typer.Exit(1) from None
-    except (DBAPIError, OSError) as exc:
-        typer.echo(f"cannot use the database (RAG_DATABASE__URL): {exc}", err=True)
-        raise typer.Exit(2) from None
 
 
 @db_app.command("current")
@@ -176,7 +153,7 @@ def db_current() -> None:
     """The database's schema revision and the one this release needs; exit 1 when an upgrade is due."""
     from rag.storage import migrate
 
-    status = _database(migrate.status)
+    status = run_on_database(migrate.status)
     typer.echo(status.describe())
     if not status.up_to_date:
         if status.known:
@@ -191,7 +168,7 @@ def db_upgrade(
     """Upgrade the schema (a database from before migrations is adopted as 0001 first). Back the database up first."""
     from rag.storage import migrate
 
-    before, after = _database(lambda url: migrate.upgrade(url, revision))
+    before, after = run_on_database(lambda url: migrate.upgrade(url, revision))
     if before.current == after.current:
         typer.echo(f"nothing to do: {after.describe()}")
     else:
@@ -205,7 +182,7 @@ def db_downgrade(
     """Go back to an earlier revision, before running an earlier release. Back the database up first."""
     from rag.storage import migrate
 
-    before, after = _database(lambda url: migrate.downgrade(url, revision))
+    before, after = run_on_database(lambda url: migrate.downgrade(url, revision))
     if before.current == after.current:
         typer.echo(f"nothing to do: {after.describe()}")
     else:

@@ -7,11 +7,12 @@ import asyncio
 import re
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel, Field
 
+from kernel.access import Principal
 from kernel.errors import InvalidInput
 from kernel.records import NewAnswer
 from kernel.text import CITATION_MARKER, marker_numbers
@@ -62,6 +63,7 @@ class Question:
     generator: str | None = None
     conversation_id: str | None = None
     standalone: str | None = None
+    caller: Principal = field(default_factory=Principal.open_mode)
 
 
 def pick_generator(svc: Services, name: str | None) -> Generator:
@@ -196,7 +198,7 @@ async def _prepare(svc: Services, q: Question) -> Draft:
         raise InvalidInput(f"the question has {len(q.text)} characters; the limit is {cfg.max_question_chars}")
     gen = pick_generator(svc, q.generator)
     prompt = await asyncio.to_thread(load_prompt, cfg.prompt)
-    options = SearchOptions(filters=q.filters, top_k=q.top_k or cfg.context_k)
+    options = SearchOptions(filters=q.filters, top_k=q.top_k or cfg.context_k, grants=q.caller.grants())
     retrieval = await svc.retriever.retrieve(q.standalone or q.text, q.collections, options)
     contexts = to_contexts(retrieval.hits)
     return Draft(q, gen, prompt, retrieval.hits, contexts, dict(retrieval.timings_ms), started)
@@ -235,6 +237,7 @@ async def _finish(svc: Services, draft: Draft, answer: GeneratedAnswer | None) -
         evidence = max((h.dense_score for h in hits if h.dense_score is not None), default=None)
     model = answer.model if answer else gen.name
     record = NewAnswer(
+        key_id=q.caller.key_id,
         conversation_id=q.conversation_id,
         question=q.text,
         standalone_question=q.standalone or q.text,

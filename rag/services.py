@@ -22,7 +22,9 @@ from rag.blobs import BlobStore
 from rag.generation.base import Generator
 from rag.queue import JobQueue
 from rag.storage.answers import AnswerStore
+from rag.storage.audit import AuditLog
 from rag.storage.catalog import Catalog
+from rag.storage.keys import KeyStore
 from rag.valkey import EmbeddedValkey
 from retrieval.rerank import Reranker
 from retrieval.search import Retriever
@@ -48,6 +50,8 @@ class Services:
     indexer: Indexer
     retriever: Retriever
     scoring: AnswerScoring
+    keys: KeyStore
+    audit: AuditLog
     _valkey: EmbeddedValkey | None = None
 
     async def close(self) -> None:
@@ -150,6 +154,8 @@ async def build_services(settings: Settings) -> Services:
             settings.rerank,
         ),
         scoring=AnswerScoring(answers, answers.scores, queue, scorer, settings.scoring),
+        keys=KeyStore(catalog.engine),
+        audit=AuditLog(catalog.engine),
         _valkey=valkey,
     )
 

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from kernel.errors import InvalidInput
+from kernel.errors import InvalidInput, collection_not_found
 from kernel.filters import FieldType, FilterSpec
 from kernel.ports import DocumentCatalog, FieldRegistry
 from kernel.protocols import Embedder, SearchMode, SearchPlan, SparseEncoder, VectorStore
@@ -31,6 +31,8 @@ class SearchOptions:
     top_k: int = 10
     mode: SearchMode = "hybrid"
     rerank: bool | None = None
+    # The caller's collections (None: every one). Enforced here, so the store's filter never names another.
+    grants: frozenset[str] | None = None
 
 
 @dataclass
@@ -91,6 +93,10 @@ class Retriever:
             raise InvalidInput(f"top_k is {top_k}; the limit is {cfg.max_top_k} (RAG_RETRIEVAL__MAX_TOP_K)")
         started = time.perf_counter()
         unique = list(dict.fromkeys(collections))
+        if opts.grants is not None:
+            for name in unique:
+                if name not in opts.grants:
+                    raise collection_not_found(name)
         spec = FilterSpec(collections=unique, conditions=parse_filters(opts.filters, await self.allowed_fields(unique)))
 
         t0 = time.perf_counter()

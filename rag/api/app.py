@@ -11,13 +11,16 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from kernel.errors import RagError
 from kernel.privacy import enforce_offline
 from kernel.settings import Settings, load_settings
-from rag.api.routes import answers, collections, documents, scores, search
+from rag.api.audit import add_audit
+from rag.api.routes import answers, audit, collections, documents, keys, scores, search
+from rag.security import Caller, check_open_mode
 from rag.services import Services, build_services
 
 log = logging.getLogger(__name__)
@@ -38,6 +41,13 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         svc = await services_factory(settings)
+        try:
+            open_mode = await check_open_mode(svc)
+        except BaseException:
+            await svc.close()
+            raise
+        if open_mode:
+            log.warning("single-user mode: no API key exists, every request on %s runs as admin", settings.host)
         worker_task: asyncio.Task[Any] | None = None
         worker = None
         if embedded_worker:
@@ -66,13 +76,27 @@ def create_app(
         version="0.1.0",
         description="Grounded, cited answers over document collections.",
         lifespan=lifespan,
+        # Served below behind the same key check as every route.
+        docs_url=None,
+        openapi_url=None,
     )
     app.state.services = None
+    add_audit(app, settings.audit)
     app.include_router(collections.router)
     app.include_router(documents.router)
     app.include_router(search.router)
     app.include_router(answers.router)
     app.include_router(scores.router)
+    app.include_router(keys.router)
+    app.include_router(audit.router)
+
+    @app.get("/openapi.json", include_in_schema=False)
+    async def openapi(_caller: Caller) -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs(_caller: Caller) -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title=app.title)
 
     @app.get("/healthz", tags=["ops"])
     async def healthz(request: Request) -> JSONResponse:
@@ -94,11 +118,19 @@ def create_app(
         if task is not None:
             checks["worker"] = "ok" if not task.done() else "stopped"
         ok = all(v == "ok" for v in checks.values())
-        return JSONResponse({"status": "ok" if ok else "degraded", "checks": checks}, status_code=200 if ok else 503)
+        # Liveness for probes, open like them: it names no collection, document or key.
+        try:
+            keyed = await svc.keys.any_key()
+        except Exception:
+            keyed = None  # the catalog check above says why
+        mode = {True: "api-keys", False: "single-user (no API key exists; loopback only)", None: "unknown"}[keyed]
+        body = {"status": "ok" if ok else "degraded", "mode": mode, "checks": checks}
+        return JSONResponse(body, status_code=200 if ok else 503)
 
     @app.exception_handler(RagError)
     async def rag_error(_request: Request, exc: RagError) -> JSONResponse:
-        return JSONResponse({"error": exc.message}, status_code=exc.status)
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        return JSONResponse({"error": exc.message}, status_code=exc.status, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:

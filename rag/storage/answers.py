@@ -55,13 +55,14 @@ class AnswerStore:
         data = dict(row._mapping)
         return StoredAnswer(**{**data, "created_at": utc(data["created_at"])})
 
-    async def add_feedback(self, answer_id: str, rating: str, comment: str | None) -> Feedback:
+    async def add_feedback(
+        self, answer_id: str, rating: str, comment: str | None, key_id: str | None = None
+    ) -> Feedback:
         await self.get(answer_id)
         created = now()
+        row = {"answer_id": answer_id, "rating": rating, "comment": comment, "created_at": created, "key_id": key_id}
         async with Transaction(self._engine) as conn:
-            res = await conn.execute(
-                feedback.insert().values(answer_id=answer_id, rating=rating, comment=comment, created_at=created)
-            )
+            res = await conn.execute(feedback.insert().values(**row))
         return Feedback(res.inserted_primary_key[0], answer_id, rating, comment, created)
 
     async def feedback_for(self, answer_ids: list[str]) -> dict[str, list[Feedback]]:
@@ -94,6 +95,13 @@ class AnswerStore:
             )
         columns = [answers.c[f.name] for f in dataclasses.fields(ReportRow) if f.name != "score"]
         select = sa.select(*columns, *(c.label(f"s_{c.name}") for c in scores.c)).select_from(source)
+        if query.grants is not None:
+            # Every collection the answer drew on must be granted: one forbidden collection hides the answer.
+            forbidden = sa.select(answer_collections.c.answer_id).where(
+                answer_collections.c.answer_id == answers.c.id,
+                answer_collections.c.collection.not_in(sorted(query.grants)),
+            )
+            select = select.where(~sa.exists(forbidden))
         if query.since is not None:
             select = select.where(answers.c.created_at >= query.since)
         if query.until is not None:
@@ -113,6 +121,24 @@ class AnswerStore:
             )
             for r in rows
         ]
+
+    async def conversation_owner(self, conversation_id: str) -> tuple[str | None, list[str]] | None:
+        """The key that holds a conversation and every collection its answers drew on; None if it has none."""
+        async with Transaction(self._engine) as conn:
+            keys = (
+                (await conn.execute(sa.select(answers.c.key_id).where(answers.c.conversation_id == conversation_id)))
+                .scalars()
+                .all()
+            )
+            if not keys:
+                return None
+            used = await conn.execute(
+                sa.select(answer_collections.c.collection)
+                .distinct()
+                .join(answers, answers.c.id == answer_collections.c.answer_id)
+                .where(answers.c.conversation_id == conversation_id)
+            )
+            return keys[0], sorted(used.scalars().all())
 
     async def history(self, conversation_id: str, limit: int = 20) -> list[Turn]:
         async with Transaction(self._engine) as conn:

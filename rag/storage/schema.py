@@ -95,6 +95,8 @@ answers = sa.Table(
     sa.Column("removed_citations", sa.Integer, nullable=False, default=0),
     sa.Column("evidence", sa.Float, nullable=True),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, index=True),
+    # The API key that asked (null in single-user mode): a reader sees only its own answers and conversations.
+    sa.Column("key_id", sa.String(16), nullable=True, index=True),
 )
 
 # One row per collection an answer drew on: reports filter by collection in SQL, before their row limit.
@@ -148,6 +150,56 @@ feedback = sa.Table(
     sa.Column("rating", sa.String(8), nullable=False),
     sa.Column("comment", sa.Text, nullable=True),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("key_id", sa.String(16), nullable=True),
 )
+
+# Only a hash of each key's secret is kept: the key is shown once, at creation.
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("id", sa.String(16), primary_key=True),
+    sa.Column("name", sa.String(128), nullable=False, default=""),
+    sa.Column("secret_sha256", sa.String(64), nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("collections", sa.JSON, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
+)
+
+# Append-only, hash-chained: each entry's hash covers its fields and the previous entry's hash.
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
+    # ISO 8601 text, not a timestamp column: the hash must see exactly what was written, on every database.
+    sa.Column("at", sa.String(40), nullable=False, index=True),
+    sa.Column("key_id", sa.String(16), nullable=True, index=True),
+    sa.Column("role", sa.String(16), nullable=True),
+    sa.Column("action", sa.String(64), nullable=False, index=True),
+    sa.Column("method", sa.String(8), nullable=False),
+    sa.Column("path", sa.String(512), nullable=False),
+    sa.Column("collection", sa.String(64), nullable=True, index=True),
+    sa.Column("document_id", sa.String(36), nullable=True),
+    sa.Column("answer_id", sa.String(36), nullable=True),
+    sa.Column("outcome", sa.String(16), nullable=False),
+    sa.Column("status", sa.Integer, nullable=False),
+    sa.Column("question", sa.Text, nullable=True),
+    sa.Column("detail", sa.Text, nullable=True),
+    sa.Column("prev_hash", sa.String(64), nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+)
+
+# The chain's head, updated with every entry: deleting the newest entries is caught too, and the UPDATE that
+# starts every append serialises appenders on SQLite and PostgreSQL alike.
+audit_head = sa.Table(
+    "audit_head",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("seq", sa.BigInteger, nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+)
+
+AUDIT_GENESIS = "0" * 64
 
 METRIC_COLUMNS = ("faithfulness", "context_precision", "context_recall")

@@ -11,14 +11,17 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
+from kernel.access import Principal
 from kernel.errors import InvalidInput, RagError
+from rag.api.audit import note
 from rag.api.deps import get_services
 from rag.pipeline import AnswerOut, Question, answer, answer_stream
 from rag.prompts.registry import load_prompt
+from rag.security import Asker, visible
 from rag.services import Services
 
 log = logging.getLogger(__name__)
@@ -65,18 +68,22 @@ async def _checked(events: AsyncIterator[str | AnswerOut]) -> AsyncIterator[str 
 
 
 @router.post("/v1/query", response_model=AnswerOut)
-async def query(body: QueryRequest, svc: Svc) -> Any:
+async def query(body: QueryRequest, svc: Svc, caller: Asker, request: Request) -> Any:
+    note(request, collection=body.collections[0] if len(body.collections) == 1 else None, question=body.question)
     q = Question(
         text=body.question,
         collections=body.collections,
         filters=body.filters,
         top_k=body.top_k,
         generator=body.generator,
+        caller=caller,
     )
     if body.stream:
         events = await _checked(answer_stream(svc, q))
         return StreamingResponse(_sse_events(events), media_type="text/event-stream")
-    return await answer(svc, q)
+    out = await answer(svc, q)
+    note(request, answer_id=out.answer_id)
+    return out
 
 
 # ----- chat ----------------------------------------------------------------------------------------------------
@@ -119,11 +126,14 @@ async def condense(svc: Services, history: list[dict[str, Any]], question: str) 
 
 
 @router.post("/v1/chat", response_model=AnswerOut)
-async def chat(body: ChatRequest, svc: Svc) -> AnswerOut:
+async def chat(body: ChatRequest, svc: Svc, caller: Asker, request: Request) -> AnswerOut:
+    note(request, collection=body.collections[0] if len(body.collections) == 1 else None, question=body.message)
     conversation_id = body.conversation_id or str(uuid.uuid4())
     turns = await svc.answers.history(conversation_id) if body.conversation_id else []
     history = [{"role": t.role, "content": t.content} for t in turns]
-    if body.conversation_id and not history:
+    owner = await svc.answers.conversation_owner(conversation_id) if history else None
+    if body.conversation_id and (not history or not _may_continue(caller, owner)):
+        # Someone else's conversation reads exactly like one that does not exist.
         raise InvalidInput(f"conversation {body.conversation_id!r} does not exist; omit conversation_id to start one")
     standalone = await condense(svc, history, body.message)
     out = await answer(
@@ -136,9 +146,19 @@ async def chat(body: ChatRequest, svc: Svc) -> AnswerOut:
             generator=body.generator,
             conversation_id=conversation_id,
             standalone=standalone,
+            caller=caller,
         ),
     )
+    note(request, answer_id=out.answer_id)
     return out  # saved with its two turns: a 409 (the turn was taken) leaves neither answer nor turns
+
+
+def _may_continue(caller: Principal, owner: tuple[str | None, list[str]] | None) -> bool:
+    """A conversation is continued only by the key that started it, while it may still see its collections."""
+    if owner is None:
+        return False
+    key_id, collections = owner
+    return caller.owns(key_id) and caller.sees_all(collections)
 
 
 # ----- OpenAI-compatible ---------------------------------------------------------------------------------------
@@ -162,13 +182,16 @@ def _text(message: ChatMessage) -> str:
 
 
 @router.post("/v1/chat/completions")
-async def chat_completions(body: CompletionRequest, svc: Svc) -> Any:
+async def chat_completions(body: CompletionRequest, svc: Svc, caller: Asker, request: Request) -> Any:
     users = [_text(m) for m in body.messages if m.role == "user"]
     if not users or not users[-1].strip():
         raise InvalidInput("the last message must be a non-empty user message")
-    await svc.catalog.collections.filterable_fields([body.model])  # 404 before any work for an unknown collection
+    note(request, collection=body.model, question=users[-1])
+    # 404 before any work for an unknown collection, or one this key may not see.
+    await svc.catalog.collections.filterable_fields([visible(caller, body.model)])
     history = [{"role": m.role, "content": _text(m)} for m in body.messages[:-1] if m.role in ("user", "assistant")]
-    q = Question(text=users[-1], collections=[body.model], standalone=await condense(svc, history, users[-1]))
+    standalone = await condense(svc, history, users[-1])
+    q = Question(text=users[-1], collections=[body.model], standalone=standalone, caller=caller)
     created = int(time.time())
     if body.stream:
         events = await _checked(answer_stream(svc, q))

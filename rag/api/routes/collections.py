@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 
 from ingestion.records import parse_jsonl, record_content
-from kernel.errors import InvalidInput, PayloadTooLarge, TransientError
+from kernel.errors import Forbidden, InvalidInput, PayloadTooLarge, TransientError
 from kernel.records import NewCollection, NewVersion
 from kernel.types import (
     COLLECTION_NAME_PATTERN,
@@ -22,6 +22,7 @@ from kernel.types import (
 from rag.api.deps import get_services
 from rag.api.uploads import check_document, read_limited, sanitize_filename
 from rag.blobs import sha256_hex
+from rag.security import Browser, Caller, Manager, visible
 from rag.services import Services
 
 router = APIRouter(prefix="/v1/collections", tags=["collections"])
@@ -30,7 +31,9 @@ Name = Annotated[str, Query(pattern=COLLECTION_NAME_PATTERN)]
 
 
 @router.post("", status_code=201, response_model=CollectionInfo)
-async def create_collection(body: CollectionCreate, svc: Svc) -> CollectionInfo:
+async def create_collection(body: CollectionCreate, svc: Svc, caller: Manager) -> CollectionInfo:
+    if not caller.sees(body.name):
+        raise Forbidden(f"this key is not granted collection {body.name!r}; an admin can grant it")
     for field, type_ in body.filterable.items():
         await svc.store.ensure_field_index(f"metadata.{field}", type_)
     new = NewCollection(body.name, body.description, body.metadata, dict(body.filterable))
@@ -38,18 +41,20 @@ async def create_collection(body: CollectionCreate, svc: Svc) -> CollectionInfo:
 
 
 @router.get("", response_model=list[CollectionInfo])
-async def list_collections(svc: Svc) -> list[CollectionInfo]:
-    return [CollectionInfo.model_validate(c, from_attributes=True) for c in await svc.catalog.collections.list_all()]
+async def list_collections(svc: Svc, caller: Caller) -> list[CollectionInfo]:
+    found = [c for c in await svc.catalog.collections.list_all() if caller.sees(c.name)]
+    return [CollectionInfo.model_validate(c, from_attributes=True) for c in found]
 
 
 @router.get("/{name}", response_model=CollectionInfo)
-async def get_collection(name: str, svc: Svc) -> CollectionInfo:
+async def get_collection(name: str, svc: Svc, caller: Caller) -> CollectionInfo:
+    visible(caller, name)
     return CollectionInfo.model_validate(await svc.catalog.collections.get(name), from_attributes=True)
 
 
 @router.delete("/{name}", status_code=204)
-async def delete_collection(name: str, svc: Svc) -> None:
-    await svc.catalog.collections.get(name)
+async def delete_collection(name: str, svc: Svc, caller: Manager) -> None:
+    await svc.catalog.collections.get(visible(caller, name))
     blobs = await svc.catalog.collections.blobs(name)
     # Vectors first: if the store fails, the catalog still knows the collection and the delete can be retried.
     await svc.store.delete(ChunkSelector(collection=name))
@@ -86,12 +91,13 @@ def _per_file(raw: str | None, filenames: list[str], field: str) -> list[Any]:
 async def upload_documents(
     name: str,
     svc: Svc,
+    caller: Manager,
     files: Annotated[list[UploadFile], File(description="One or more documents.")],
     metadata: Annotated[str | None, Form(description="JSON: per-file metadata, list or object by name.")] = None,
     ids: Annotated[str | None, Form(description="JSON: per-file document ids (default: the file name).")] = None,
 ) -> list[UploadResult]:
     limits = svc.settings.ingestion
-    await svc.catalog.collections.get(name)
+    await svc.catalog.collections.get(visible(caller, name))
     if len(files) > limits.max_files_per_request:
         raise InvalidInput(f"{len(files)} files in one request; the limit is {limits.max_files_per_request}")
     names = [sanitize_filename(f.filename) for f in files]
@@ -139,8 +145,8 @@ async def _enqueue(svc: Services, job_id: str) -> None:
 
 
 @router.post("/{name}/documents/import", status_code=202, response_model=ImportResult)
-async def import_documents(name: str, request: Request, svc: Svc) -> ImportResult:
-    await svc.catalog.collections.get(name)
+async def import_documents(name: str, request: Request, svc: Svc, caller: Manager) -> ImportResult:
+    await svc.catalog.collections.get(visible(caller, name))
     limit = svc.settings.ingestion.max_import_bytes
     parts, size = [], 0
     async for chunk in request.stream():
@@ -181,8 +187,9 @@ def _import_items(records: list[ImportRecord], digest: str) -> list[NewVersion]:
 async def list_documents(
     name: str,
     svc: Svc,
+    caller: Browser,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=2**62)] = 0,
 ) -> list[DocumentSummary]:
-    found = await svc.catalog.documents.in_collection(name, limit, offset)
+    found = await svc.catalog.documents.in_collection(visible(caller, name), limit, offset)
     return [DocumentSummary.model_validate(d, from_attributes=True) for d in found]

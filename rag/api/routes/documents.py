@@ -5,29 +5,42 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends
 
+from kernel.access import Principal
+from kernel.errors import NotFound
+from kernel.records import DocumentWithVersions
 from kernel.types import ChunkSelector, ChunkState, DocumentDetail, JobInfo
 from rag.api.deps import get_services
+from rag.security import Browser, Manager
 from rag.services import Services
 
 router = APIRouter(tags=["documents"])
 Svc = Annotated[Services, Depends(get_services)]
 
 
+async def _document(svc: Services, caller: Principal, document_id: str) -> DocumentWithVersions:
+    """The document, if its collection is visible to the caller; the same 404 as a missing one otherwise."""
+    doc = await svc.catalog.documents.get(document_id)
+    if not caller.sees(doc.collection):
+        raise NotFound(f"document {document_id!r} does not exist")
+    return doc
+
+
 @router.get("/v1/documents/{document_id}", response_model=DocumentDetail)
-async def get_document(document_id: str, svc: Svc) -> DocumentDetail:
-    return DocumentDetail.model_validate(await svc.catalog.documents.get(document_id), from_attributes=True)
+async def get_document(document_id: str, svc: Svc, caller: Browser) -> DocumentDetail:
+    return DocumentDetail.model_validate(await _document(svc, caller, document_id), from_attributes=True)
 
 
 @router.delete("/v1/documents/{document_id}", status_code=204)
-async def delete_document(document_id: str, svc: Svc) -> None:
-    await svc.catalog.documents.get(document_id)
+async def delete_document(document_id: str, svc: Svc, caller: Manager) -> None:
+    await _document(svc, caller, document_id)
     await svc.store.delete(ChunkSelector(document_id=document_id))
     for digest in await svc.catalog.documents.delete(document_id):
         await asyncio.to_thread(svc.blobs.delete, digest)
 
 
 @router.post("/v1/documents/{document_id}/rollback", response_model=DocumentDetail)
-async def rollback_document(document_id: str, svc: Svc) -> DocumentDetail:
+async def rollback_document(document_id: str, svc: Svc, caller: Manager) -> DocumentDetail:
+    await _document(svc, caller, document_id)
     current, target = await svc.catalog.versions.rollback_target(document_id)
     await svc.store.set_state(ChunkSelector(document_id=document_id, version=target), ChunkState.active)
     await svc.catalog.versions.switch_active(document_id, current, target)
@@ -36,5 +49,8 @@ async def rollback_document(document_id: str, svc: Svc) -> DocumentDetail:
 
 
 @router.get("/v1/jobs/{job_id}", response_model=JobInfo)
-async def get_job(job_id: str, svc: Svc) -> JobInfo:
-    return JobInfo.model_validate(await svc.catalog.jobs.get(job_id), from_attributes=True)
+async def get_job(job_id: str, svc: Svc, caller: Browser) -> JobInfo:
+    job = await svc.catalog.jobs.get(job_id)
+    if not caller.sees(job.collection):
+        raise NotFound(f"job {job_id!r} does not exist")
+    return JobInfo.model_validate(job, from_attributes=True)

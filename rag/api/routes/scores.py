@@ -14,9 +14,11 @@ from pydantic import BaseModel, Discriminator, Field, Tag
 
 from evals.reports import build_report, to_csv
 from evals.scores import METRICS, ScoreInput, Scores
-from kernel.errors import InvalidInput
-from kernel.records import ReportQuery, ScoreState
+from kernel.access import Permission, Principal
+from kernel.errors import InvalidInput, NotFound
+from kernel.records import ReportQuery, ScoreState, StoredAnswer
 from rag.api.deps import get_services
+from rag.security import Caller, Reviewer, visible
 from rag.services import Services
 
 router = APIRouter(tags=["groundedness"])
@@ -37,10 +39,20 @@ def _score_view(state: ScoreState | None) -> dict[str, Any]:
     return view
 
 
+async def _answer(svc: Services, caller: Principal, answer_id: str) -> StoredAnswer:
+    """The answer, if the caller may see it: a reviewer every answer of granted collections, an asker its own.
+    Otherwise the same 404 as for an answer that does not exist."""
+    answer = await svc.answers.get(answer_id)
+    allowed = caller.may(Permission.review) or (caller.may(Permission.ask) and caller.owns(answer.key_id))
+    if not allowed or not caller.sees_all(answer.collections):
+        raise NotFound(f"answer {answer_id!r} does not exist")
+    return answer
+
+
 @router.get("/v1/answers/{answer_id}")
-async def get_answer(answer_id: str, svc: Svc) -> dict[str, Any]:
+async def get_answer(answer_id: str, svc: Svc, caller: Caller) -> dict[str, Any]:
     """The answer with its lineage, its scores with per-claim verdicts, and its feedback."""
-    data = dataclasses.asdict(await svc.answers.get(answer_id))
+    data = dataclasses.asdict(await _answer(svc, caller, answer_id))
     data["scores"] = _score_view(await svc.answers.scores.state(answer_id))
     feedback = (await svc.answers.feedback_for([answer_id])).get(answer_id, [])
     data["feedback"] = [dataclasses.asdict(f) for f in feedback]
@@ -58,20 +70,20 @@ def _check_length(what: str, text: str, svc: Services) -> None:
 
 
 @router.post("/v1/answers/{answer_id}/reference", status_code=202)
-async def attach_reference(answer_id: str, body: ReferenceIn, svc: Svc) -> dict[str, Any]:
+async def attach_reference(answer_id: str, body: ReferenceIn, svc: Svc, caller: Reviewer) -> dict[str, Any]:
     """Attach a reference answer (enables context recall) and rescore in the worker."""
     if not body.reference.strip():
         raise InvalidInput("reference is blank")
     _check_length("reference", body.reference, svc)
-    await svc.answers.get(answer_id)
+    await _answer(svc, caller, answer_id)
     await svc.scoring.request(answer_id, body.reference.strip(), set_reference=True)
     return {"answer_id": answer_id, "status": "pending"}
 
 
 @router.post("/v1/answers/{answer_id}/rescore", status_code=202)
-async def rescore(answer_id: str, svc: Svc) -> dict[str, Any]:
+async def rescore(answer_id: str, svc: Svc, caller: Reviewer) -> dict[str, Any]:
     """Score again with the scorer configured now (e.g. after a judge LLM was configured)."""
-    await svc.answers.get(answer_id)
+    await _answer(svc, caller, answer_id)
     await svc.scoring.request(answer_id, set_reference=False)
     return {"answer_id": answer_id, "status": "pending", "scorer": svc.scorer.name}
 
@@ -82,8 +94,9 @@ class FeedbackIn(BaseModel):
 
 
 @router.post("/v1/answers/{answer_id}/feedback", status_code=201)
-async def add_feedback(answer_id: str, body: FeedbackIn, svc: Svc) -> dict[str, Any]:
-    return dataclasses.asdict(await svc.answers.add_feedback(answer_id, body.rating, body.comment))
+async def add_feedback(answer_id: str, body: FeedbackIn, svc: Svc, caller: Caller) -> dict[str, Any]:
+    await _answer(svc, caller, answer_id)
+    return dataclasses.asdict(await svc.answers.add_feedback(answer_id, body.rating, body.comment, caller.key_id))
 
 
 # ----- scoring any answer ----------------------------------------------------------------------------------------
@@ -134,7 +147,7 @@ EvaluateBody = Annotated[
 
 
 @router.post("/v1/evaluate", response_model=Scores | EvaluateBatchOut)
-async def evaluate(body: EvaluateBody, svc: Svc) -> Scores | EvaluateBatchOut:
+async def evaluate(body: EvaluateBody, svc: Svc, _caller: Reviewer) -> Scores | EvaluateBatchOut:
     """Score an answer produced anywhere, synchronously, with the configured scorer. `{"items": [...]}` for a batch."""
     if isinstance(body, EvaluateItem):
         _check_item(body, svc, "")
@@ -181,15 +194,19 @@ class ReportParams(BaseModel):
 
 
 @router.get("/v1/reports/groundedness", response_model=None)
-async def groundedness_report(svc: Svc, params: Annotated[ReportParams, Query()]) -> dict[str, Any] | Response:
+async def groundedness_report(
+    svc: Svc, caller: Reviewer, params: Annotated[ReportParams, Query()]
+) -> dict[str, Any] | Response:
     p = params
     start, end = _bound(p.since, "since", end=False), _bound(p.until, "until", end=True)
     if start and end and start >= end:
         raise InvalidInput("since must be before until")
     if p.collection is not None:
-        await svc.catalog.collections.filterable_fields([p.collection])  # 404 for an unknown collection
+        await svc.catalog.collections.filterable_fields([visible(caller, p.collection)])  # 404 for an unknown one
     cfg = svc.settings.scoring
-    query = ReportQuery(start, end, p.collection, p.prompt_version, p.generator, limit=cfg.report_max_answers)
+    query = ReportQuery(
+        start, end, p.collection, p.prompt_version, p.generator, limit=cfg.report_max_answers, grants=caller.grants()
+    )
     rows = await svc.answers.report_rows(query)
     truncated = len(rows) == cfg.report_max_answers
     feedback = await svc.answers.feedback_for([r.id for r in rows])
@@ -210,6 +227,6 @@ async def groundedness_report(svc: Svc, params: Annotated[ReportParams, Query()]
 
 
 @router.get("/reports", response_class=HTMLResponse, include_in_schema=False)
-async def reports_page() -> HTMLResponse:
+async def reports_page(_caller: Reviewer) -> HTMLResponse:
     page = resources.files("rag.api").joinpath("static/reports.html").read_text(encoding="utf-8")
     return HTMLResponse(page)

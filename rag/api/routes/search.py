@@ -6,6 +6,7 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
 from rag.api.deps import get_services
+from rag.security import Asker
 from rag.services import Services
 from retrieval.search import SearchOptions
 
@@ -51,8 +52,10 @@ class SearchResponse(BaseModel):
 
 
 @router.post("/v1/search", response_model=SearchResponse)
-async def search(body: SearchRequest, svc: Svc) -> SearchResponse:
-    options = SearchOptions(filters=body.filters, top_k=body.top_k, mode=body.mode, rerank=body.rerank)
+async def search(body: SearchRequest, svc: Svc, caller: Asker) -> SearchResponse:
+    options = SearchOptions(
+        filters=body.filters, top_k=body.top_k, mode=body.mode, rerank=body.rerank, grants=caller.grants()
+    )
     result = await svc.retriever.retrieve(body.query, body.collections, options)
     hits = []
     for h in result.hits:

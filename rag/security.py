@@ -1,0 +1,96 @@
+"""Access control at the API edge: the bearer key becomes a `Principal`, and each route states the permission it
+needs. Grants travel with the principal into retrieval, where they become part of the vector store's filter.
+
+Single-user mode: while no key was ever made, requests without a key run as an admin of every collection, which
+`rag serve`/`rag api` allow only on a loopback address (see `check_open_mode`).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Awaitable, Callable
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from kernel.access import Permission, Principal, Role
+from kernel.errors import Forbidden, Unauthorized, collection_not_found
+from rag.api.deps import get_services
+from rag.services import Services
+from rag.storage.keys import split_key
+
+bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer rag_...`.")
+
+FIRST_KEY_HINT = "rag keys create --role admin --collections '*'"
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+async def check_open_mode(svc: Services) -> bool:
+    """Whether the service runs without keys. Refuses (RuntimeError) to listen beyond loopback without one."""
+    if await svc.keys.any_key():
+        return False
+    if not is_loopback(svc.settings.host):
+        raise RuntimeError(
+            f"no API key exists and the service would listen on {svc.settings.host}: anyone who can reach it could "
+            f"read and change every collection. Make the first key with `{FIRST_KEY_HINT}` (it prints the key "
+            "once), or listen on 127.0.0.1."
+        )
+    return True
+
+
+async def principal(
+    request: Request,
+    svc: Annotated[Services, Depends(get_services)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Principal:
+    """Every request's caller; raises 401 for a missing, unknown, revoked or expired key."""
+    if credentials is None:
+        if await svc.keys.any_key():
+            raise Unauthorized("this service needs an API key: send `Authorization: Bearer <key>`")
+        found = Principal.open_mode()
+    else:
+        parts = split_key(credentials.credentials)
+        request.state.audit_key_id = parts[0] if parts else None  # the id only, never the secret
+        key, reason = await svc.keys.check(credentials.credentials)
+        if key is None:
+            raise Unauthorized(reason)
+        found = Principal(key.id, Role(key.role), frozenset(key.collections))
+    request.state.principal = found
+    return found
+
+
+Caller = Annotated[Principal, Depends(principal)]
+
+
+def require(permission: Permission) -> Callable[[Principal], Awaitable[Principal]]:
+    """A dependency: the caller, if its role has `permission`; 403 otherwise (the route's existence is public)."""
+
+    async def check(caller: Caller) -> Principal:
+        if not caller.may(permission):
+            raise Forbidden(f"a {caller.role.value} key may not do this (it needs the '{permission.value}' right)")
+        return caller
+
+    return check
+
+
+Asker = Annotated[Principal, Depends(require(Permission.ask))]
+Browser = Annotated[Principal, Depends(require(Permission.browse))]
+Manager = Annotated[Principal, Depends(require(Permission.manage))]
+Reviewer = Annotated[Principal, Depends(require(Permission.review))]
+Admin = Annotated[Principal, Depends(require(Permission.administer))]
+
+
+def visible(caller: Principal, collection: str) -> str:
+    """The collection, if the caller may see it; otherwise the same 404 as for a collection that does not exist."""
+    if not caller.sees(collection):
+        raise collection_not_found(collection)
+    return collection
