@@ -24,6 +24,7 @@ class NewCollection:
     description: str = ""
     metadata: dict[str, Any] = field(default_factory=dict)
     filterable: dict[str, str] = field(default_factory=dict)
+    policy: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,7 @@ class Collection:
     description: str
     metadata: dict[str, Any]
     filterable: dict[str, str]
+    policy: dict[str, Any]
     created_at: datetime
     document_count: int
     chunk_count: int

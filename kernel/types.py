@@ -52,6 +52,26 @@ class ChunkState(StrEnum):
 MetadataFieldType = Literal["keyword", "integer", "float", "datetime"]
 
 
+class CollectionPolicy(BaseModel):
+    """How a collection's answers treat injection attempts and personal data."""
+
+    injection: Literal["refuse", "plain_text"] = Field(
+        default="refuse",
+        description="A question that tries to override the instructions: refused with 422, or answered with the "
+        "attempt treated as plain text.",
+    )
+    flagged_chunks: Literal["exclude", "quote"] = Field(
+        default="exclude",
+        description="Chunks whose text addresses the model (flagged at ingestion): left out of answers, or quoted "
+        "strictly as data.",
+    )
+    pii: Literal["allow", "redact_answers", "redact_ingest"] = Field(
+        default="allow",
+        description="Personal data: kept; redacted in answers and exports; or redacted before indexing (the stored "
+        "chunk shows the redaction).",
+    )
+
+
 class CollectionCreate(BaseModel):
     name: str = Field(pattern=COLLECTION_NAME_PATTERN, description="Lower-case letters, digits, '-' and '_'.")
     description: str = Field(default="", max_length=2000)
@@ -60,6 +80,7 @@ class CollectionCreate(BaseModel):
         default_factory=dict,
         description='Document metadata fields searches may filter on, with their type, e.g. {"year": "integer"}.',
     )
+    policy: CollectionPolicy = Field(default_factory=CollectionPolicy)
 
     @field_validator("filterable")
     @classmethod
@@ -75,6 +96,7 @@ class CollectionInfo(BaseModel):
     description: str
     metadata: dict[str, Any]
     filterable: dict[str, MetadataFieldType] = Field(default_factory=dict)
+    policy: CollectionPolicy = Field(default_factory=CollectionPolicy)
     created_at: datetime
     document_count: int = 0
     chunk_count: int = 0

@@ -27,6 +27,7 @@ class CollectionStore:
                         description=new.description,
                         meta=new.metadata,
                         filterable=new.filterable,
+                        policy=new.policy,
                         created_at=now(),
                     )
                 )
@@ -107,6 +108,7 @@ async def _collection(conn: AsyncConnection, name: str) -> Collection:
         description=row.description,
         metadata=row.meta,
         filterable=row.filterable or {},
+        policy=row.policy or {},
         created_at=utc(row.created_at),
         document_count=stats[0],
         chunk_count=stats[1],

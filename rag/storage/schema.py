@@ -17,6 +17,8 @@ collections = sa.Table(
     sa.Column("meta", sa.JSON, nullable=False, default=dict),
     sa.Column("filterable", sa.JSON, nullable=False, default=dict),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    # kernel.types.CollectionPolicy as JSON; null or missing keys: the defaults.
+    sa.Column("policy", sa.JSON, nullable=True),
 )
 
 documents = sa.Table(

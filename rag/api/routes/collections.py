@@ -36,7 +36,7 @@ async def create_collection(body: CollectionCreate, svc: Svc, caller: Manager) -
         raise Forbidden(f"this key is not granted collection {body.name!r}; an admin can grant it")
     for field, type_ in body.filterable.items():
         await svc.store.ensure_field_index(f"metadata.{field}", type_)
-    new = NewCollection(body.name, body.description, body.metadata, dict(body.filterable))
+    new = NewCollection(body.name, body.description, body.metadata, dict(body.filterable), body.policy.model_dump())
     return CollectionInfo.model_validate(await svc.catalog.collections.create(new), from_attributes=True)
 
 
