@@ -20,7 +20,7 @@ from kernel.records import (
     ScoreState,
     StoredAnswer,
 )
-from kernel.types import JobStage, JobStatus
+from kernel.types import CollectionPolicy, JobStage, JobStatus
 
 
 class BlobReader(Protocol):
@@ -78,6 +78,12 @@ class DocumentCatalog(Protocol):
 class FieldRegistry(Protocol):
     async def filterable_fields(self, names: Sequence[str]) -> dict[str, dict[str, str]]:
         """The metadata fields each collection declares filterable; NotFound for an unknown name."""
+        ...
+
+
+class PolicyReader(Protocol):
+    async def policies(self, names: Sequence[str]) -> dict[str, CollectionPolicy]:
+        """Each collection's policy; NotFound for an unknown name."""
         ...
 
 

@@ -27,14 +27,18 @@ def note(
     collection: str | None = None,
     answer_id: str | None = None,
     question: str | None = None,
+    detail: str | None = None,
 ) -> None:
-    """What a route knows that its path does not say (the collection of a query, the answer it made)."""
+    """What a route knows that its path does not say (the collection of a query, the answer it made, a guardrail
+    event such as a detected injection attempt, in `detail`)."""
     if collection is not None:
         request.state.audit_collection = collection
     if answer_id is not None:
         request.state.audit_answer_id = answer_id
     if question is not None:
         request.state.audit_question = question
+    if detail is not None:
+        request.state.audit_detail = detail
 
 
 def outcome(status: int) -> str:
@@ -70,6 +74,7 @@ def entry(request: Request, status: int, policy: str) -> NewAuditEntry:
         document_id=params.get("document_id"),
         answer_id=params.get("answer_id") or getattr(state, "audit_answer_id", None),
         question=recorded_question(getattr(state, "audit_question", None), policy),
+        detail=getattr(state, "audit_detail", None),
     )
 
 

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from kernel.errors import Conflict, NotFound
 from kernel.records import Collection, NewCollection
+from kernel.types import CollectionPolicy
 from rag.storage.engine import Transaction, now, utc
 from rag.storage.schema import collections, documents, jobs, versions
 
@@ -53,6 +54,19 @@ class CollectionStore:
                 sa.select(collections.c.name, collections.c.filterable).where(collections.c.name.in_(list(names)))
             )
             found = {r.name: r.filterable or {} for r in rows}
+        for name in names:
+            if name not in found:
+                raise NotFound(f"collection {name!r} does not exist")
+        return found
+
+    async def policies(self, names: Sequence[str]) -> dict[str, CollectionPolicy]:
+        """Each collection's policy (defaults where none was set); NotFound names the first unknown collection.
+        Cheap, like `filterable_fields`: it runs on every answer."""
+        async with Transaction(self._engine) as conn:
+            rows = await conn.execute(
+                sa.select(collections.c.name, collections.c.policy).where(collections.c.name.in_(list(names)))
+            )
+            found = {r.name: CollectionPolicy.model_validate(r.policy or {}) for r in rows}
         for name in names:
             if name not in found:
                 raise NotFound(f"collection {name!r} does not exist")
