@@ -62,7 +62,9 @@ class AnswerStore:
             res = await conn.execute(
                 feedback.insert().values(answer_id=answer_id, rating=rating, comment=comment, created_at=created)
             )
-        return Feedback(res.inserted_primary_key[0], answer_id, rating, comment, created)
+        key = res.inserted_primary_key
+        assert key is not None  # a single-row insert always reports its key
+        return Feedback(key[0], answer_id, rating, comment, created)
 
     async def feedback_for(self, answer_ids: list[str]) -> dict[str, list[Feedback]]:
         out: dict[str, list[Feedback]] = {}

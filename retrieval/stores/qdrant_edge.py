@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +24,8 @@ from retrieval.stores import fields
 
 
 def edge_filter(selector: ChunkSelector) -> qe.Filter:
-    must: list[qe.FieldCondition] = []
-    for key, value in selector.model_dump(exclude_none=True).items():
-        must.append(qe.FieldCondition(key=key, match=qe.MatchValue(value)))
-    return qe.Filter(must=must)
+    values = selector.model_dump(exclude_none=True)
+    return qe.Filter(must=[qe.FieldCondition(key=key, match=qe.MatchValue(value)) for key, value in values.items()])
 
 
 def _edge_clause(field: str, kind: str, value: Any) -> qe.FieldCondition:
@@ -43,7 +41,9 @@ def spec_filter(spec: FilterSpec) -> qe.Filter:
     return qe.Filter(must=[_edge_clause(*clause) for clause in spec_clauses(spec)])
 
 
-_INDEX_PARAMS = {
+_IndexParams = qe.KeywordIndexParams | qe.IntegerIndexParams | qe.FloatIndexParams | qe.DatetimeIndexParams
+
+_INDEX_PARAMS: dict[FieldType, Callable[[], _IndexParams]] = {
     "keyword": lambda: qe.KeywordIndexParams(),
     "integer": lambda: qe.IntegerIndexParams(lookup=True, range=True),
     "float": lambda: qe.FloatIndexParams(),
@@ -81,7 +81,7 @@ class QdrantEdgeStore:
 
     def _create_indexes(self) -> None:
         existing = set(self.shard.info().payload_schema)
-        ops = []
+        ops: list[tuple[str, _IndexParams]] = []
         for name in fields.KEYWORD_FIELDS:
             if name not in existing:
                 ops.append((name, qe.KeywordIndexParams(is_tenant=name == fields.TENANT_FIELD)))
@@ -166,7 +166,7 @@ class QdrantEdgeStore:
                         qe.Prefetch(query=dense_q, limit=candidates, filter=flt),
                         qe.Prefetch(query=sparse_q, limit=candidates, filter=flt),
                     ],
-                    query=qe.Fusion.Rrf(k=rrf_k),
+                    query=qe.Fusion.Rrf(k=rrf_k),  # type: ignore[arg-type]  # a Fusion at runtime; the stub omits the base
                     limit=limit,
                     with_payload=True,
                 ),
