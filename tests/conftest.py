@@ -7,12 +7,19 @@ import json
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 
 from kernel.privacy import enforce_offline
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from rag.services import Services
+    from tests.netguard import NetGuard
 
 enforce_offline()
 
@@ -62,7 +69,7 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-async def service(data_dir: Path) -> AsyncIterator[tuple[httpx.AsyncClient, object]]:
+async def service(data_dir: Path) -> AsyncIterator[tuple[httpx.AsyncClient, FastAPI]]:
     from kernel.settings import load_settings
     from rag.api.app import create_app
 
@@ -75,13 +82,13 @@ async def service(data_dir: Path) -> AsyncIterator[tuple[httpx.AsyncClient, obje
 
 
 @pytest.fixture(scope="session")
-def client(service: tuple[httpx.AsyncClient, object]) -> httpx.AsyncClient:
+def client(service: tuple[httpx.AsyncClient, FastAPI]) -> httpx.AsyncClient:
     return service[0]
 
 
 @pytest.fixture(scope="session")
-def services(service: tuple[httpx.AsyncClient, object]):  # type: ignore[no-untyped-def]
-    return service[1].state.services  # type: ignore[attr-defined]
+def services(service: tuple[httpx.AsyncClient, FastAPI]) -> Services:
+    return service[1].state.services
 
 
 _counter = iter(range(1_000_000))
@@ -97,7 +104,7 @@ async def collection(client: httpx.AsyncClient, request: pytest.FixtureRequest) 
 
 
 @pytest.fixture(scope="session")
-def netguard():  # type: ignore[no-untyped-def]
+def netguard() -> NetGuard:
     from tests.netguard import NetGuard
 
     # Audit hooks cannot be removed, so one guard serves the session and records only while watching.

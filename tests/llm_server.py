@@ -78,7 +78,9 @@ def _check_llama_cpp() -> None:
         spec = importlib.util.find_spec(module)
         if spec is None:
             raise LlmServerUnavailable(f"{module!r} is not installed (llama-cpp-python[server]): {INSTALL_HINT}")
-    locations = importlib.util.find_spec("llama_cpp").submodule_search_locations or []  # type: ignore[union-attr]
+    llama_cpp = importlib.util.find_spec("llama_cpp")
+    assert llama_cpp is not None  # the loop above checked it
+    locations = llama_cpp.submodule_search_locations or []
     if not any((Path(loc) / "server" / "__main__.py").is_file() for loc in locations):
         raise LlmServerUnavailable(f"llama_cpp has no server module: {INSTALL_HINT}")
 

@@ -17,7 +17,7 @@ from tests.integration.test_answers import (
 )
 from tests.integration.test_worker_killed import ServiceProcess, free_port
 
-DATASET = [
+DATASET: list[dict] = [
     {
         "id": "q1",
         "question": "When did the Golden Gate Bridge open?",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
+from typing import Any
 
 import httpx
 from asgi_lifespan import LifespanManager
@@ -25,7 +26,7 @@ async def _scored(client: httpx.AsyncClient, answer_id: str, scorer: str) -> dic
     raise AssertionError(f"answer {answer_id} was not scored by {scorer}: {scores}")
 
 
-async def _service(data_dir: Path, **settings: object):  # type: ignore[no-untyped-def]
+async def _service(data_dir: Path, **settings: Any) -> tuple[LifespanManager, httpx.AsyncClient]:
     app = create_app(load_settings(data_dir=data_dir, **settings))
     manager = LifespanManager(app, startup_timeout=300, shutdown_timeout=60)
     await manager.__aenter__()

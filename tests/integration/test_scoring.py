@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Sequence
 
 import pytest
 
+from evals.scores import ScoreInput, Scorer, Scores
 from kernel.types import Context, GeneratedAnswer
 from tests.integration.test_answers import ask, kb  # noqa: F401  (the fixture)
 
@@ -289,13 +290,13 @@ async def test_one_job_scores_the_owed_answers_in_one_batch(client, services, kb
 class PoisonedScorer:
     """The real offline scorer, except that it breaks on one question: a batch must not fail with it."""
 
-    def __init__(self, real) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, real: Scorer) -> None:
         self.real, self.name, self.version = real, real.name, real.version
 
-    async def score(self, item):  # type: ignore[no-untyped-def]
+    async def score(self, item: ScoreInput) -> Scores:
         return (await self.score_many([item]))[0]
 
-    async def score_many(self, items):  # type: ignore[no-untyped-def]
+    async def score_many(self, items: list[ScoreInput]) -> list[Scores]:
         if any("sourdough" in i.question for i in items):
             raise ValueError("poisoned")
         return await self.real.score_many(items)

@@ -129,7 +129,7 @@ async def test_only_the_active_version_is_searchable(client, collection):
     assert [(h["version"], "ALPHA" in h["text"]) for h in out["hits"]] == [(1, True)]
 
 
-async def test_queries_during_reingestion_see_exactly_one_version(client, collection):
+async def test_queries_during_reingestion_see_exactly_one_version(client, collection) -> None:
     import asyncio
 
     def doc(tag: str) -> bytes:

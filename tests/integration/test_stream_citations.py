@@ -31,7 +31,7 @@ class ScriptedLLM:
         yield await self.generate(question, contexts, prompt)
 
 
-async def _events(client, collection: str) -> list[tuple[str, dict]]:
+async def _events(client, collection: str) -> list[tuple[str | None, dict]]:
     body = {
         "question": "How long is the Moon's orbit?",
         "collections": [collection],
