@@ -140,7 +140,8 @@ class QdrantEdgeStore:
             self.shard.optimize()
 
     async def ensure_field_index(self, field: str, type_: FieldType) -> None:
-        if field in self.shard.info().payload_schema:
+        info = await asyncio.to_thread(self.shard.info)
+        if field in info.payload_schema:
             return
         op = qe.UpdateOperation.create_field_index(field, _INDEX_PARAMS[type_]())
         await asyncio.to_thread(self._write, op)
@@ -175,7 +176,7 @@ class QdrantEdgeStore:
         return assemble_hits(mode, results, limit)
 
     async def ping(self) -> None:
-        self.shard.info()
+        await asyncio.to_thread(self.shard.info)
 
     async def close(self) -> None:
         if self._shard is not None:
