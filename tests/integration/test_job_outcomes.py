@@ -20,7 +20,7 @@ from rag.worker import JobFailed, score_answer
 from tests.conftest import DOCS, wait_job
 
 
-async def arq_result(services, job_id: str, limit_s: float = 120.0) -> JobResult:  # type: ignore[no-untyped-def]
+async def arq_result(services, job_id: str, limit_s: float = 120.0) -> JobResult:
     """arq's own record of a finished job. The catalog is updated before the job returns, so wait for it. The
     limit only guards against a hang."""
     job = Job(job_id, services.queue.pool, _queue_name=services.settings.redis.queue_name)
@@ -32,7 +32,7 @@ async def arq_result(services, job_id: str, limit_s: float = 120.0) -> JobResult
     return info
 
 
-async def wait_queue_idle(services, limit_s: float = 300.0) -> None:  # type: ignore[no-untyped-def]
+async def wait_queue_idle(services, limit_s: float = 300.0) -> None:
     """Until no job is queued or running (arq keeps a job in its queue until it ends). The limit only guards
     against a hang."""
     pool, name = services.queue.pool, services.settings.redis.queue_name
@@ -43,7 +43,7 @@ async def wait_queue_idle(services, limit_s: float = 300.0) -> None:  # type: ig
         await asyncio.sleep(0.05)
 
 
-async def upload(client, collection: str, name: str, data: bytes) -> str:  # type: ignore[no-untyped-def]
+async def upload(client, collection: str, name: str, data: bytes) -> str:
     resp = await client.post(f"/v1/collections/{collection}/documents", files={"files": (name, data)})
     assert resp.status_code == 202, resp.text
     return resp.json()[0]["job_id"]
@@ -71,10 +71,10 @@ class BrokenScorer:
 
     name, version = "broken", "0"
 
-    async def score(self, item):  # type: ignore[no-untyped-def]
+    async def score(self, item):
         return (await self.score_many([item]))[0]
 
-    async def score_many(self, items):  # type: ignore[no-untyped-def]
+    async def score_many(self, items):
         raise ValueError("broken scorer (injected by the test)")
 
 
@@ -104,10 +104,10 @@ class UnreachableJudge:
 
     name, version = "unreachable", "0"
 
-    async def score(self, item):  # type: ignore[no-untyped-def]
+    async def score(self, item):
         return (await self.score_many([item]))[0]
 
-    async def score_many(self, items):  # type: ignore[no-untyped-def]
+    async def score_many(self, items):
         raise TransientError("connection refused (injected by the test)")
 
 

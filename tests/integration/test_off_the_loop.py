@@ -19,11 +19,11 @@ from kernel.types import Context, GeneratedAnswer
 class Recorder:
     """Calls the real function and notes the thread each call ran on."""
 
-    def __init__(self, real) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, real) -> None:
         self.real = real
         self.threads: list[int] = []
 
-    def __call__(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def __call__(self, *args, **kwargs):
         self.threads.append(threading.get_ident())
         return self.real(*args, **kwargs)
 
@@ -31,16 +31,16 @@ class Recorder:
 class RecordedShard:
     """The real Qdrant Edge shard, with its `info()` recorded."""
 
-    def __init__(self, shard) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, shard) -> None:
         self._shard = shard
         self.info = Recorder(shard.info)
 
-    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+    def __getattr__(self, name: str):
         return getattr(self._shard, name)
 
 
 @pytest.fixture
-def shard(services, monkeypatch) -> RecordedShard:  # type: ignore[no-untyped-def]
+def shard(services, monkeypatch) -> RecordedShard:
     if not hasattr(services.store, "_shard"):
         pytest.skip("the service runs on a Qdrant server, not Qdrant Edge")
     recorded = RecordedShard(services.store._shard)
