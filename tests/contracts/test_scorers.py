@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from evals.checker import SupportChecker
 from evals.scores import METRICS, Metric, ScoreInput, Scorer, Scores
 from kernel.protocols import Embedder
 from tests.judge_server import JudgeServer
@@ -156,7 +157,7 @@ def embedder() -> Embedder:
 
 
 @pytest.fixture(scope="module")
-def checker():  # type: ignore[no-untyped-def]  # evals.checker.SupportChecker, imported lazily
+def checker() -> SupportChecker:
     from evals.checker import load_checker
 
     found = load_checker()
@@ -186,7 +187,7 @@ BATCH_DEPENDENT = pytest.mark.xfail(
 
 
 @BATCH_DEPENDENT
-def test_the_checker_scores_a_pair_the_same_in_any_batch(checker) -> None:  # type: ignore[no-untyped-def]
+def test_the_checker_scores_a_pair_the_same_in_any_batch(checker: SupportChecker) -> None:
     from evals.checker_text import checker_text
 
     claim = (checker_text(QUESTION, "The Eiffel Tower was completed in 1889."), BANANA)
@@ -203,7 +204,7 @@ class TestOfflineByChecker(ScorerContract):
         await super().test_a_batch_scores_as_one_by_one(make_scorer)
 
     @pytest.fixture
-    def make_scorer(self, checker) -> Callable[[], Scorer]:  # type: ignore[no-untyped-def]
+    def make_scorer(self, checker: SupportChecker) -> Callable[[], Scorer]:
         from evals.checked_claims import CheckedClaims
         from evals.offline import OfflineScorer
 
@@ -218,7 +219,7 @@ class TestOfflineCombined(ScorerContract):
         await super().test_a_batch_scores_as_one_by_one(make_scorer)
 
     @pytest.fixture
-    def make_scorer(self, embedder: Embedder, checker) -> Callable[[], Scorer]:  # type: ignore[no-untyped-def]
+    def make_scorer(self, embedder: Embedder, checker: SupportChecker) -> Callable[[], Scorer]:
         from evals.checked_claims import CheckedClaims
         from evals.faithfulness import OfflineFaithfulness
         from evals.offline import CombinedJudge, OfflineScorer

@@ -235,7 +235,7 @@ class VectorStoreContract:
         await store.close()
 
     async def test_ping_an_open_store(self, seeded: VectorStore) -> None:
-        assert await seeded.ping() is None
+        await seeded.ping()  # raises when the store cannot be reached
 
     # upsert, count, set_state, delete
 
@@ -363,8 +363,9 @@ class VectorStoreContract:
     async def test_candidates_bound_each_stage(self, seeded: VectorStore) -> None:
         args: dict[str, Any] = {"dense": [1, 0.5, 0.2, 0], "words": "bees rockets river"}
         hits = {mode: await self.search(seeded, mode, **args, candidates=2) for mode in MODES}
-        full = {mode: await self.search(seeded, mode, **args) for mode in ("dense", "sparse")}
-        for mode in ("dense", "sparse"):
+        stages: tuple[SearchMode, ...] = ("dense", "sparse")
+        full = {mode: await self.search(seeded, mode, **args) for mode in stages}
+        for mode in stages:
             assert [h.chunk_id for h in hits[mode]] == [h.chunk_id for h in full[mode][:2]], mode
         # Hybrid fuses the two stages' top 2: their union, nothing else.
         assert {key(h) for h in hits["hybrid"]} == {key(h) for h in hits["dense"] + hits["sparse"]}
@@ -442,9 +443,9 @@ class TestQdrantServerStore(VectorStoreContract):
 
         return open_
 
-    # A known divergence, kept visible (strict: it fails once fixed). The Qdrant server, like the local engine
-    # that mirrors it, rejects an upsert of no points ("Empty update request"); the Edge store skips it. The
-    # indexer never upserts an empty batch today.
+    # A known divergence, kept visible (strict: it fails once fixed). QdrantServerStore sends an upsert of no
+    # points on to Qdrant, and the local engine rejects it ("Empty update request"; whether a real server does too
+    # is not checked here); the Edge store skips it. The indexer never upserts an empty batch today.
     @pytest.mark.xfail(strict=True, raises=ValueError, reason="QdrantServerStore.upsert([]) is sent to Qdrant")
     async def test_upsert_of_nothing_is_a_no_op(self, seeded: VectorStore) -> None:
         await super().test_upsert_of_nothing_is_a_no_op(seeded)
