@@ -176,17 +176,10 @@ class TestOfflineBySimilarity(ScorerContract):
         return lambda: OfflineScorer(OfflineFaithfulness(embedder))
 
 
-# A real defect, kept visible: strict, so each xfail fails (and goes) once it is fixed. The checker is an int8
-# ONNX model with dynamic quantization (MatMulInteger): the activation scale is computed over the whole input
-# tensor, so a pair's probability depends on the other pairs (and the padding) in its batch. Measured: the claim
-# "The Eiffel Tower was completed in 1889." against the banana context is 0.45 alone and 0.61 next to another
-# pair, so its verdict flips at the 0.5 threshold. A batch therefore does not score as one-by-one.
-BATCH_DEPENDENT = pytest.mark.xfail(
-    strict=True, raises=AssertionError, reason="the int8 checker's probabilities depend on the rest of the batch"
-)
-
-
-@BATCH_DEPENDENT
+# The checker is an int8 ONNX model with dynamic quantization (MatMulInteger): the activation scale is computed over
+# the whole input tensor, so in a batch a pair's probability would depend on the other pairs (and the padding).
+# Measured before the checker scored one pair per run: "The Eiffel Tower was completed in 1889." against the banana
+# context was 0.45 alone and 0.61 next to another pair, a verdict flipped at the 0.5 threshold.
 def test_the_checker_scores_a_pair_the_same_in_any_batch(checker: SupportChecker) -> None:
     from evals.checker_text import checker_text
 
@@ -199,10 +192,6 @@ def test_the_checker_scores_a_pair_the_same_in_any_batch(checker: SupportChecker
 class TestOfflineByChecker(ScorerContract):
     judges_short_answers = True
 
-    @BATCH_DEPENDENT
-    async def test_a_batch_scores_as_one_by_one(self, make_scorer: Callable[[], Scorer]) -> None:
-        await super().test_a_batch_scores_as_one_by_one(make_scorer)
-
     @pytest.fixture
     def make_scorer(self, checker: SupportChecker) -> Callable[[], Scorer]:
         from evals.checked_claims import CheckedClaims
@@ -213,10 +202,6 @@ class TestOfflineByChecker(ScorerContract):
 
 class TestOfflineCombined(ScorerContract):
     judges_short_answers = True  # by the checker
-
-    @BATCH_DEPENDENT  # the two short answers of BANK go to the checker together
-    async def test_a_batch_scores_as_one_by_one(self, make_scorer: Callable[[], Scorer]) -> None:
-        await super().test_a_batch_scores_as_one_by_one(make_scorer)
 
     @pytest.fixture
     def make_scorer(self, embedder: Embedder, checker: SupportChecker) -> Callable[[], Scorer]:
