@@ -73,7 +73,8 @@ class QdrantEdgeStore:
                     f"the vector store at {self._path} holds {stored}-dimensional vectors but the embedding "
                     f"model makes {dim}: use a new RAG_DATA_DIR or the model the data was indexed with"
                 )
-            self._shard = qe.EdgeShard.load(str(self._path))
+            if self._shard is None:  # already open: the dimension check above is all that is left to do
+                self._shard = qe.EdgeShard.load(str(self._path))
         else:
             self._path.mkdir(parents=True, exist_ok=True)
             self._shard = qe.EdgeShard.create(str(self._path), config)

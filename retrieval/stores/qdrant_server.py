@@ -103,7 +103,8 @@ class QdrantServerStore:
             )
             for r in records
         ]
-        await self._call(self._client.upsert(self._collection, points=points, wait=True))
+        if points:  # Qdrant rejects an empty update ("Empty update request"); the Edge store skips it too
+            await self._call(self._client.upsert(self._collection, points=points, wait=True))
 
     async def set_state(self, selector: ChunkSelector, state: ChunkState) -> None:
         await self._call(

@@ -414,14 +414,6 @@ class TestQdrantEdgeStore(VectorStoreContract):
 
         return lambda: QdrantEdgeStore(tmp_path / "edge")
 
-    # A known divergence, kept visible: a strict xfail turns into a failure the day it is fixed, so the override
-    # gets removed then. ensure() on an open Edge store loads the shard a second time while the first still holds
-    # its write-ahead log ("failed to open WAL ... WouldBlock"). Nothing calls ensure() twice today (the service
-    # calls it once at start-up); the server store checks the dimension and returns.
-    @pytest.mark.xfail(strict=True, reason="QdrantEdgeStore.ensure() on an open store reopens the locked shard")
-    async def test_ensure_again_keeps_the_data(self, seeded: VectorStore) -> None:
-        await super().test_ensure_again_keeps_the_data(seeded)
-
 
 def _closed_port() -> int:
     with socket.socket() as sock:
@@ -442,13 +434,6 @@ class TestQdrantServerStore(VectorStoreContract):
             return QdrantServerStore("unused", "chunks", None, 5, client=client)
 
         return open_
-
-    # A known divergence, kept visible (strict: it fails once fixed). QdrantServerStore sends an upsert of no
-    # points on to Qdrant, and the local engine rejects it ("Empty update request"; whether a real server does too
-    # is not checked here); the Edge store skips it. The indexer never upserts an empty batch today.
-    @pytest.mark.xfail(strict=True, raises=ValueError, reason="QdrantServerStore.upsert([]) is sent to Qdrant")
-    async def test_upsert_of_nothing_is_a_no_op(self, seeded: VectorStore) -> None:
-        await super().test_upsert_of_nothing_is_a_no_op(seeded)
 
     async def test_an_unreachable_server_is_a_transient_error(self) -> None:
         """Only a store behind a network can be unreachable; the protocol says how it reports that."""
