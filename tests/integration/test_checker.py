@@ -14,7 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import DOCS, wait_job
+from tests.conftest import DOCS
+from tests.support.polling import wait_job
 
 SHORT_ANSWERS = Path(__file__).resolve().parents[1] / "data" / "short_answers.jsonl"
 

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from tests.conftest import DOCS
-from tests.integration.test_worker_killed import ServiceProcess, free_port
+from tests.support.service import ServiceProcess
 
 
 @pytest.mark.slow
@@ -20,7 +20,7 @@ def test_rag_ingest_folder(tmp_path: Path) -> None:
     folder.mkdir()
     for name in ("fake-email.eml", "unstructured-readme.md", "password.pdf", "CantinaBand3.wav"):
         shutil.copy(DOCS / name, folder / name)
-    svc = ServiceProcess(tmp_path / "data", free_port())
+    svc = ServiceProcess(tmp_path / "data")
     svc.start()
     try:
         cmd = [sys.executable, "-m", "rag", "ingest", str(folder), "--collection", "cli", "--url", svc.url]

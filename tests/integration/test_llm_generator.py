@@ -11,7 +11,8 @@ from kernel.errors import TransientError
 from kernel.llm import Endpoint
 from kernel.types import Context, GeneratedAnswer
 from rag.generation.openai_compat import GeneratorError, OpenAICompatibleGenerator
-from tests.llm_server import LlamaServer, free_port, llm_server  # noqa: F401
+from tests.llm_server import LlamaServer, llm_server  # noqa: F401
+from tests.support.ports import free_port
 
 
 class TinyPrompt:

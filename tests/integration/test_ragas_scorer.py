@@ -14,7 +14,8 @@ from evals.ragas_scorer import RagasScorer
 from evals.scores import Metric, ScoreInput, Scores
 from kernel.llm import Endpoint
 from tests.judge_server import JudgeServer
-from tests.llm_server import LlamaServer, free_port, llm_server  # noqa: F401
+from tests.llm_server import LlamaServer, llm_server  # noqa: F401
+from tests.support.ports import free_port
 
 QUESTION = "How tall is the Eiffel Tower and when was it completed?"
 EIFFEL = "The Eiffel Tower in Paris is 330 metres tall and was completed in 1889."
