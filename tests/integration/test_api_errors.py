@@ -108,7 +108,7 @@ async def test_rollback_without_history_is_a_conflict(client, collection):
         f"/v1/collections/{collection}/documents", files={"files": ("one.txt", b"Only one version.")}
     )
     res = resp.json()[0]
-    await wait_job(client, res["job_id"])
+    assert (await wait_job(client, res["job_id"]))["status"] == "succeeded"  # one indexed version, none before it
     await assert_error(await client.post(f"/v1/documents/{res['document_id']}/rollback"), 409, "no earlier version")
 
 

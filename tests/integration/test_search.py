@@ -138,7 +138,7 @@ async def test_queries_during_reingestion_see_exactly_one_version(client, collec
 
     url = f"/v1/collections/{collection}/documents"
     v1 = (await client.post(url, files={"files": ("manual.txt", doc("RED"))})).json()[0]
-    await wait_job(client, v1["job_id"])
+    assert (await wait_job(client, v1["job_id"]))["status"] == "succeeded"
     v2 = (await client.post(url, files={"files": ("manual.txt", doc("BLUE"))})).json()[0]
     seen: list[set[int]] = []
 

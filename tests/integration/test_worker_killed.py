@@ -26,6 +26,13 @@ def _alive(pid: int) -> bool:
     return stat.exists() and stat.read_text().split()[2] != "Z"
 
 
+def _is_valkey(pid: int) -> bool:
+    try:
+        return "valkey" in Path(f"/proc/{pid}/comm").read_text()
+    except OSError:
+        return False
+
+
 def _midway_through_embedding(job: dict) -> bool:
     assert job["status"] not in ("succeeded", "failed"), f"finished before it could be killed: {job}"
     return job["stage"] == "embedding" and 0 < job["done"] < job["total"]
@@ -51,7 +58,8 @@ def test_killed_during_embedding_completes_after_restart(tmp_path: Path) -> None
             what=f"job {job_id} to be midway through embedding",
             every_s=0.05,
         )
-        valkey_pids = svc.children()
+        valkey_pids = [p for p in svc.children() if _is_valkey(p)]
+        assert valkey_pids, f"no embedded valkey-server among the service's children {svc.children()}"
         svc.kill()
         poll_sync(
             lambda: [p for p in valkey_pids if _alive(p)],
