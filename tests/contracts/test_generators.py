@@ -196,4 +196,3 @@ class TestOpenAICompatibleOnLlamaCpp(GeneratorContract):
         answer = await generator.generate(QUESTION, CONTEXTS, PROMPT)
         assert answer.model == llm_server.model
         assert answer.usage.completion_tokens <= MAX_TOKENS
-

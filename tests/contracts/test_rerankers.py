@@ -217,4 +217,3 @@ class TestCheckerReranker(RerankerContract):
     async def test_the_answer_passage_leads(self, reranker: Reranker, hits: list[Hit]) -> None:
         out = await reranker.rerank(QUERY, hits, 1)
         assert out[0].payload["text"] == PASSAGES[0]
-

@@ -109,9 +109,7 @@ def corpus() -> Corpus:
         _record(i, d, t, v, bm25.encode_document(t))
         for i, (d, t, v) in enumerate(zip(doc_ids, texts, vectors[: len(texts)], strict=True))
     ]
-    queries = [
-        Query(q, v, bm25.encode_query(claims[q])) for q, v in zip(query_ids, vectors[len(texts) :], strict=True)
-    ]
+    queries = [Query(q, v, bm25.encode_query(claims[q])) for q, v in zip(query_ids, vectors[len(texts) :], strict=True)]
     return Corpus(records, queries)
 
 

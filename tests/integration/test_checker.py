@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING
 import httpx
 import pytest
 
-from tests.conftest import DOCS, wait_job
+from tests.conftest import DOCS
+from tests.support.polling import wait_job
 
 if TYPE_CHECKING:
     from kernel.types import Context, GeneratedAnswer

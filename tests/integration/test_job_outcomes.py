@@ -17,7 +17,8 @@ from arq.jobs import Job, JobResult
 from kernel.errors import TransientError
 from kernel.settings import load_settings
 from rag.worker import JobFailed, score_answer
-from tests.conftest import DOCS, wait_job
+from tests.conftest import DOCS
+from tests.support.polling import wait_job
 
 
 async def arq_result(services, job_id: str, limit_s: float = 120.0) -> JobResult:

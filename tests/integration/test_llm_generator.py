@@ -12,7 +12,9 @@ from kernel.errors import TransientError
 from kernel.llm import Endpoint
 from kernel.types import Context, GeneratedAnswer
 from rag.generation.openai_compat import GeneratorError, OpenAICompatibleGenerator
-from tests.llm_server import LlamaServer, free_port, llm_server  # noqa: F401
+from tests.llm_server import LlamaServer, llm_server  # noqa: F401
+from tests.support.chat_server import ChatServer
+from tests.support.ports import free_port
 
 
 class TinyPrompt:
@@ -80,11 +82,12 @@ async def test_generate_returns_text_usage_and_model(
 
 
 @pytest.mark.slow
-async def test_stream_yields_deltas_then_one_final_answer(
-    generator: OpenAICompatibleGenerator,
-    llm_server: LlamaServer,  # noqa: F811
-) -> None:
-    items = [item async for item in generator.stream(QUESTION, CONTEXTS, PROMPT)]
+async def test_stream_yields_deltas_then_one_final_answer(llm_server: LlamaServer) -> None:  # noqa: F811
+    # Through a recording endpoint: the usage the server really sent decides what the final answer must carry.
+    with ChatServer(upstream=llm_server.base_url) as seen:
+        generator = make_generator(llm_server, base_url=seen.base_url)
+        items = [item async for item in generator.stream(QUESTION, CONTEXTS, PROMPT)]
+        await generator.aclose()
 
     deltas, final = items[:-1], items[-1]
     assert deltas, items
@@ -93,10 +96,12 @@ async def test_stream_yields_deltas_then_one_final_answer(
     assert final.text == "".join(d for d in deltas if isinstance(d, str))
     assert final.text.strip()
     assert final.model == llm_server.model
+    [sent] = seen.exchanges
+    assert sent.request["stream"] is True and final.text == sent.reply
     # llama-cpp-python's server (0.3.x) ignores stream_options.include_usage: no usage chunk, so zeros. A server
-    # that sends one gets real counts (test_stream_reads_usage_from_the_include_usage_chunk below).
-    usage = (final.usage.prompt_tokens, final.usage.completion_tokens)
-    assert usage == (0, 0) or (usage[0] > 0 and usage[1] > 0), final.usage
+    # that sends one must have its counts carried (test_stream_reads_usage_from_the_include_usage_chunk below).
+    told = (sent.usage["prompt_tokens"], sent.usage["completion_tokens"]) if sent.usage else (0, 0)
+    assert (final.usage.prompt_tokens, final.usage.completion_tokens) == told, (final.usage, sent.usage)
 
 
 @pytest.mark.slow

@@ -7,7 +7,6 @@ ragas, instructor and the `openai` SDK run unmodified; only the judge's answers 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
@@ -15,8 +14,8 @@ from evals.ragas_scorer import RagasScorer
 from evals.scores import Metric, ScoreInput, Scores
 from kernel.llm import Endpoint
 from tests.judge_server import JudgeServer
-from tests.llm_server import LlamaServer, free_port, llm_server  # noqa: F401
-from tests.netguard import NetGuard
+from tests.llm_server import LlamaServer, llm_server  # noqa: F401
+from tests.support.ports import free_port
 
 QUESTION = "How tall is the Eiffel Tower and when was it completed?"
 EIFFEL = "The Eiffel Tower in Paris is 330 metres tall and was completed in 1889."
@@ -31,10 +30,10 @@ def item(**overrides: object) -> ScoreInput:
     return ScoreInput.model_validate(fields)
 
 
-def scorer_for(base_url: str, model: str = "rule-judge", **overrides: Any) -> RagasScorer:
-    args: dict[str, Any] = {"base_url": base_url, "model": model, "timeout_seconds": 30.0, "max_retries": 0}
+def scorer_for(base_url: str, model: str = "rule-judge", **overrides: object) -> RagasScorer:
+    args: dict[str, object] = {"base_url": base_url, "model": model, "timeout_seconds": 30.0, "max_retries": 0}
     args.update(overrides)
-    return RagasScorer(Endpoint(**args))
+    return RagasScorer(Endpoint(**args))  # type: ignore[arg-type]  # the dict holds the fields
 
 
 def assert_null(metric: Metric, *words: str) -> None:
@@ -127,7 +126,7 @@ async def test_no_contexts_or_an_empty_answer_give_reasons_not_zeros(scorer: Rag
     assert_null(empty.context_precision, "empty")
 
 
-async def test_scoring_sends_nothing_off_the_machine(scorer: RagasScorer, netguard: NetGuard) -> None:
+async def test_scoring_sends_nothing_off_the_machine(scorer: RagasScorer, netguard) -> None:
     # ragas posts usage events unless RAGAS_DO_NOT_TRACK=true; the guard records any non-loopback connect or lookup.
     with netguard.watch() as attempts:
         scores = await scorer.score(item(reference="The Eiffel Tower is 330 metres tall."))

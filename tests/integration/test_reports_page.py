@@ -10,14 +10,10 @@ Chromium is a system package (`apt-get install -y chromium`); a missing one fail
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 import tempfile
-import threading
-import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -25,13 +21,13 @@ import pytest
 from bs4 import BeautifulSoup, Tag
 from PIL import Image
 
-from tests.conftest import import_records_sync
 from tests.integration.test_answers import RECORDS
-from tests.integration.test_worker_killed import ServiceProcess, free_port
+from tests.support.chat_server import ChatServer
+from tests.support.polling import HANG_GUARD_S, wait_scored_sync
+from tests.support.service import ServiceProcess, import_records_sync
 
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOT_COPY = Path("/tmp/reports.png")
-HANG_GUARD_S = 600  # only against a hang; nothing here asserts speed
 
 SUPPORTED_CLAIM = "The Golden Gate Bridge opened to traffic in 1937"
 INVENTED_CLAIMS = [
@@ -45,39 +41,10 @@ pytestmark = pytest.mark.slow
 
 
 # ----- a canned OpenAI-compatible endpoint --------------------------------------------------------------------------
-class _StubLLM(BaseHTTPRequestHandler):
-    def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        body = json.dumps(
-            {
-                "id": "chatcmpl-stub",
-                "object": "chat.completion",
-                "created": 0,
-                "model": "stub-llm",
-                "choices": [
-                    {"index": 0, "message": {"role": "assistant", "content": STUB_ANSWER}, "finish_reason": "stop"}
-                ],
-                "usage": {"prompt_tokens": 100, "completion_tokens": 30, "total_tokens": 130},
-            }
-        ).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 @pytest.fixture(scope="module")
 def stub_llm() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _StubLLM)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
-    server.shutdown()
-    server.server_close()
+    with ChatServer([STUB_ANSWER], model="stub-llm") as server:
+        yield server.base_url
 
 
 # ----- the service and its data -------------------------------------------------------------------------------------
@@ -93,7 +60,7 @@ def chromium() -> str:
 def service(tmp_path_factory: pytest.TempPathFactory, stub_llm: str) -> Iterator[str]:
     """`rag serve` on a free loopback port, with its own data directory; yields its base URL."""
     llm = {"RAG_LLM__BASE_URL": stub_llm, "RAG_LLM__MODEL": "stub-llm", "RAG_LLM__MAX_RETRIES": "0"}
-    svc = ServiceProcess(tmp_path_factory.mktemp("reports") / "data", free_port(), env=llm)
+    svc = ServiceProcess(tmp_path_factory.mktemp("reports") / "data", env=llm)
     svc.start()
     try:
         yield svc.url
@@ -105,18 +72,6 @@ def ask(http: httpx.Client, question: str, generator: str) -> dict:
     resp = http.post("/v1/query", json={"question": question, "collections": ["reports"], "generator": generator})
     assert resp.status_code == 200, resp.text
     return resp.json()
-
-
-def wait_scored(http: httpx.Client, answer_id: str, scored_after: str | None = None) -> dict:
-    """Poll until the worker has scored the answer (after `scored_after`, when rescoring)."""
-    deadline = time.monotonic() + HANG_GUARD_S
-    while True:
-        answer = http.get(f"/v1/answers/{answer_id}").json()
-        scores = answer["scores"]
-        if scores["status"] == "done" and (scored_after is None or scores["scored_at"] > scored_after):
-            return answer
-        assert time.monotonic() < deadline, f"answer {answer_id} was never scored: {scores}"
-        time.sleep(0.2)
 
 
 @pytest.fixture(scope="module")
@@ -133,14 +88,14 @@ def answers(service: str) -> dict[str, dict]:
         }
         assert [v["abstained"] for v in out.values()] == [False, False, False, True], out
         ids = {k: v["answer_id"] for k, v in out.items()}
-        scored = {k: wait_scored(http, answer_id) for k, answer_id in ids.items()}
+        scored = {k: wait_scored_sync(service, answer_id) for k, answer_id in ids.items()}
         for rating, key, comment in (("up", "bridge", None), ("down", "invented", HOSTILE_COMMENT)):
             resp = http.post(f"/v1/answers/{ids[key]}/feedback", json={"rating": rating, "comment": comment})
             assert resp.status_code == 201, resp.text
         # A reference makes context recall computable for this one answer; the worker scores it again.
         resp = http.post(f"/v1/answers/{ids['bridge']}/reference", json={"reference": "It opened in 1937."})
         assert resp.status_code == 202, resp.text
-        scored["bridge"] = wait_scored(http, ids["bridge"], scored_after=scored["bridge"]["scores"]["scored_at"])
+        scored["bridge"] = wait_scored_sync(service, ids["bridge"], after=scored["bridge"]["scores"]["scored_at"])
         scored["invented"] = http.get(f"/v1/answers/{ids['invented']}").json()  # now with its feedback
         return scored
 
