@@ -5,8 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 import httpx
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from kernel.settings import Settings
 
 
 async def wait_job(client: httpx.AsyncClient, job_id: str, interval: float = 0.05) -> dict:
@@ -18,7 +24,7 @@ async def wait_job(client: httpx.AsyncClient, job_id: str, interval: float = 0.0
 
 
 @contextlib.asynccontextmanager
-async def local_service(settings) -> AsyncIterator[tuple[httpx.AsyncClient, object]]:  # type: ignore[no-untyped-def]
+async def local_service(settings: Settings) -> AsyncIterator[tuple[httpx.AsyncClient, FastAPI]]:
     """The embedded service (API, worker, Valkey, SQLite, Qdrant Edge, model) behind an in-process client."""
     from asgi_lifespan import LifespanManager
 

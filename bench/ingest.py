@@ -17,11 +17,15 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.common import local_service, wait_job  # noqa: E402
+
+if TYPE_CHECKING:
+    from rag.services import Services
 
 CORPUS = REPO.parent / "shared" / "data" / "scifact" / "corpus.jsonl"
 
@@ -68,12 +72,14 @@ async def one_run(body: bytes, n_docs: int) -> dict[str, float]:
     }
 
 
-async def chunk_texts(svc) -> list[str]:  # type: ignore[no-untyped-def]
+async def chunk_texts(svc: Services) -> list[str]:
     import qdrant_edge as qe
 
     from kernel.types import ChunkSelector
-    from retrieval.stores.qdrant_edge import edge_filter
+    from retrieval.stores.qdrant_edge import QdrantEdgeStore, edge_filter
 
+    # The benchmark runs the embedded service, whose store is Qdrant Edge.
+    assert isinstance(svc.store, QdrantEdgeStore)
     texts: list[str] = []
     offset = None
     flt = edge_filter(ChunkSelector(collection="scifact"))
@@ -81,7 +87,9 @@ async def chunk_texts(svc) -> list[str]:  # type: ignore[no-untyped-def]
         points, offset = svc.store.shard.scroll(
             qe.ScrollRequest(filter=flt, limit=2000, offset=offset, with_payload=["text"])
         )
-        texts.extend(p.payload["text"] for p in points)
+        for p in points:
+            assert p.payload is not None  # requested with with_payload
+            texts.append(p.payload["text"])
         if offset is None:
             return texts
 

@@ -14,6 +14,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -22,13 +23,16 @@ from bench import scifact  # noqa: E402
 from bench.common import local_service  # noqa: E402
 from bench.retrieval import ensure_collection  # noqa: E402
 
+if TYPE_CHECKING:
+    import httpx
+
 
 def pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(p * (len(ordered) - 1)))]
 
 
-async def run(client, questions: list[str], concurrency: int) -> dict[str, list[float]]:  # type: ignore[no-untyped-def]
+async def run(client: httpx.AsyncClient, questions: list[str], concurrency: int) -> dict[str, list[float]]:
     samples: dict[str, list[float]] = {
         "request": [],
         "embed": [],

@@ -13,8 +13,10 @@ import argparse
 import asyncio
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 
@@ -24,6 +26,9 @@ sys.path.insert(0, str(REPO))
 from bench import scifact  # noqa: E402
 from bench.common import local_service, wait_job  # noqa: E402
 from retrieval.rerank import Reranker  # noqa: E402
+
+if TYPE_CHECKING:
+    from kernel.protocols import PassageChecker
 
 
 async def ensure_collection(client: httpx.AsyncClient, rows: list[dict]) -> None:
@@ -101,11 +106,11 @@ async def score_fusion(hits: dict[str, list[dict]], alpha: float, depth: int = 5
 class _Memo:
     """The checker's probabilities, kept per (query, passage): every blend weight reuses them."""
 
-    def __init__(self, checker) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, checker: PassageChecker) -> None:
         self._checker = checker
         self._seen: dict[tuple[str, str], float] = {}
 
-    def answers(self, question: str, passages: list[str]) -> list[float]:
+    def answers(self, question: str, passages: Sequence[str]) -> list[float]:
         missing = [p for p in dict.fromkeys(passages) if (question, p) not in self._seen]
         for p, prob in zip(missing, self._checker.answers(question, missing), strict=True):
             self._seen[(question, p)] = prob
@@ -200,7 +205,7 @@ class SplitRuns:
     judgments: dict[str, dict[str, int]]
 
 
-async def report_checker(args: argparse.Namespace, checker, data: SplitRuns, chosen: dict) -> None:  # type: ignore[no-untyped-def]
+async def report_checker(args: argparse.Namespace, checker: PassageChecker, data: SplitRuns, chosen: dict) -> None:
     """The checker reranker over the top --checker-depth hybrid hits: the blend weight is chosen on (a sample of)
     train, and the chosen weight is reported on test. Its time per query is printed beside."""
     import random

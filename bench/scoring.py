@@ -21,11 +21,17 @@ import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.common import local_service, wait_job  # noqa: E402
+
+if TYPE_CHECKING:
+    import httpx
+
+    from rag.storage.answers import AnswerStore
 
 CLAPNQ = REPO.parent / "shared" / "data" / "clapnq"
 
@@ -45,7 +51,9 @@ def load() -> tuple[list[dict], list[str]]:
     return records, questions
 
 
-async def ask_all(client, questions: list[str], clients: int, rate: float | None = None):  # type: ignore[no-untyped-def]
+async def ask_all(
+    client: httpx.AsyncClient, questions: list[str], clients: int, rate: float | None = None
+) -> tuple[list[str], float]:
     """Closed loop (each client asks again as soon as it has its answer) or, with `rate`, open loop at that pace."""
     queue: asyncio.Queue[str] = asyncio.Queue()
     for q in questions:
@@ -73,13 +81,13 @@ async def ask_all(client, questions: list[str], clients: int, rate: float | None
     return ids, time.perf_counter() - started
 
 
-async def until_scored(answers) -> None:  # type: ignore[no-untyped-def]
+async def until_scored(answers: AnswerStore) -> None:
     # The database is the only place that knows: poll it with one cheap query.
     while await answers.scores.pending(limit=1):  # noqa: ASYNC110
         await asyncio.sleep(0.1)
 
 
-async def lags(client, ids: list[str]) -> list[float]:  # type: ignore[no-untyped-def]
+async def lags(client: httpx.AsyncClient, ids: list[str]) -> list[float]:
     out = []
     for answer_id in ids:
         data = (await client.get(f"/v1/answers/{answer_id}")).json()
@@ -89,7 +97,9 @@ async def lags(client, ids: list[str]) -> list[float]:  # type: ignore[no-untype
     return sorted(out)
 
 
-async def phase(data_dir: Path, questions: list[str], clients: int, scoring: bool, rate: float | None = None):  # type: ignore[no-untyped-def]
+async def phase(
+    data_dir: Path, questions: list[str], clients: int, scoring: bool, rate: float | None = None
+) -> dict[str, float]:
     from kernel.settings import load_settings
 
     settings = load_settings(data_dir=data_dir, scoring={"enabled": scoring})

@@ -43,7 +43,7 @@ def batches(examples: list, batch_size: int, rng: random.Random) -> list[list]:
     return out
 
 
-def encode(tokenizer, batch: list):  # type: ignore[no-untyped-def]  # transformers' tokenizer is untyped
+def encode(tokenizer, batch: list):
     return tokenizer(
         [e.a for e in batch],
         [e.b for e in batch],
@@ -54,7 +54,7 @@ def encode(tokenizer, batch: list):  # type: ignore[no-untyped-def]  # transform
     )
 
 
-def predict(model, tokenizer, examples: list, batch_size: int = 64) -> list[float]:  # type: ignore[no-untyped-def]
+def predict(model, tokenizer, examples: list, batch_size: int = 64) -> list[float]:
     import torch
 
     model.eval()
@@ -143,7 +143,7 @@ def train(args: argparse.Namespace) -> None:
     print(json.dumps(report, indent=2))
 
 
-def export(model, tokenizer, out: Path, work: Path) -> None:  # type: ignore[no-untyped-def]
+def export(model, tokenizer, out: Path, work: Path) -> None:
     """fp32 ONNX, then dynamic int8 quantisation of the weights (about a quarter of the size)."""
     import torch
     from onnxruntime.quantization import QuantType, quantize_dynamic

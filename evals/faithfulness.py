@@ -156,7 +156,9 @@ class OfflineFaithfulness:
 
     def _encode(self, texts: list[str]) -> dict[str, np.ndarray]:
         unique = list(dict.fromkeys(texts))
-        vectors = np.asarray(self._embedder.embed_documents(unique), dtype=np.float32) if unique else []
+        if not unique:
+            return {}
+        vectors = np.asarray(self._embedder.embed_documents(unique), dtype=np.float32)
         return dict(zip(unique, vectors, strict=True))
 
     def verdicts(self, answer: str, contexts: Sequence[str]) -> list[ClaimVerdict]:

@@ -103,7 +103,9 @@ class RagasScorer:
 
     async def score(self, item: ScoreInput) -> Scores:
         # The first call imports ragas and langchain (seconds): not on the event loop.
-        metrics = self._metrics or await asyncio.to_thread(self._get_metrics)
+        metrics = self._metrics
+        if metrics is None:
+            metrics = await asyncio.to_thread(self._get_metrics)
         recall = await self._guard("context recall", self._recall(metrics, item))
         if item.abstained:
             return abstention_scores(self, recall)

@@ -24,6 +24,7 @@ import re
 import time
 from collections.abc import Callable
 
+from evals.claims import ClaimVerdict
 from evals.shared_data import (
     clapnq_rows,
     heldout_examples,
@@ -40,7 +41,7 @@ def scifact_pairs(split: str | None = None) -> list[Pair]:
     The evidence sentence indices in the metadata are never given to the scorer: only the label is used."""
     corpus = scifact_corpus()
     keep = scifact_split_ids(split) if split else None
-    pairs = []
+    pairs: list[Pair] = []
     for q in scifact_queries():
         if keep is not None and q["_id"] not in keep:
             continue
@@ -111,7 +112,7 @@ def word_overlap(question: str | None, answer: str, contexts: list[str]) -> floa
     return len(words & ctx) / max(1, len(words))
 
 
-def share_supported(verdicts: list) -> float | None:  # type: ignore[type-arg]
+def share_supported(verdicts: list[ClaimVerdict]) -> float | None:
     """What the service stores as faithfulness: the ranking score above is validated beside it."""
     return sum(v.supported for v in verdicts) / len(verdicts) if verdicts else None
 
@@ -192,7 +193,7 @@ def scorers() -> list[tuple[str, BatchScorer]]:
         return out
     claims = CheckedClaims(checker)
 
-    def judged(items: list[Item]) -> list[list]:  # type: ignore[type-arg]  # lists of ClaimVerdict
+    def judged(items: list[Item]) -> list[list[ClaimVerdict]]:
         return claims.judge_many([ClaimItem(q, a, c) for q, a, c in items])
 
     combined = CombinedJudge(similarity, claims)

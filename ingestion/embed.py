@@ -52,7 +52,10 @@ class SentenceTransformerEmbedder:
 
     @property
     def max_tokens(self) -> int:
-        return int(self._model.max_seq_length)
+        length = self._model.max_seq_length
+        if length is None:
+            raise ValueError(f"the embedding model {self._model_id} does not say how many tokens it reads")
+        return int(length)
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         """Word pieces per text, without the special tokens the model adds."""

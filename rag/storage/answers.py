@@ -63,7 +63,9 @@ class AnswerStore:
         row = {"answer_id": answer_id, "rating": rating, "comment": comment, "created_at": created, "key_id": key_id}
         async with Transaction(self._engine) as conn:
             res = await conn.execute(feedback.insert().values(**row))
-        return Feedback(res.inserted_primary_key[0], answer_id, rating, comment, created)
+        key = res.inserted_primary_key
+        assert key is not None  # a single-row insert always reports its key
+        return Feedback(key[0], answer_id, rating, comment, created)
 
     async def feedback_for(self, answer_ids: list[str]) -> dict[str, list[Feedback]]:
         out: dict[str, list[Feedback]] = {}
@@ -125,11 +127,8 @@ class AnswerStore:
     async def conversation_owner(self, conversation_id: str) -> tuple[str | None, list[str]] | None:
         """The key that holds a conversation and every collection its answers drew on; None if it has none."""
         async with Transaction(self._engine) as conn:
-            keys = (
-                (await conn.execute(sa.select(answers.c.key_id).where(answers.c.conversation_id == conversation_id)))
-                .scalars()
-                .all()
-            )
+            found = await conn.execute(sa.select(answers.c.key_id).where(answers.c.conversation_id == conversation_id))
+            keys: list[str | None] = list(found.scalars().all())
             if not keys:
                 return None
             used = await conn.execute(

@@ -38,8 +38,10 @@ class CollectionStore:
 
     async def list_all(self) -> list[Collection]:
         async with Transaction(self._engine) as conn:
-            names = (await conn.execute(sa.select(collections.c.name).order_by(collections.c.name))).scalars()
-            return [await _collection(conn, n) for n in list(names)]
+            names: list[str] = list(
+                (await conn.execute(sa.select(collections.c.name).order_by(collections.c.name))).scalars()
+            )
+            return [await _collection(conn, n) for n in names]
 
     async def get(self, name: str) -> Collection:
         async with Transaction(self._engine) as conn:

@@ -76,7 +76,7 @@ class DocumentStore:
     async def delete(self, document_id: str) -> list[str]:
         """Remove the document and its versions; returns the blobs no other version refers to."""
         async with Transaction(self._engine) as conn:
-            blobs = set(
+            blobs: set[str] = set(
                 (await conn.execute(sa.select(versions.c.blob).where(versions.c.document_id == document_id))).scalars()
             )
             await conn.execute(versions.delete().where(versions.c.document_id == document_id))
@@ -90,7 +90,7 @@ class DocumentStore:
         if not candidates:
             return []
         async with Transaction(self._engine) as conn:
-            used = set(
+            used: set[str] = set(
                 (await conn.execute(sa.select(versions.c.blob).where(versions.c.blob.in_(list(candidates))))).scalars()
             )
         return sorted(candidates - used)

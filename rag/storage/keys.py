@@ -37,7 +37,7 @@ def split_key(presented: str) -> tuple[str, str] | None:
     return key_id, secret
 
 
-def _record(row: Mapping[str, Any]) -> ApiKey:
+def _record(row: Mapping[str, Any] | sa.RowMapping) -> ApiKey:
     return ApiKey(
         id=row["id"],
         name=row["name"],

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -84,7 +85,7 @@ class ScoreStore:
             scores.c.claimed_until.is_(None) | (scores.c.claimed_until < ts)
         )
         async with Transaction(self._engine) as conn:
-            head = []
+            head: list[str] = []
             if first is not None:
                 head = list(
                     (
@@ -143,7 +144,7 @@ async def insert_owed(conn: AsyncConnection, answer_id: str) -> None:
     )
 
 
-def score_state(row: Mapping[str, Any], prefix: str = "") -> ScoreState:
+def score_state(row: RowMapping, prefix: str = "") -> ScoreState:
     """A score row (its columns named with `prefix`, as in a join) as a record."""
     return ScoreState(
         answer_id=row[f"{prefix}answer_id"],

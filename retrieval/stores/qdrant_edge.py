@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +24,8 @@ from retrieval.stores import fields
 
 
 def edge_filter(selector: ChunkSelector) -> qe.Filter:
-    must: list[qe.FieldCondition] = []
-    for key, value in selector.model_dump(exclude_none=True).items():
-        must.append(qe.FieldCondition(key=key, match=qe.MatchValue(value)))
-    return qe.Filter(must=must)
+    values = selector.model_dump(exclude_none=True)
+    return qe.Filter(must=[qe.FieldCondition(key=key, match=qe.MatchValue(value)) for key, value in values.items()])
 
 
 def _edge_clause(field: str, kind: str, value: Any) -> qe.FieldCondition:
@@ -43,7 +41,9 @@ def spec_filter(spec: FilterSpec) -> qe.Filter:
     return qe.Filter(must=[_edge_clause(*clause) for clause in spec_clauses(spec)])
 
 
-_INDEX_PARAMS = {
+_IndexParams = qe.KeywordIndexParams | qe.IntegerIndexParams | qe.FloatIndexParams | qe.DatetimeIndexParams
+
+_INDEX_PARAMS: dict[FieldType, Callable[[], _IndexParams]] = {
     "keyword": lambda: qe.KeywordIndexParams(),
     "integer": lambda: qe.IntegerIndexParams(lookup=True, range=True),
     "float": lambda: qe.FloatIndexParams(),
@@ -73,7 +73,8 @@ class QdrantEdgeStore:
                     f"the vector store at {self._path} holds {stored}-dimensional vectors but the embedding "
                     f"model makes {dim}: use a new RAG_DATA_DIR or the model the data was indexed with"
                 )
-            self._shard = qe.EdgeShard.load(str(self._path))
+            if self._shard is None:  # already open: the dimension check above is all that is left to do
+                self._shard = qe.EdgeShard.load(str(self._path))
         else:
             self._path.mkdir(parents=True, exist_ok=True)
             self._shard = qe.EdgeShard.create(str(self._path), config)
@@ -81,7 +82,7 @@ class QdrantEdgeStore:
 
     def _create_indexes(self) -> None:
         existing = set(self.shard.info().payload_schema)
-        ops = []
+        ops: list[tuple[str, _IndexParams]] = []
         for name in fields.KEYWORD_FIELDS:
             if name not in existing:
                 ops.append((name, qe.KeywordIndexParams(is_tenant=name == fields.TENANT_FIELD)))
@@ -140,7 +141,8 @@ class QdrantEdgeStore:
             self.shard.optimize()
 
     async def ensure_field_index(self, field: str, type_: FieldType) -> None:
-        if field in self.shard.info().payload_schema:
+        info = await asyncio.to_thread(self.shard.info)
+        if field in info.payload_schema:
             return
         op = qe.UpdateOperation.create_field_index(field, _INDEX_PARAMS[type_]())
         await asyncio.to_thread(self._write, op)
@@ -166,7 +168,7 @@ class QdrantEdgeStore:
                         qe.Prefetch(query=dense_q, limit=candidates, filter=flt),
                         qe.Prefetch(query=sparse_q, limit=candidates, filter=flt),
                     ],
-                    query=qe.Fusion.Rrf(k=rrf_k),
+                    query=qe.Fusion.Rrf(k=rrf_k),  # type: ignore[arg-type]  # a Fusion at runtime; the stub omits the base
                     limit=limit,
                     with_payload=True,
                 ),
@@ -175,7 +177,7 @@ class QdrantEdgeStore:
         return assemble_hits(mode, results, limit)
 
     async def ping(self) -> None:
-        self.shard.info()
+        await asyncio.to_thread(self.shard.info)
 
     async def close(self) -> None:
         if self._shard is not None:

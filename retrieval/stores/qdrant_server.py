@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Awaitable, Sequence
+from typing import Any, TypeVar
 
 from qdrant_client import AsyncQdrantClient, models
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
@@ -15,6 +15,8 @@ from kernel.types import ChunkRecord, ChunkSelector, ChunkState, Hit, SparseVect
 from retrieval.filters import spec_clauses
 from retrieval.stores import fields
 from retrieval.stores.qdrant_edge import assemble_hits
+
+T = TypeVar("T")
 
 
 def server_filter(selector: ChunkSelector) -> models.Filter:
@@ -101,7 +103,8 @@ class QdrantServerStore:
             )
             for r in records
         ]
-        await self._call(self._client.upsert(self._collection, points=points, wait=True))
+        if points:  # Qdrant rejects an empty update ("Empty update request"); the Edge store skips it too
+            await self._call(self._client.upsert(self._collection, points=points, wait=True))
 
     async def set_state(self, selector: ChunkSelector, state: ChunkState) -> None:
         await self._call(
@@ -164,7 +167,7 @@ class QdrantServerStore:
         await self._client.close()
 
     @staticmethod
-    async def _call(awaitable):  # type: ignore[no-untyped-def]
+    async def _call(awaitable: Awaitable[T]) -> T:
         try:
             return await awaitable
         except (ResponseHandlingException, OSError) as exc:

@@ -1,11 +1,14 @@
-"""The layer contracts and the size limits hold, and the contracts fail when a layer is crossed."""
+"""The layer contracts and the size limits hold, and the contracts fail when a layer is crossed; every type: ignore
+names the error it silences and says why."""
 
 from __future__ import annotations
 
 import ast
+import re
 import shutil
 import subprocess
 import sys
+import tokenize
 from pathlib import Path
 
 import pytest
@@ -15,6 +18,10 @@ PACKAGES = ("kernel", "ingestion", "retrieval", "evals", "rag")
 MAX_MODULE_LINES = 400
 MAX_PARAMETERS = 6
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
+TYPE_CHECKED = (*PACKAGES, "bench", "tests")
+TYPE_IGNORE = re.compile(r"type:\s*ignore")
+# Error codes in brackets, then a `#` reason: an ignore without a code silences every error on its line.
+EXPLAINED_TYPE_IGNORE = re.compile(r"type:\s*ignore\[[\w-]+(?:,\s*[\w-]+)*\]\s*#\s*\S")
 
 
 def modules() -> list[Path]:
@@ -80,3 +87,21 @@ def test_crossing_a_layer_breaks_the_contract(tmp_path: Path, module: str, line:
     result = lint_imports(tmp_path)
     assert result.returncode != 0, result.stdout
     assert complaint in result.stdout, result.stdout
+
+
+def unexplained_type_ignores(root: Path) -> list[str]:
+    found = []
+    for path in sorted(p for top in TYPE_CHECKED for p in (root / top).rglob("*.py")):
+        with path.open("rb") as source:
+            # Comments only: the patterns above, as strings, are not ignores.
+            for token in tokenize.tokenize(source.readline):
+                if token.type != tokenize.COMMENT or not TYPE_IGNORE.search(token.string):
+                    continue
+                if not EXPLAINED_TYPE_IGNORE.search(token.string):
+                    found.append(f"{path.relative_to(root)}:{token.start[0]} {token.string}")
+    return found
+
+
+def test_every_type_ignore_has_a_code_and_a_reason() -> None:
+    bare = unexplained_type_ignores(REPO)
+    assert not bare, f"write `# type: ignore[code]  # reason`: {bare}"

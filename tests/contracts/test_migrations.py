@@ -39,7 +39,7 @@ async def run(url: str, work: Any) -> Any:
         await engine.dispose()
 
 
-def link_rows(conn: sa.Connection) -> set[tuple[str, str]]:
+def link_rows(conn: sa.Connection) -> set[tuple[object, ...]]:
     return {tuple(r) for r in conn.execute(sa.text("SELECT answer_id, collection FROM answer_collections"))}
 
 

@@ -14,7 +14,7 @@ from asgi_lifespan import LifespanManager
 
 from kernel.settings import load_settings
 from rag.api.app import create_app
-from tests.conftest import wait_job
+from tests.support.polling import wait_job
 
 CANARY = "ZQXJ-CANARY-7731"  # only in collection "beta": its text, its document id, its title
 ALPHA = [

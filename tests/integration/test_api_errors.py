@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import DOCS
+from tests.support.polling import wait_job
+from tests.support.service import create_collection
 
 
 async def assert_error(resp, status: int, *needles: str) -> None:
@@ -32,7 +34,7 @@ async def test_collection_errors(client, collection):
     )
 
 
-async def test_upload_rejections(client, collection, services, monkeypatch):
+async def test_upload_rejections(client, collection):
     url = f"/v1/collections/{collection}/documents"
     wav = (DOCS / "CantinaBand3.wav").read_bytes()
     await assert_error(await client.post(url, files={"files": ("song.wav", wav)}), 415, "song.wav", "Supported")
@@ -40,14 +42,7 @@ async def test_upload_rejections(client, collection, services, monkeypatch):
     await assert_error(await client.post(url, files={"files": ("song.txt", wav)}), 415, "song.txt")
     await assert_error(await client.post(url, files={"files": ("empty.txt", b"")}), 422, "empty.txt is empty")
     await assert_error(await client.post(url), 422, "files")
-    monkeypatch.setattr(services.settings.ingestion, "max_upload_bytes", 100)
-    await assert_error(await client.post(url, files={"files": ("big.txt", b"x " * 200)}), 413, "big.txt", "100")
-    monkeypatch.setattr(services.settings.ingestion, "max_files_per_request", 1)
-    two = [("files", ("a.txt", b"alpha")), ("files", ("b.txt", b"beta"))]
-    await assert_error(await client.post(url, files=two), 422, "limit is 1")
     # A request with one bad file stores nothing.
-    monkeypatch.setattr(services.settings.ingestion, "max_files_per_request", 10)
-    monkeypatch.setattr(services.settings.ingestion, "max_upload_bytes", 10_000_000)
     mixed = [("files", ("good.txt", b"fine text")), ("files", ("bad.wav", wav))]
     await assert_error(await client.post(url, files=mixed), 415, "bad.wav")
     assert (await client.get(url)).json() == []
@@ -65,6 +60,23 @@ async def test_upload_rejections(client, collection, services, monkeypatch):
     )
 
 
+async def test_size_and_count_limits(own_service):
+    # Limits small enough to reach with a few bytes: a service of its own, the session's keeps the defaults.
+    limits = {"max_upload_bytes": 100, "max_files_per_request": 1, "max_import_bytes": 10}
+    svc = await own_service({"ingestion": limits})
+    client = svc.client
+    url = f"/v1/collections/{await create_collection(client, 'limits')}/documents"
+    await assert_error(await client.post(url, files={"files": ("big.txt", b"x " * 200)}), 413, "big.txt", "100")
+    two = [("files", ("a.txt", b"alpha")), ("files", ("b.txt", b"beta"))]
+    await assert_error(await client.post(url, files=two), 422, "limit is 1")
+    await assert_error(await client.post(url + "/import", content=b'{"id": "a", "text": "long enough"}'), 413, "larger")
+    assert (await client.get(url)).json() == []
+    # Within the limits the same service takes the upload: the limits, not something else, refused the others.
+    small = await client.post(url, files={"files": ("small.txt", b"A short note.")})
+    assert small.status_code == 202, small.text
+    assert (await client.get("/healthz")).status_code == 200
+
+
 async def test_filenames_are_sanitised(client, collection):
     url = f"/v1/collections/{collection}/documents"
     resp = await client.post(url, files={"files": ("../../etc/evil.txt", b"Traversal attempt text.")})
@@ -72,7 +84,7 @@ async def test_filenames_are_sanitised(client, collection):
     assert resp.json()[0]["filename"] == "evil.txt"
 
 
-async def test_import_rejections(client, collection, services, monkeypatch):
+async def test_import_rejections(client, collection):
     url = f"/v1/collections/{collection}/documents/import"
     await assert_error(await client.post(url, content=b""), 422, "empty")
     await assert_error(await client.post(url, content=b'{"id": "a", "text": "x"}\nnot json\n'), 422, "line 2")
@@ -81,8 +93,6 @@ async def test_import_rejections(client, collection, services, monkeypatch):
     await assert_error(await client.post(url, content=dup), 422, "already used on line 1")
     await assert_error(await client.post(url, content=b'{"id": "a", "text": "  "}'), 422, "no text")
     await assert_error(await client.post(url, content=b"\xff\xfe\x00"), 422, "UTF-8")
-    monkeypatch.setattr(services.settings.ingestion, "max_import_bytes", 10)
-    await assert_error(await client.post(url, content=b'{"id": "a", "text": "long enough"}'), 413, "larger")
     assert (await client.get(f"/v1/collections/{collection}/documents")).json() == []
 
 
@@ -94,19 +104,16 @@ async def test_unknown_ids(client):
 
 
 async def test_rollback_without_history_is_a_conflict(client, collection):
-    from tests.conftest import wait_job
-
     resp = await client.post(
         f"/v1/collections/{collection}/documents", files={"files": ("one.txt", b"Only one version.")}
     )
     res = resp.json()[0]
-    await wait_job(client, res["job_id"])
+    assert (await wait_job(client, res["job_id"]))["status"] == "succeeded"  # one indexed version, none before it
     await assert_error(await client.post(f"/v1/documents/{res['document_id']}/rollback"), 409, "no earlier version")
 
 
 async def test_delete_collection_removes_everything(client, services, collection):
     from kernel.types import ChunkSelector
-    from tests.conftest import wait_job
 
     resp = await client.post(
         f"/v1/collections/{collection}/documents", files={"files": ("x.md", b"# X\n\nSome words to index.")}
@@ -132,8 +139,6 @@ async def test_hostile_json_is_a_422(client, collection):
 
 
 async def test_reuploading_after_delete_and_after_failure(client, collection):
-    from tests.conftest import wait_job
-
     url = f"/v1/collections/{collection}/documents"
     first = (await client.post(url, files={"files": ("again.txt", b"Same bytes twice.")})).json()[0]
     assert (await wait_job(client, first["job_id"]))["status"] == "succeeded"

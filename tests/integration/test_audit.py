@@ -18,7 +18,7 @@ from kernel.settings import load_settings
 from rag.api.app import create_app
 from rag.cli import app as cli
 from rag.storage.audit import entry_hash
-from tests.conftest import wait_job
+from tests.support.polling import wait_job
 
 RECORDS = [{"id": "tower", "text": "The Eiffel Tower was completed in 1889. It is 330 metres tall."}]
 QUESTION = "When was the Eiffel Tower completed?"
@@ -59,7 +59,7 @@ async def test_every_request_is_audited_and_the_first_key_comes_from_the_cli(ses
     assert (await client.delete("/v1/collections/kb", headers={"Authorization": "Bearer rag_nope"})).status_code == 401
 
     entries = (await client.get("/v1/audit", params={"limit": 1000}, headers=admin)).json()["entries"]
-    by_action = {}
+    by_action: dict[str, list[dict]] = {}
     for e in entries:
         by_action.setdefault(e["action"], []).append(e)
     for action in ("create_collection", "import_documents", "query", "create_key", "revoke_key", "delete_collection"):
@@ -98,7 +98,8 @@ async def test_tampering_with_any_entry_breaks_the_chain_there(session, tamper: 
             db.execute("UPDATE audit_log SET seq = seq - 99 WHERE seq >= 100")
             first = db.execute("SELECT hash FROM audit_log WHERE seq = 1").fetchone()[0]
             forged = {"action": "create_collection", "method": "POST", "path": "/v1/collections", "outcome": "ok"}
-            fields = {f: None for f in ("key_id", "role", "collection", "document_id", "answer_id", "question")}
+            empty = ("key_id", "role", "collection", "document_id", "answer_id", "question")
+            fields: dict[str, object] = dict.fromkeys(empty)
             fields |= {**forged, "status": 201, "detail": None}
             at = "2026-01-01T00:00:00.000000+00:00"
             digest = entry_hash(first, 2, at, fields)

@@ -10,11 +10,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
 
-from tests.conftest import DOCS, wait_job
+from tests.conftest import DOCS
+from tests.support.polling import wait_job
+
+if TYPE_CHECKING:
+    from kernel.types import Context, GeneratedAnswer
+    from rag.services import Services
 
 SHORT_ANSWERS = Path(__file__).resolve().parents[1] / "data" / "short_answers.jsonl"
 
@@ -106,7 +112,7 @@ MANUALS = [
 ]
 
 
-def _manual_contexts():  # type: ignore[no-untyped-def]
+def _manual_contexts() -> list[Context]:
     from kernel.types import Context
 
     return [
@@ -125,12 +131,14 @@ def _manual_contexts():  # type: ignore[no-untyped-def]
     ]
 
 
-async def _pick(services, question: str):  # type: ignore[no-untyped-def]
+async def _pick(services: Services, question: str) -> GeneratedAnswer:
     """The extractive generator with the checker picking sentences (RAG_CHECKER__ANSWER_SELECTION=true)."""
     from rag.generation.extractive import ExtractiveGenerator
+    from rag.prompts.registry import load_prompt
 
     gen = ExtractiveGenerator(services.embedder, checker=services.checker)
-    return await gen.generate(question, _manual_contexts(), prompt=None)
+    # Unused by the extractive generator, which quotes sentences instead of prompting a model.
+    return await gen.generate(question, _manual_contexts(), prompt=load_prompt("grounded_answer"))
 
 
 async def test_checker_selection_answers_a_plain_question_it_retrieved(services):

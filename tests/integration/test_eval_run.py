@@ -10,14 +10,14 @@ from pathlib import Path
 import pytest
 
 from evals.runner import DatasetError, Gate, load_dataset, run_eval, summarize, write_reports
-from tests.conftest import REPO, import_records_sync
+from tests.conftest import REPO
 from tests.integration.test_answers import (
     RECORDS,
     kb,  # noqa: F401  (the fixture)
 )
-from tests.integration.test_worker_killed import ServiceProcess, free_port
+from tests.support.service import ServiceProcess, import_records_sync
 
-DATASET = [
+DATASET: list[dict] = [
     {
         "id": "q1",
         "question": "When did the Golden Gate Bridge open?",
@@ -69,7 +69,7 @@ def test_dataset_errors_name_the_lines(tmp_path):
 
 @pytest.mark.slow
 def test_cli_gate_exit_codes(tmp_path: Path) -> None:
-    svc = ServiceProcess(tmp_path / "data", free_port())
+    svc = ServiceProcess(tmp_path / "data")
     svc.start()
     try:
         import_records_sync(svc.url, "kb", RECORDS)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import json
 
-from tests.conftest import wait_job
+from tests.support.polling import wait_job
 
 
 async def test_import_indexes_records(client, services, collection):

@@ -6,7 +6,8 @@ import qdrant_edge as qe
 
 from kernel.types import ChunkSelector, ChunkState
 from retrieval.stores.qdrant_edge import edge_filter
-from tests.conftest import DOCS, wait_job
+from tests.conftest import DOCS
+from tests.support.polling import wait_job
 from tests.unit.test_parse import FAILURES, SNIPPETS
 
 # Rejected at upload, before any job: (status, what the message says).

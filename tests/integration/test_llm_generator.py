@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from typing import Any
 
 import pytest
 
@@ -11,7 +12,9 @@ from kernel.errors import TransientError
 from kernel.llm import Endpoint
 from kernel.types import Context, GeneratedAnswer
 from rag.generation.openai_compat import GeneratorError, OpenAICompatibleGenerator
-from tests.llm_server import LlamaServer, free_port, llm_server  # noqa: F401
+from tests.llm_server import LlamaServer, llm_server  # noqa: F401
+from tests.support.chat_server import ChatServer
+from tests.support.ports import free_port
 
 
 class TinyPrompt:
@@ -42,8 +45,8 @@ QUESTION = "What is the capital of France?"
 USAGE = {"prompt_tokens": 11, "completion_tokens": 3, "total_tokens": 14}
 
 
-def make_generator(server: LlamaServer, **overrides: object) -> OpenAICompatibleGenerator:
-    args: dict[str, object] = {
+def make_generator(server: LlamaServer, **overrides: Any) -> OpenAICompatibleGenerator:
+    args: dict[str, Any] = {
         "base_url": server.base_url,
         "model": server.model,
         "api_key": None,
@@ -53,7 +56,7 @@ def make_generator(server: LlamaServer, **overrides: object) -> OpenAICompatible
         "temperature": 0.0,
     }
     args.update(overrides)
-    return OpenAICompatibleGenerator(Endpoint(**args))  # type: ignore[arg-type]  # the dict holds the fields
+    return OpenAICompatibleGenerator(Endpoint(**args))
 
 
 @pytest.fixture
@@ -79,23 +82,26 @@ async def test_generate_returns_text_usage_and_model(
 
 
 @pytest.mark.slow
-async def test_stream_yields_deltas_then_one_final_answer(
-    generator: OpenAICompatibleGenerator,
-    llm_server: LlamaServer,  # noqa: F811
-) -> None:
-    items = [item async for item in generator.stream(QUESTION, CONTEXTS, PROMPT)]
+async def test_stream_yields_deltas_then_one_final_answer(llm_server: LlamaServer) -> None:  # noqa: F811
+    # Through a recording endpoint: the usage the server really sent decides what the final answer must carry.
+    with ChatServer(upstream=llm_server.base_url) as seen:
+        generator = make_generator(llm_server, base_url=seen.base_url)
+        items = [item async for item in generator.stream(QUESTION, CONTEXTS, PROMPT)]
+        await generator.aclose()
 
     deltas, final = items[:-1], items[-1]
     assert deltas, items
     assert all(isinstance(d, str) and d for d in deltas), items
     assert isinstance(final, GeneratedAnswer)
-    assert final.text == "".join(deltas)  # type: ignore[arg-type]
+    assert final.text == "".join(d for d in deltas if isinstance(d, str))
     assert final.text.strip()
     assert final.model == llm_server.model
+    [sent] = seen.exchanges
+    assert sent.request["stream"] is True and final.text == sent.reply
     # llama-cpp-python's server (0.3.x) ignores stream_options.include_usage: no usage chunk, so zeros. A server
-    # that sends one gets real counts (test_stream_reads_usage_from_the_include_usage_chunk below).
-    usage = (final.usage.prompt_tokens, final.usage.completion_tokens)
-    assert usage == (0, 0) or (usage[0] > 0 and usage[1] > 0), final.usage
+    # that sends one must have its counts carried (test_stream_reads_usage_from_the_include_usage_chunk below).
+    told = (sent.usage["prompt_tokens"], sent.usage["completion_tokens"]) if sent.usage else (0, 0)
+    assert (final.usage.prompt_tokens, final.usage.completion_tokens) == told, (final.usage, sent.usage)
 
 
 @pytest.mark.slow
@@ -110,9 +116,10 @@ async def test_stream_and_generate_agree_at_temperature_zero(generator: OpenAICo
 @pytest.mark.slow
 async def test_stream_closed_early_does_not_break_the_next_request(generator: OpenAICompatibleGenerator) -> None:
     stream = generator.stream(QUESTION, CONTEXTS, PROMPT)
-    first = await anext(stream)  # type: ignore[call-overload]
+    assert isinstance(stream, AsyncGenerator)  # aclose() is not part of the AsyncIterator it is declared as
+    first = await anext(stream)
     assert isinstance(first, str)
-    await stream.aclose()  # type: ignore[attr-defined]
+    await stream.aclose()
 
     answer = await generator.generate(QUESTION, CONTEXTS, PROMPT)
     assert answer.text.strip()
@@ -177,7 +184,11 @@ async def test_wrong_path_is_a_generator_error(llm_server: LlamaServer) -> None:
 # --- Responses a real server may give that llama.cpp cannot be made to give: scripted with httpx.MockTransport.
 
 
-def scripted(status: int, body: object, *, sse: bool = False) -> OpenAICompatibleGenerator:
+class ScriptedGenerator(OpenAICompatibleGenerator):
+    requests: list[dict[str, object]]  # the request bodies the scripted server received
+
+
+def scripted(status: int, body: Any, *, sse: bool = False) -> ScriptedGenerator:
     import httpx
 
     requests: list[dict[str, object]] = []
@@ -185,11 +196,11 @@ def scripted(status: int, body: object, *, sse: bool = False) -> OpenAICompatibl
     def handler(request: httpx.Request) -> httpx.Response:
         requests.append(json.loads(request.content))
         if sse:
-            events = "".join(f"data: {json.dumps(e) if not isinstance(e, str) else e}\n\n" for e in body)  # type: ignore[attr-defined]
+            events = "".join(f"data: {json.dumps(e) if not isinstance(e, str) else e}\n\n" for e in body)
             return httpx.Response(status, content=events.encode(), headers={"content-type": "text/event-stream"})
         return httpx.Response(status, json=body)
 
-    gen = OpenAICompatibleGenerator(
+    gen = ScriptedGenerator(
         Endpoint(
             base_url="http://llm.test/v1",
             model="m",
@@ -201,7 +212,7 @@ def scripted(status: int, body: object, *, sse: bool = False) -> OpenAICompatibl
         ),
         http_client=httpx.AsyncClient(transport=httpx.MockTransport(handler)),
     )
-    gen.requests = requests  # type: ignore[attr-defined]
+    gen.requests = requests
     return gen
 
 
@@ -231,7 +242,7 @@ async def test_stream_reads_usage_from_the_include_usage_chunk() -> None:
     assert final.text == "Paris [1]"
     assert (final.usage.prompt_tokens, final.usage.completion_tokens) == (11, 3)
     assert final.model == "served-model"
-    assert gen.requests[0]["stream_options"] == {"include_usage": True}  # type: ignore[attr-defined]
+    assert gen.requests[0]["stream_options"] == {"include_usage": True}
 
 
 async def test_stream_with_no_chunk_at_all_is_a_generator_error() -> None:

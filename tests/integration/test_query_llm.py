@@ -1,95 +1,117 @@
-"""/v1/query with the OpenAI-compatible generator against the real llama.cpp server.
+"""/v1/query and /v1/chat with the OpenAI-compatible generator against the real llama.cpp server.
 
 The model is a 270M base model: its answers are weak, so these tests check the plumbing (usage, prompt, lineage,
-citation validation, abstention when it cites nothing), not the prose.
+citation validation, abstention when it cites nothing, the follow-up rewrite), not the prose. The service talks to
+llama.cpp through a forwarding endpoint on 127.0.0.1 that records each exchange: what the service asked and what the
+model said, so every outcome can be checked against what the model really answered.
 """
 
 from __future__ import annotations
 
-import json
+import re
+from collections.abc import AsyncIterator
 
 import pytest
 
-from kernel.llm import Endpoint
-from rag.generation.openai_compat import OpenAICompatibleGenerator
-from tests.conftest import wait_job
-from tests.llm_server import llm_server  # noqa: F401
+from rag.api.routes.answers import standalone_question
+from rag.pipeline import ABSTAIN_TEXT
+from rag.prompts.registry import load_prompt
+from tests.llm_server import LlamaServer, llm_server  # noqa: F401
+from tests.support.chat_server import ChatServer
+from tests.support.service import RunningService, create_collection, import_records
+
+MOON = {"id": "moon", "title": "Moon", "text": "The Moon orbits the Earth every 27.3 days."}
 
 
 @pytest.fixture
-async def with_llm(services, llm_server, monkeypatch):  # noqa: F811
-    gen = OpenAICompatibleGenerator(
-        Endpoint(
-            base_url=llm_server.base_url,
-            model=llm_server.model,
-            api_key=None,
-            timeout_seconds=120,
-            max_retries=0,
-            max_tokens=48,
-            temperature=0.0,
-        ),
-    )
-    monkeypatch.setitem(services.generators, "llm", gen)
-    return gen
+async def with_llm(llm_server: LlamaServer, own_service) -> AsyncIterator[tuple[RunningService, ChatServer]]:  # noqa: F811
+    """A service of its own whose "llm" generator is llama.cpp (through the recording endpoint)."""
+    with ChatServer(upstream=llm_server.base_url) as seen:
+        llm = {
+            "base_url": seen.base_url,
+            "model": llm_server.model,
+            "timeout_seconds": 900,  # a hang guard: the model is slow on a loaded machine, never too slow
+            "max_retries": 0,
+            "max_tokens": 48,
+            "temperature": 0.0,
+        }
+        svc = await own_service({"llm": llm})
+        yield svc, seen
+
+
+def cites_the_only_context(text: str) -> bool:
+    """Whether a marker in `text` cites context 1 ([1], [1, 2], [1-2]): with one context, the only valid citation."""
+    return any("1" in re.findall(r"\d+", marker) for marker in re.findall(r"\[([\d,\s\u2013-]+)\]", text))
 
 
 @pytest.mark.slow
-async def test_query_with_llm_records_usage_and_validates_citations(client, collection, with_llm):
-    body = json.dumps({"id": "moon", "title": "Moon", "text": "The Moon orbits the Earth every 27.3 days."})
-    res = (await client.post(f"/v1/collections/{collection}/documents/import", content=body.encode())).json()
-    await wait_job(client, res["job_id"])
-    resp = await client.post(
-        "/v1/query",
-        json={
-            "question": "How long does the Moon take to orbit the Earth?",
-            "collections": [collection],
-            "generator": "llm",
-        },
-    )
+async def test_query_with_llm_records_usage_and_validates_citations(with_llm):
+    svc, seen = with_llm
+    client = svc.client
+    await import_records(client, await create_collection(client, "moon"), [MOON])
+    question = "How long does the Moon take to orbit the Earth?"
+    resp = await client.post("/v1/query", json={"question": question, "collections": ["moon"], "generator": "llm"})
     assert resp.status_code == 200, resp.text
     out = resp.json()
-    assert out["generator"] == with_llm.name and out["usage"]["prompt_tokens"] > 0
-    assert out["usage"]["completion_tokens"] > 0
-    if out["abstained"]:
-        assert out["abstain_reason"] in {"no_citations", "generator_declined"} and out["citations"] == []
+
+    [asked] = seen.exchanges  # one call: the answer
+    prompt = load_prompt("grounded_answer")
+    assert asked.request["messages"][0] == {"role": "system", "content": prompt.system()}
+    assert (
+        MOON["text"] in asked.request["messages"][1]["content"] and question in asked.request["messages"][1]["content"]
+    )
+    assert out["generator"] == f"openai:{svc.settings.llm.model}"
+    assert asked.usage is not None and asked.usage["prompt_tokens"] > 0 and asked.usage["completion_tokens"] > 0
+    assert out["usage"] == {k: asked.usage[k] for k in ("prompt_tokens", "completion_tokens")}
+    # What the model said decides the outcome: a valid citation makes an answer, none makes an abstention.
+    if cites_the_only_context(asked.reply):
+        assert not out["abstained"], (asked.reply, out)
+        assert [c["filename"] for c in out["citations"]] == ["moon"] and "[1]" in out["answer"]
     else:
-        assert out["citations"] and all(c["filename"] == "moon" for c in out["citations"])
+        assert out["abstained"] and out["citations"] == [], (asked.reply, out)
+        declined = asked.reply.strip().rstrip(".").lower() == ABSTAIN_TEXT.rstrip(".").lower()
+        assert out["abstain_reason"] == ("generator_declined" if declined else "no_citations")
     stored = (await client.get(f"/v1/answers/{out['answer_id']}")).json()
-    assert stored["model"] and stored["prompt_id"] == "grounded_answer" and stored["usage"] == out["usage"]
+    assert stored["model"] == out["model"] == svc.settings.llm.model and stored["prompt_id"] == "grounded_answer"
+    assert stored["usage"] == out["usage"]
 
 
 @pytest.mark.slow
-async def test_llm_is_not_called_without_evidence(client, collection, with_llm):
-    resp = await client.post(
-        "/v1/query", json={"question": "Anything?", "collections": [collection], "generator": "llm"}
+async def test_llm_is_not_called_without_evidence(with_llm):
+    svc, seen = with_llm
+    await create_collection(svc.client, "empty")
+    resp = await svc.client.post(
+        "/v1/query", json={"question": "Anything?", "collections": ["empty"], "generator": "llm"}
     )
     out = resp.json()
     assert out["abstained"] and out["abstain_reason"] == "no_results" and out["usage"]["prompt_tokens"] == 0
+    assert seen.exchanges == []  # the model was never asked
 
 
 @pytest.mark.slow
-async def test_chat_follow_up_is_rewritten_by_the_llm(client, collection, with_llm, services):
-    body = json.dumps({"id": "moon", "title": "Moon", "text": "The Moon orbits the Earth every 27.3 days."})
-    res = (await client.post(f"/v1/collections/{collection}/documents/import", content=body.encode())).json()
-    await wait_job(client, res["job_id"])
-    first = (
-        await client.post(
-            "/v1/chat",
-            json={"message": "Tell me about the Moon", "collections": [collection], "generator": "extractive"},
-        )
-    ).json()
+async def test_chat_follow_up_is_rewritten_by_the_llm(with_llm):
+    svc, seen = with_llm
+    client = svc.client
+    await import_records(client, await create_collection(client, "moon"), [MOON])
+    chat = {"collections": ["moon"], "generator": "extractive"}  # only the rewrite goes to the LLM
+    first = (await client.post("/v1/chat", json={"message": "Tell me about the Moon", **chat})).json()
+    assert seen.exchanges == []  # a first question has nothing to be rewritten against
+    follow_up = "How long is its orbit?"
     second = await client.post(
-        "/v1/chat",
-        json={
-            "message": "How long is its orbit?",
-            "collections": [collection],
-            "conversation_id": first["conversation_id"],
-            "generator": "extractive",
-        },
+        "/v1/chat", json={"message": follow_up, "conversation_id": first["conversation_id"], **chat}
     )
     assert second.status_code == 200, second.text
     out = second.json()
-    # The rewrite came from the LLM (a weak base model: its wording is not judged), and was used for retrieval.
-    assert out["standalone_question"] and out["standalone_question"] != "How long is its orbit?"
-    history = await services.answers.history(first["conversation_id"])
+
+    # The service asked the model to rewrite the follow-up, with the conversation so far...
+    [asked] = seen.exchanges
+    condense = load_prompt("condense_question")
+    system, user = asked.request["messages"]
+    assert system == {"role": "system", "content": condense.system()}
+    assert "user: Tell me about the Moon" in user["content"] and f"Last question: {follow_up}" in user["content"]
+    # ...and searched with what the model answered, not with the heuristic it falls back to without one.
+    assert out["standalone_question"] == asked.reply.strip().splitlines()[0].strip(), asked.reply
+    heuristic = standalone_question([{"role": "user", "content": "Tell me about the Moon"}], follow_up)
+    assert out["standalone_question"] not in (follow_up, heuristic)
+    history = await svc.services.answers.history(first["conversation_id"])
     assert [t.role for t in history] == ["user", "assistant", "user", "assistant"]

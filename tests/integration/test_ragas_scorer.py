@@ -14,7 +14,8 @@ from evals.ragas_scorer import RagasScorer
 from evals.scores import Metric, ScoreInput, Scores
 from kernel.llm import Endpoint
 from tests.judge_server import JudgeServer
-from tests.llm_server import LlamaServer, free_port, llm_server  # noqa: F401
+from tests.llm_server import LlamaServer, llm_server  # noqa: F401
+from tests.support.ports import free_port
 
 QUESTION = "How tall is the Eiffel Tower and when was it completed?"
 EIFFEL = "The Eiffel Tower in Paris is 330 metres tall and was completed in 1889."
@@ -125,7 +126,7 @@ async def test_no_contexts_or_an_empty_answer_give_reasons_not_zeros(scorer: Rag
     assert_null(empty.context_precision, "empty")
 
 
-async def test_scoring_sends_nothing_off_the_machine(scorer: RagasScorer, netguard) -> None:  # type: ignore[no-untyped-def]
+async def test_scoring_sends_nothing_off_the_machine(scorer: RagasScorer, netguard) -> None:
     # ragas posts usage events unless RAGAS_DO_NOT_TRACK=true; the guard records any non-loopback connect or lookup.
     with netguard.watch() as attempts:
         scores = await scorer.score(item(reference="The Eiffel Tower is 330 metres tall."))

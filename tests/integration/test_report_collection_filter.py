@@ -8,29 +8,25 @@ from __future__ import annotations
 
 import csv
 import io
-import uuid
 
 from tests.support.answers import new_answer
+from tests.support.service import create_collection
 
 
-async def test_answers_of_other_collections_do_not_push_the_collections_own_out_of_its_report(
-    client, services, collection
-):
+async def test_answers_of_other_collections_do_not_push_the_collections_own_out_of_its_report(own_service):
     limit = 100  # the least RAG_SCORING__REPORT_MAX_ANSWERS allows
-    mine = [await services.answers.save(new_answer(f"mine {i}", collections=(collection,))) for i in range(3)]
-    crowd = f"crowd-{uuid.uuid4().hex[:8]}"
-    assert (await client.post("/v1/collections", json={"name": crowd})).status_code == 201
+    # A service of its own with the smallest report window: the session's keeps the default.
+    svc = await own_service({"scoring": {"report_max_answers": limit}})
+    client, answers = svc.client, svc.services.answers
+    collection = await create_collection(client, "mine")
+    mine = [await answers.save(new_answer(f"mine {i}", collections=(collection,))) for i in range(3)]
+    crowd = await create_collection(client, "crowd")
     for i in range(limit + 20):
-        await services.answers.save(new_answer(f"other {i}", collections=(crowd,)))
+        await answers.save(new_answer(f"other {i}", collections=(crowd,)))
 
-    cfg = services.settings.scoring
-    saved, cfg.report_max_answers = cfg.report_max_answers, limit
-    try:
-        report = (await client.get("/v1/reports/groundedness", params={"collection": collection})).json()
-        export = await client.get("/v1/reports/groundedness", params={"collection": collection, "format": "csv"})
-        crowded = (await client.get("/v1/reports/groundedness", params={"collection": crowd})).json()
-    finally:
-        cfg.report_max_answers = saved
+    report = (await client.get("/v1/reports/groundedness", params={"collection": collection})).json()
+    export = await client.get("/v1/reports/groundedness", params={"collection": collection, "format": "csv"})
+    crowded = (await client.get("/v1/reports/groundedness", params={"collection": crowd})).json()
     assert (report["count"], report["unscored"], report["truncated"]) == (3, 3, False), report
     assert sorted(r["answer_id"] for r in csv.DictReader(io.StringIO(export.text))) == sorted(mine)
     # The other collection really has more answers than a report reads: that one is truncated.

@@ -10,28 +10,24 @@ Chromium is a system package (`apt-get install -y chromium`); a missing one fail
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 import tempfile
-import threading
-import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
 import pytest
-from bs4 import BeautifulSoup
+from bs4 import BeautifulSoup, Tag
 from PIL import Image
 
-from tests.conftest import import_records_sync
 from tests.integration.test_answers import RECORDS
-from tests.integration.test_worker_killed import ServiceProcess, free_port
+from tests.support.chat_server import ChatServer
+from tests.support.polling import HANG_GUARD_S, wait_scored_sync
+from tests.support.service import ServiceProcess, import_records_sync
 
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOT_COPY = Path("/tmp/reports.png")
-HANG_GUARD_S = 600  # only against a hang; nothing here asserts speed
 
 SUPPORTED_CLAIM = "The Golden Gate Bridge opened to traffic in 1937"
 INVENTED_CLAIMS = [
@@ -45,39 +41,10 @@ pytestmark = pytest.mark.slow
 
 
 # ----- a canned OpenAI-compatible endpoint --------------------------------------------------------------------------
-class _StubLLM(BaseHTTPRequestHandler):
-    def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        body = json.dumps(
-            {
-                "id": "chatcmpl-stub",
-                "object": "chat.completion",
-                "created": 0,
-                "model": "stub-llm",
-                "choices": [
-                    {"index": 0, "message": {"role": "assistant", "content": STUB_ANSWER}, "finish_reason": "stop"}
-                ],
-                "usage": {"prompt_tokens": 100, "completion_tokens": 30, "total_tokens": 130},
-            }
-        ).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 @pytest.fixture(scope="module")
 def stub_llm() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _StubLLM)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
-    server.shutdown()
-    server.server_close()
+    with ChatServer([STUB_ANSWER], model="stub-llm") as server:
+        yield server.base_url
 
 
 # ----- the service and its data -------------------------------------------------------------------------------------
@@ -93,7 +60,7 @@ def chromium() -> str:
 def service(tmp_path_factory: pytest.TempPathFactory, stub_llm: str) -> Iterator[str]:
     """`rag serve` on a free loopback port, with its own data directory; yields its base URL."""
     llm = {"RAG_LLM__BASE_URL": stub_llm, "RAG_LLM__MODEL": "stub-llm", "RAG_LLM__MAX_RETRIES": "0"}
-    svc = ServiceProcess(tmp_path_factory.mktemp("reports") / "data", free_port(), env=llm)
+    svc = ServiceProcess(tmp_path_factory.mktemp("reports") / "data", env=llm)
     svc.start()
     try:
         yield svc.url
@@ -105,18 +72,6 @@ def ask(http: httpx.Client, question: str, generator: str) -> dict:
     resp = http.post("/v1/query", json={"question": question, "collections": ["reports"], "generator": generator})
     assert resp.status_code == 200, resp.text
     return resp.json()
-
-
-def wait_scored(http: httpx.Client, answer_id: str, scored_after: str | None = None) -> dict:
-    """Poll until the worker has scored the answer (after `scored_after`, when rescoring)."""
-    deadline = time.monotonic() + HANG_GUARD_S
-    while True:
-        answer = http.get(f"/v1/answers/{answer_id}").json()
-        scores = answer["scores"]
-        if scores["status"] == "done" and (scored_after is None or scores["scored_at"] > scored_after):
-            return answer
-        assert time.monotonic() < deadline, f"answer {answer_id} was never scored: {scores}"
-        time.sleep(0.2)
 
 
 @pytest.fixture(scope="module")
@@ -133,14 +88,14 @@ def answers(service: str) -> dict[str, dict]:
         }
         assert [v["abstained"] for v in out.values()] == [False, False, False, True], out
         ids = {k: v["answer_id"] for k, v in out.items()}
-        scored = {k: wait_scored(http, answer_id) for k, answer_id in ids.items()}
+        scored = {k: wait_scored_sync(service, answer_id) for k, answer_id in ids.items()}
         for rating, key, comment in (("up", "bridge", None), ("down", "invented", HOSTILE_COMMENT)):
             resp = http.post(f"/v1/answers/{ids[key]}/feedback", json={"rating": rating, "comment": comment})
             assert resp.status_code == 201, resp.text
         # A reference makes context recall computable for this one answer; the worker scores it again.
         resp = http.post(f"/v1/answers/{ids['bridge']}/reference", json={"reference": "It opened in 1937."})
         assert resp.status_code == 202, resp.text
-        scored["bridge"] = wait_scored(http, ids["bridge"], scored_after=scored["bridge"]["scores"]["scored_at"])
+        scored["bridge"] = wait_scored_sync(service, ids["bridge"], after=scored["bridge"]["scores"]["scored_at"])
         scored["invented"] = http.get(f"/v1/answers/{ids['invented']}").json()  # now with its feedback
         return scored
 
@@ -179,8 +134,21 @@ def rendered(chromium: str, url: str) -> BeautifulSoup:
     return BeautifulSoup(run_chromium(chromium, "--dump-dom", url), "html.parser")
 
 
-def text(node) -> str:  # type: ignore[no-untyped-def]
+def text(node: Tag) -> str:
     return " ".join(node.get_text(" ").split())
+
+
+def one(node: Tag, selector: str) -> Tag:
+    """The element the page must have: a missing one fails here, naming it."""
+    found = node.select_one(selector)
+    assert found is not None, f"no {selector} in the page"
+    return found
+
+
+def number(node: Tag, attribute: str) -> int:
+    value = node[attribute]
+    assert isinstance(value, str), value  # only class-like attributes hold lists
+    return int(value)
 
 
 # ----- the tests ----------------------------------------------------------------------------------------------------
@@ -188,31 +156,31 @@ def test_report_page_renders_summary_charts_and_tables(chromium: str, service: s
     assert report["count"] == 4 and report["scored"] == 4 and report["pending"] == 0, report
     dom = rendered(chromium, service + "/reports")
 
-    assert dom.find(id="error").has_attr("hidden"), text(dom.find(id="error"))
-    assert dom.find(id="report")["data-state"] == "ready"
+    assert one(dom, "#error").has_attr("hidden"), text(one(dom, "#error"))
+    assert one(dom, "#report")["data-state"] == "ready"
 
-    tiles = {t["data-testid"]: text(t.find(class_="value")) for t in dom.select("#summary .tile")}
+    tiles = {t["data-testid"]: text(one(t, ".value")) for t in dom.select("#summary .tile")}
     assert tiles["tile-count"] == "4" and tiles["tile-scored"] == "4" and tiles["tile-pending"] == "0"
     assert tiles["tile-abstention"] == "25.0%"
     assert tiles["tile-feedback"] == "1 up / 1 down"
     for metric in ("faithfulness", "context_precision", "context_recall"):
         summary = report["metrics"][metric]
         assert float(tiles[f"tile-{metric}"]) == pytest.approx(summary["mean"], abs=5e-4)
-        below = text(dom.find(attrs={"data-testid": f"below-{metric}"}))
+        below = text(one(dom, f'[data-testid="below-{metric}"]'))
         assert below.startswith(f"{summary['below_threshold']} below {summary['threshold']}"), below
     # Null scores are explained, never counted as 0.
-    assert "the service abstained" in text(dom.find(attrs={"data-testid": "nulls-faithfulness"}))
-    assert "no reference answer" in text(dom.find(attrs={"data-testid": "nulls-context_recall"}))
+    assert "the service abstained" in text(one(dom, '[data-testid="nulls-faithfulness"]'))
+    assert "no reference answer" in text(one(dom, '[data-testid="nulls-context_recall"]'))
 
     for metric in ("faithfulness", "context_precision", "context_recall"):
-        svg = dom.find("svg", id=f"hist-{metric}")
+        svg = one(dom, f"svg#hist-{metric}")
         bars = svg.select("rect.bar")
         assert len(bars) == 10
-        assert [int(b["data-count"]) for b in bars] == [b["count"] for b in report["metrics"][metric]["histogram"]]
-        assert int(svg["data-total"]) == report["metrics"][metric]["count"]
-    assert int(dom.find("svg", id="hist-context_recall")["data-total"]) == 1  # only the answer with a reference
-    trend = dom.find("svg", id="trend")
-    assert [int(r["data-count"]) for r in trend.select("rect.day")] == [4]
+        assert [number(b, "data-count") for b in bars] == [b["count"] for b in report["metrics"][metric]["histogram"]]
+        assert number(svg, "data-total") == report["metrics"][metric]["count"]
+    assert number(one(dom, "svg#hist-context_recall"), "data-total") == 1  # only the answer with a reference
+    trend = one(dom, "svg#trend")
+    assert [number(r, "data-count") for r in trend.select("rect.day")] == [4]
     assert trend.select("circle.point.faithfulness")
 
     rows = dom.select("#worst tbody tr.answer-row")
@@ -221,37 +189,37 @@ def test_report_page_renders_summary_charts_and_tables(chromium: str, service: s
     assert set(by_id) == {answers[k]["id"] for k in ("bridge", "tower", "invented")}  # abstention: no faithfulness
     worst = rows[0]
     assert worst["data-answer-id"] == answers["invented"]["id"]
-    assert "What happened to the Golden Gate Bridge" in text(worst.find(class_="question"))
-    assert worst.find("a")["href"] == f"#answer={answers['invented']['id']}"
-    unsupported = text(worst.find(class_="unsupported"))
+    assert "What happened to the Golden Gate Bridge" in text(one(worst, ".question"))
+    assert one(worst, "a")["href"] == f"#answer={answers['invented']['id']}"
+    unsupported = text(one(worst, ".unsupported"))
     assert all(claim in unsupported for claim in INVENTED_CLAIMS) and SUPPORTED_CLAIM not in unsupported
-    assert text(worst.find(class_="feedback")) == "0 up / 1 down"
+    assert text(one(worst, ".feedback")) == "0 up / 1 down"
     assert "When did the Golden Gate Bridge open?" in text(by_id[answers["bridge"]["id"]])
     assert "How tall is the Eiffel Tower?" in text(by_id[answers["tower"]["id"]])
     # No reference, no recall: a dash that says why, not a 0.
-    recall = by_id[answers["tower"]["id"]].find("td", attrs={"data-metric": "context_recall"})
+    recall = one(by_id[answers["tower"]["id"]], 'td[data-metric="context_recall"]')
     assert recall["data-null"] == "true" and text(recall) == "—"
-    assert "no reference answer" in recall.find(class_="null")["title"]
+    assert "no reference answer" in one(recall, ".null")["title"]
 
     generators = {r["data-key"] for r in dom.select("#by-generator tbody tr")}
     assert generators == {"extractive", "openai:stub-llm"}
     assert len(dom.select("#by-prompt-version tbody tr")) == len(report["by_prompt_version"])
     docs = [r["data-document-id"] for r in dom.select("#low-faith-docs tbody tr")]
     assert docs == [d["document_id"] for d in report["documents_in_low_faithfulness_answers"]] and docs
-    assert "bridge" in text(dom.find(id="low-faith-docs"))
+    assert "bridge" in text(one(dom, "#low-faith-docs"))
 
-    assert dom.find(id="csv-link")["href"] == "/v1/reports/groundedness?format=csv"
+    assert one(dom, "#csv-link")["href"] == "/v1/reports/groundedness?format=csv"
 
 
 def test_drilldown_marks_each_claim(chromium: str, service: str, answers: dict):
     answer = answers["invented"]
     dom = rendered(chromium, f"{service}/reports#answer={answer['id']}")
 
-    drill = dom.find(id="drilldown")
+    drill = one(dom, "#drilldown")
     assert drill["data-state"] == "ready" and not drill.has_attr("hidden")
-    assert text(drill.find(id="dd-question")) == "What happened to the Golden Gate Bridge after it opened?"
-    assert text(drill.find(id="dd-answer")) == STUB_ANSWER
-    assert drill.find(id="dd-status")["data-status"] == "done"
+    assert text(one(drill, "#dd-question")) == "What happened to the Golden Gate Bridge after it opened?"
+    assert text(one(drill, "#dd-answer")) == STUB_ANSWER
+    assert one(drill, "#dd-status")["data-status"] == "done"
 
     supported = [text(li) for li in drill.select("#dd-claims li.claim.supported")]
     unsupported = [text(li) for li in drill.select("#dd-claims li.claim.unsupported")]
@@ -263,31 +231,31 @@ def test_drilldown_marks_each_claim(chromium: str, service: str, answers: dict):
     assert all(reason and reason in " ".join(unsupported) for reason in reasons)
 
     contexts = drill.select("#dd-contexts li")
-    assert [int(li["data-n"]) for li in contexts] == [c["n"] for c in answer["contexts"]]
+    assert [number(li, "data-n") for li in contexts] == [c["n"] for c in answer["contexts"]]
     assert "bridge" in text(contexts[0]) and "It opened to traffic in 1937" in text(contexts[0])
-    assert "None. Attach one" in text(drill.find(id="dd-reference"))
+    assert "None. Attach one" in text(one(drill, "#dd-reference"))
 
     # The hostile comment is shown as text: no element was made from it.
-    feedback = drill.find(id="dd-feedback")
+    feedback = one(drill, "#dd-feedback")
     assert HOSTILE_COMMENT in feedback.get_text()
     assert feedback.find("b") is None and feedback.find("script") is None
 
 
 def test_drilldown_of_an_abstention_explains_the_null_scores(chromium: str, service: str, answers: dict):
     dom = rendered(chromium, f"{service}/reports#answer={answers['abstained']['id']}")
-    scores = dom.find(id="dd-scores")
-    faith = scores.find(attrs={"data-metric": "faithfulness"})
-    assert faith.find(attrs={"data-null": "true"}) is not None
+    scores = one(dom, "#dd-scores")
+    faith = one(scores, '[data-metric="faithfulness"]')
+    assert faith.select_one('[data-null="true"]') is not None
     assert "the service abstained" in text(faith) and "0.000" not in text(faith)
-    assert dom.find(id="dd-abstained")["data-abstained"] == "true"
+    assert one(dom, "#dd-abstained")["data-abstained"] == "true"
 
 
 def test_api_error_is_shown(chromium: str, service: str, answers: dict):
     dom = rendered(chromium, service + "/reports?since=last-tuesday")
-    error = dom.find(id="error")
+    error = one(dom, "#error")
     assert not error.has_attr("hidden")
     assert "since='last-tuesday' is not a date" in text(error)
-    assert dom.find(id="report")["data-state"] == "error"
+    assert one(dom, "#report")["data-state"] == "error"
 
 
 def test_screenshot_is_not_blank(chromium: str, service: str, answers: dict, tmp_path: Path):

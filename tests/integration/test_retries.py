@@ -1,35 +1,82 @@
-"""A transient failure of the vector store is retried with backoff until the job succeeds."""
+"""A transient failure of the vector store is retried with backoff until the job succeeds, or given up with a reason.
+
+Each test runs a service of its own: the flaky store sits in that service's indexer only, so no other test's job
+meets its failures, and its retry settings change nothing for anyone else.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+
 from kernel.errors import TransientError
-from kernel.types import ChunkSelector
-from tests.conftest import wait_job
+from kernel.filters import FieldType, FilterSpec
+from kernel.protocols import SearchPlan, VectorStore
+from kernel.types import ChunkRecord, ChunkSelector, ChunkState, Hit, SparseVector
+from rag.services import Services
+from tests.support.polling import wait_job
+from tests.support.service import create_collection
 
 
 class FlakyStore:
-    """The real store, except that the first `failures` upserts fail as if the store were unreachable."""
+    """The real store, except that the first `failures` upserts fail as if the store were unreachable (a real store
+    cannot be made unreachable for exactly n calls)."""
 
-    def __init__(self, inner, failures: int) -> None:
+    def __init__(self, inner: VectorStore, failures: int) -> None:
         self._inner = inner
         self.failures = failures
 
-    async def upsert(self, records):
+    async def upsert(self, records: Sequence[ChunkRecord]) -> None:
         if self.failures > 0:
             self.failures -= 1
             raise TransientError("connection refused (injected by the test)")
         await self._inner.upsert(records)
 
-    def __getattr__(self, name):
-        return getattr(self._inner, name)
+    async def ensure(self, dim: int) -> None:
+        await self._inner.ensure(dim)
+
+    async def set_state(self, selector: ChunkSelector, state: ChunkState) -> None:
+        await self._inner.set_state(selector, state)
+
+    async def delete(self, selector: ChunkSelector) -> None:
+        await self._inner.delete(selector)
+
+    async def count(self, selector: ChunkSelector) -> int:
+        return await self._inner.count(selector)
+
+    async def ensure_field_index(self, field: str, type_: FieldType) -> None:
+        await self._inner.ensure_field_index(field, type_)
+
+    async def search(self, dense: list[float], sparse: SparseVector, spec: FilterSpec, plan: SearchPlan) -> list[Hit]:
+        return await self._inner.search(dense, sparse, spec, plan)
+
+    async def ping(self) -> None:
+        await self._inner.ping()
+
+    async def close(self) -> None:
+        await self._inner.close()
 
 
-async def test_transient_store_failure_is_retried(client, services, collection, monkeypatch):
-    flaky = FlakyStore(services.store, failures=2)
-    monkeypatch.setattr(services.indexer, "store", flaky)
-    monkeypatch.setattr(services.settings.ingestion, "retry_base_seconds", 0.05)
+def flaky_indexer(failures: int) -> tuple[Callable[[Services], None], list[FlakyStore]]:
+    """A `prepare` hook that makes the service's indexer write through a FlakyStore around the service's real store,
+    and the list that receives that FlakyStore."""
+    made: list[FlakyStore] = []
+
+    def prepare(svc: Services) -> None:
+        flaky = FlakyStore(svc.store, failures)
+        made.append(flaky)
+        svc.indexer = replace(svc.indexer, store=flaky)
+
+    return prepare, made
+
+
+async def test_transient_store_failure_is_retried(own_service):
+    prepare, made = flaky_indexer(failures=2)
+    svc = await own_service({"ingestion": {"retry_base_seconds": 0.05}}, prepare=prepare)
+    client, [flaky] = svc.client, made
+    await create_collection(client, "kb")
     resp = await client.post(
-        f"/v1/collections/{collection}/documents",
+        "/v1/collections/kb/documents",
         files={"files": ("retry.txt", b"The bridge opened in 1932 and carries eight lanes of traffic.")},
     )
     job = await wait_job(client, resp.json()[0]["job_id"])
@@ -37,17 +84,17 @@ async def test_transient_store_failure_is_retried(client, services, collection, 
     assert job["attempts"] == 3
     assert flaky.failures == 0
     doc = (await client.get(f"/v1/documents/{resp.json()[0]['document_id']}")).json()
-    assert await services.store.count(ChunkSelector(document_id=doc["document_id"])) == doc["chunk_count"] > 0
+    assert await svc.services.store.count(ChunkSelector(document_id=doc["document_id"])) == doc["chunk_count"] > 0
 
 
-async def test_gives_up_after_max_tries_with_reason(client, services, collection, monkeypatch):
-    monkeypatch.setattr(services.indexer, "store", FlakyStore(services.store, failures=100))
-    monkeypatch.setattr(services.settings.ingestion, "retry_base_seconds", 0.01)
-    monkeypatch.setattr(services.settings.ingestion, "max_tries", 2)
-    resp = await client.post(
-        f"/v1/collections/{collection}/documents", files={"files": ("down.txt", b"Some text that cannot be stored.")}
-    )
+async def test_gives_up_after_max_tries_with_reason(own_service):
+    prepare, made = flaky_indexer(failures=100)
+    svc = await own_service({"ingestion": {"retry_base_seconds": 0.01, "max_tries": 2}}, prepare=prepare)
+    client = svc.client
+    await create_collection(client, "kb")
+    resp = await client.post("/v1/collections/kb/documents", files={"files": ("down.txt", b"Some text that fails.")})
     job = await wait_job(client, resp.json()[0]["job_id"])
     assert job["status"] == "failed"
+    assert job["attempts"] == 2 and made[0].failures == 98  # one upsert per attempt, then no more
     assert "gave up after 2 attempts" in job["error"] and "connection refused" in job["error"]
     assert (await client.get("/healthz")).status_code == 200

@@ -1,44 +1,34 @@
-"""Per-answer groundedness scores through the real stack: worker job, reference, rescore, evaluate, feedback."""
+"""Per-answer groundedness scores through the real stack: worker job, reference, rescore, evaluate, feedback.
+
+Tests that need an LLM which misquotes its source, scoring switched off, or a scorer that breaks run services of
+their own; the rest share the session's.
+"""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import pytest
 
-from kernel.types import Context, GeneratedAnswer
-from tests.integration.test_answers import ask, kb  # noqa: F401  (the fixture)
+from rag.services import Services
+from tests.integration.test_answers import RECORDS, ask, kb  # noqa: F401  (the fixture)
+from tests.support.chat_server import ChatServer
+from tests.support.polling import wait_scored
+from tests.support.service import RunningService, create_collection, import_records
+
+MISQUOTE = "The Golden Gate Bridge opened to traffic in 1952 [1]. It is a suspension bridge in San Francisco [1]."
 
 
-async def wait_scored(client, answer_id: str, after: str | None = None, limit_s: float = 300.0) -> dict:
-    """Poll until the answer's score is done (and newer than `after`). The limit only guards against a hang."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + limit_s
-    while True:
-        data = (await client.get(f"/v1/answers/{answer_id}")).json()
-        scores = data["scores"]
-        if scores["status"] == "done" and (after is None or str(scores["scored_at"]) > after):
-            return data
-        assert loop.time() < deadline, f"answer {answer_id} was not scored: {scores}"
-        await asyncio.sleep(0.1)
-
-
-class MisquotingGenerator:
-    """Stands in for an LLM that misquotes its source: states a year the context does not contain."""
-
-    name = "misquoting"
-
-    def __init__(self, text: str | None = None) -> None:
-        self.text = text or (
-            "The Golden Gate Bridge opened to traffic in 1952 [1]. It is a suspension bridge in San Francisco [1]."
-        )
-
-    async def generate(self, question: str, contexts: Sequence[Context], prompt: object) -> GeneratedAnswer:
-        return GeneratedAnswer(text=self.text, model="misquoting-test")
-
-    async def stream(self, question: str, contexts: Sequence[Context], prompt: object) -> AsyncIterator:
-        yield await self.generate(question, contexts, prompt)
+@pytest.fixture
+async def misquoting(own_service) -> AsyncIterator[tuple[RunningService, str, ChatServer]]:
+    """A service whose "llm" generator is the real OpenAI-compatible one, talking to an endpoint on 127.0.0.1 that
+    answers with the text it is given (an LLM that misquotes its source on demand); its collection of RECORDS; and
+    that endpoint."""
+    with ChatServer([MISQUOTE], model="misquoting") as llm:
+        svc = await own_service({"llm": {"base_url": llm.base_url, "model": "misquoting", "max_retries": 0}})
+        await import_records(svc.client, await create_collection(svc.client, "kb"), RECORDS)
+        yield svc, "kb", llm
 
 
 async def test_answer_gets_three_scores_and_recall_after_reference(client, kb):  # noqa: F811
@@ -65,16 +55,12 @@ async def test_answer_gets_three_scores_and_recall_after_reference(client, kb): 
     assert rescored["scores"]["faithfulness"]["value"] == 1.0
 
 
-async def test_unfaithful_answer_scores_low_with_the_claim_marked(client, services, kb):  # noqa: F811
-    services.generators["misquoting"] = MisquotingGenerator()
-    try:
-        out = await ask(
-            client, question="When did the Golden Gate Bridge open?", collections=[kb], generator="misquoting"
-        )
-    finally:
-        del services.generators["misquoting"]
-    assert not out["abstained"] and "1952" in out["answer"]
-    scores = (await wait_scored(client, out["answer_id"]))["scores"]
+async def test_unfaithful_answer_scores_low_with_the_claim_marked(misquoting):
+    svc, collection, _llm = misquoting
+    question = "When did the Golden Gate Bridge open?"
+    out = await ask(svc.client, question=question, collections=[collection], generator="llm")
+    assert not out["abstained"] and "1952" in out["answer"] and out["generator"] == "openai:misquoting"
+    scores = (await wait_scored(svc.client, out["answer_id"]))["scores"]
     assert scores["faithfulness"]["value"] == 0.5
     by_claim = {c["claim"]: c for c in scores["claims"]}
     wrong = next(c for text, c in by_claim.items() if "1952" in text)
@@ -157,24 +143,22 @@ async def test_feedback_and_bad_requests(client, kb):  # noqa: F811
     assert (await client.get("/healthz")).status_code == 200
 
 
-async def test_report_aggregates_the_collections_answers(client, services, kb):  # noqa: F811
-    wrong = "The Golden Gate Bridge opened to traffic in 1952 [1]. Its main span is 2,000 metres long [1]."
-    services.generators["misquoting"] = MisquotingGenerator(wrong)
-    try:
-        questions = [
-            ("When did the Golden Gate Bridge open?", None),
-            ("How tall is the Eiffel Tower?", None),
-            ("What is the airspeed velocity of an unladen swallow?", None),
-            ("When did the Golden Gate Bridge open?", "misquoting"),
-        ]
-        outs = [await ask(client, question=q, collections=[kb], generator=g) for q, g in questions]
-    finally:
-        del services.generators["misquoting"]
+async def test_report_aggregates_the_collections_answers(misquoting):
+    svc, collection, llm = misquoting
+    client = svc.client
+    llm.pieces = ["The Golden Gate Bridge opened to traffic in 1952 [1]. Its main span is 2,000 metres long [1]."]
+    questions = [
+        ("When did the Golden Gate Bridge open?", "extractive"),
+        ("How tall is the Eiffel Tower?", "extractive"),
+        ("What is the airspeed velocity of an unladen swallow?", "extractive"),
+        ("When did the Golden Gate Bridge open?", "llm"),
+    ]
+    outs = [await ask(client, question=q, collections=[collection], generator=g) for q, g in questions]
     answers = [await wait_scored(client, o["answer_id"]) for o in outs]
     await client.post(f"/v1/answers/{outs[3]['answer_id']}/feedback", json={"rating": "down", "comment": "wrong year"})
     await client.post(f"/v1/answers/{outs[0]['answer_id']}/feedback", json={"rating": "up"})
 
-    resp = await client.get("/v1/reports/groundedness", params={"collection": kb})
+    resp = await client.get("/v1/reports/groundedness", params={"collection": collection})
     assert resp.status_code == 200, resp.text
     report = resp.json()
     assert report["count"] == 4 and report["scored"] == 4 and report["abstained"] == 1
@@ -200,7 +184,8 @@ async def test_report_aggregates_the_collections_answers(client, services, kb): 
         {"document_id": outs[3]["citations"][0]["document_id"], "filename": "bridge", "answers": 1}
     ]
     generators = {g["generator"]: g for g in report["by_generator"]}
-    assert generators["misquoting"]["count"] == 1 and generators["misquoting"]["faithfulness"] == 0.0
+    misquoting = generators["openai:misquoting"]
+    assert misquoting["count"] == 1 and misquoting["faithfulness"] == 0.0
     assert generators["extractive"]["count"] == 3 and generators["extractive"]["abstention_rate"] == pytest.approx(
         1 / 3, abs=1e-4
     )
@@ -209,7 +194,7 @@ async def test_report_aggregates_the_collections_answers(client, services, kb): 
     assert report["feedback"]["faithfulness_when_down"] == 0.0
     assert sum(day["count"] for day in report["trend"]) == 4
 
-    csv_resp = await client.get("/v1/reports/groundedness", params={"collection": kb, "format": "csv"})
+    csv_resp = await client.get("/v1/reports/groundedness", params={"collection": collection, "format": "csv"})
     assert csv_resp.status_code == 200 and csv_resp.headers["content-type"].startswith("text/csv")
     import csv
     import io
@@ -226,12 +211,14 @@ async def test_report_aggregates_the_collections_answers(client, services, kb): 
     before = (datetime.now(UTC) - timedelta(minutes=30)).astimezone(east).isoformat()
     after = (datetime.now(UTC) + timedelta(minutes=30)).astimezone(east).isoformat()
     for since, count in ((before, 4), (after, 0)):
-        resp = await client.get("/v1/reports/groundedness", params={"collection": kb, "since": since})
+        resp = await client.get("/v1/reports/groundedness", params={"collection": collection, "since": since})
         assert resp.json()["count"] == count, (since, resp.json()["count"])
     assert report["truncated"] is False
-    tomorrow = await client.get("/v1/reports/groundedness", params={"collection": kb, "since": "2999-01-01"})
+    tomorrow = await client.get("/v1/reports/groundedness", params={"collection": collection, "since": "2999-01-01"})
     assert tomorrow.json()["count"] == 0 and tomorrow.json()["metrics"]["faithfulness"]["mean"] is None
-    only = await client.get("/v1/reports/groundedness", params={"collection": kb, "generator": "misquoting"})
+    only = await client.get(
+        "/v1/reports/groundedness", params={"collection": collection, "generator": "openai:misquoting"}
+    )
     assert only.json()["count"] == 1
 
 
@@ -258,78 +245,80 @@ BRIDGE, TOWER, SOURDOUGH = (
 )
 
 
-async def owed_without_jobs(client, services, kb: str, *questions: str) -> list[str]:  # noqa: F811
+async def unscored_service(own_service, prepare=None) -> tuple[RunningService, str]:
+    """A service that scores no answer by itself (scoring off), and its collection of RECORDS: its answers are scored
+    only when a test asks, and only the test's answers are owed there."""
+    svc = await own_service({"scoring": {"enabled": False}}, prepare=prepare)
+    await import_records(svc.client, await create_collection(svc.client, "kb"), RECORDS)
+    return svc, "kb"
+
+
+async def owed_without_jobs(svc: RunningService, collection: str, *questions: str) -> list[str]:
     """Answers whose scores are owed but have no job: only a batch taken by another job can score them."""
-    services.settings.scoring.enabled = False
-    try:
-        ids = [(await ask(client, question=q, collections=[kb]))["answer_id"] for q in questions]
-    finally:
-        services.settings.scoring.enabled = True
-    statuses = [(await client.get(f"/v1/answers/{i}")).json()["scores"]["status"] for i in ids]
+    ids = [(await ask(svc.client, question=q, collections=[collection]))["answer_id"] for q in questions]
+    statuses = [(await svc.client.get(f"/v1/answers/{i}")).json()["scores"]["status"] for i in ids]
     assert statuses == ["not_scored"] * len(ids)
     for i in ids:
-        await services.answers.scores.request(i)
+        await svc.services.answers.scores.request(i)
     return ids
 
 
-async def test_one_job_scores_the_owed_answers_in_one_batch(client, services, kb):  # noqa: F811
-
-    ids = await owed_without_jobs(client, services, kb, BRIDGE, TOWER, SOURDOUGH)
-    assert await services.scoring.score_owed(ids[-1]) >= 3
+async def test_one_job_scores_the_owed_answers_in_one_batch(own_service):
+    svc, collection = await unscored_service(own_service)
+    ids = await owed_without_jobs(svc, collection, BRIDGE, TOWER, SOURDOUGH)
+    assert await svc.services.scoring.score_owed(ids[-1]) == 3
     scored_at = []
     for i in ids:
-        scores = (await client.get(f"/v1/answers/{i}")).json()["scores"]
+        scores = (await svc.client.get(f"/v1/answers/{i}")).json()["scores"]
         assert scores["status"] == "done" and scores["faithfulness"]["value"] == 1.0, scores
         scored_at.append(scores["scored_at"])
-    await services.scoring.score_owed(ids[0])  # nothing is owed for these any more: not scored again
-    again = [(await client.get(f"/v1/answers/{i}")).json()["scores"]["scored_at"] for i in ids]
+    await svc.services.scoring.score_owed(ids[0])  # nothing is owed for these any more: not scored again
+    again = [(await svc.client.get(f"/v1/answers/{i}")).json()["scores"]["scored_at"] for i in ids]
     assert again == scored_at
 
 
 class PoisonedScorer:
-    """The real offline scorer, except that it breaks on one question: a batch must not fail with it."""
+    """The real offline scorer, except that it breaks on one question (a real scorer cannot be made to crash on
+    demand): a batch must not fail with it."""
 
-    def __init__(self, real) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, real) -> None:
         self.real, self.name, self.version = real, real.name, real.version
 
-    async def score(self, item):  # type: ignore[no-untyped-def]
+    async def score(self, item):
         return (await self.score_many([item]))[0]
 
-    async def score_many(self, items):  # type: ignore[no-untyped-def]
+    async def score_many(self, items):
         if any("sourdough" in i.question for i in items):
             raise ValueError("poisoned")
         return await self.real.score_many(items)
 
 
-async def test_a_poison_answer_fails_alone_not_its_batch(client, services, kb):  # noqa: F811
+def poisoned(svc: Services) -> None:
+    svc.scoring = replace(svc.scoring, scorer=PoisonedScorer(svc.scorer))
 
-    ids = await owed_without_jobs(client, services, kb, BRIDGE, SOURDOUGH, TOWER)
-    real, services.scoring.scorer = services.scoring.scorer, PoisonedScorer(services.scoring.scorer)
-    try:
-        assert await services.scoring.score_owed(ids[0]) >= 3
-    finally:
-        services.scoring.scorer = real
-    results = [(await client.get(f"/v1/answers/{i}")).json()["scores"] for i in ids]
+
+async def test_a_poison_answer_fails_alone_not_its_batch(own_service):
+    svc, collection = await unscored_service(own_service, prepare=poisoned)
+    ids = await owed_without_jobs(svc, collection, BRIDGE, SOURDOUGH, TOWER)
+    assert await svc.services.scoring.score_owed(ids[0]) == 3
+    results = [(await svc.client.get(f"/v1/answers/{i}")).json()["scores"] for i in ids]
     assert [r["status"] for r in results] == ["done"] * 3
     assert results[0]["faithfulness"]["value"] == 1.0 and results[2]["faithfulness"]["value"] == 1.0
     assert "poisoned" in results[1]["error"] and "faithfulness" not in results[1]
 
 
-async def test_an_answer_held_by_a_dead_worker_is_scored_once_its_claim_runs_out(client, services, kb):  # noqa: F811
+async def test_an_answer_held_by_a_dead_worker_is_scored_once_its_claim_runs_out(own_service):
     from datetime import timedelta
 
-
-    [answer_id] = await owed_without_jobs(client, services, kb, BRIDGE)
+    svc, collection = await unscored_service(own_service)
+    scores, scoring = svc.services.answers.scores, svc.services.scoring
+    [answer_id] = await owed_without_jobs(svc, collection, BRIDGE)
     # Another worker's batch claimed it, then died: nothing renews the claim.
-    assert await services.answers.scores.claim("dead-worker", answer_id, 1, timedelta(seconds=2)) == [answer_id]
+    assert await scores.claim("dead-worker", answer_id, 1, timedelta(seconds=2)) == [answer_id]
     # Held: this job leaves it, and comes back when the claim ends.
-    assert await services.scoring.score_owed(answer_id) == 0
-    state = await services.answers.scores.state(answer_id)
+    assert await scoring.score_owed(answer_id) == 0
+    state = await scores.state(answer_id)
     assert (state.status, state.claimed_by) == ("pending", "dead-worker")
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 120
-    while (scores := (await client.get(f"/v1/answers/{answer_id}")).json()["scores"])["status"] != "done":
-        assert loop.time() < deadline, scores
-        await asyncio.sleep(0.2)
-    assert scores["faithfulness"]["value"] == 1.0 and scores["error"] is None
-    assert (await services.answers.scores.state(answer_id)).claimed_by is None
+    done = (await wait_scored(svc.client, answer_id))["scores"]
+    assert done["faithfulness"]["value"] == 1.0 and done["error"] is None
+    assert (await scores.state(answer_id)).claimed_by is None

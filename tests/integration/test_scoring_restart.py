@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import SHARED, import_records_sync, wait_job_sync
+from tests.conftest import SHARED
 from tests.integration.test_answers import RECORDS
-from tests.integration.test_worker_killed import ServiceProcess, free_port
+from tests.support.polling import wait_job_sync, wait_scored_sync
+from tests.support.service import ServiceProcess, import_records_sync
 
 QUESTIONS = ["When did the Golden Gate Bridge open?", "How tall is the Eiffel Tower?", "What leavens sourdough?"]
 
@@ -19,7 +19,7 @@ QUESTIONS = ["When did the Golden Gate Bridge open?", "How tall is the Eiffel To
 @pytest.mark.slow
 def test_owed_scores_are_scored_after_a_kill_and_restart(tmp_path: Path) -> None:
     # One job at a time: a long import holds the worker, so the score jobs are still queued when the kill comes.
-    svc = ServiceProcess(tmp_path / "data", free_port(), env={"RAG_INGESTION__WORKER_CONCURRENCY": "1"})
+    svc = ServiceProcess(tmp_path / "data", env={"RAG_INGESTION__WORKER_CONCURRENCY": "1"})
     svc.start()
     try:
         import_records_sync(svc.url, "kb", RECORDS)
@@ -42,13 +42,10 @@ def test_owed_scores_are_scored_after_a_kill_and_restart(tmp_path: Path) -> None
         svc.kill()  # the embedded Valkey, and the queued score jobs in it, die with the service
 
         svc.start()
-        deadline = time.monotonic() + 900
         for answer_id in answer_ids:
-            while (data := httpx.get(f"{svc.url}/v1/answers/{answer_id}").json())["scores"]["status"] != "done":
-                assert time.monotonic() < deadline, data["scores"]
-                time.sleep(0.2)
-            assert data["scores"]["scorer"] == "offline"
-            assert data["scores"]["faithfulness"]["value"] is not None or data["abstained"], data["scores"]
-            assert data["scores"]["error"] is None
+            data = wait_scored_sync(svc.url, answer_id)
+            assert data["scores"]["scorer"] == "offline" and data["scores"]["error"] is None, data["scores"]
+            # Each question is answered from its record (test_scoring scores these very answers 1.0).
+            assert not data["abstained"] and data["scores"]["faithfulness"]["value"] == 1.0, data
     finally:
         svc.stop()

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.conftest import wait_job
+from tests.support.polling import FINISHED, poll, wait_job
 
 RECORDS = [
     {
@@ -130,8 +130,6 @@ async def test_only_the_active_version_is_searchable(client, collection):
 
 
 async def test_queries_during_reingestion_see_exactly_one_version(client, collection):
-    import asyncio
-
     def doc(tag: str) -> bytes:
         paras = [
             f"Section {i}. The maintenance schedule item {i} requires inspection by team {tag}." for i in range(60)
@@ -140,16 +138,17 @@ async def test_queries_during_reingestion_see_exactly_one_version(client, collec
 
     url = f"/v1/collections/{collection}/documents"
     v1 = (await client.post(url, files={"files": ("manual.txt", doc("RED"))})).json()[0]
-    await wait_job(client, v1["job_id"])
+    assert (await wait_job(client, v1["job_id"]))["status"] == "succeeded"
     v2 = (await client.post(url, files={"files": ("manual.txt", doc("BLUE"))})).json()[0]
     seen: list[set[int]] = []
-    while True:
+
+    async def search_then_job() -> dict:
+        """Search (what a user sees while version 2 is indexed), then read the job."""
         out = await search(client, query="maintenance inspection team", collections=[collection], top_k=20)
         seen.append({h["version"] for h in out["hits"]})
-        job = (await client.get(f"/v1/jobs/{v2['job_id']}")).json()
-        if job["status"] in ("succeeded", "failed"):
-            break
-        await asyncio.sleep(0.01)
+        return (await client.get(f"/v1/jobs/{v2['job_id']}")).json()
+
+    job = await poll(search_then_job, lambda j: j["status"] in FINISHED, what="re-ingestion to finish", every_s=0.01)
     assert job["status"] == "succeeded"
     out = await search(client, query="maintenance inspection team", collections=[collection], top_k=20)
     seen.append({h["version"] for h in out["hits"]})

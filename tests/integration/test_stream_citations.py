@@ -1,37 +1,31 @@
-"""An LLM answer streamed over SSE never shows tokens that the final citation check then takes back."""
+"""An LLM answer streamed over SSE never shows tokens that the final citation check then takes back.
+
+The service's real OpenAI-compatible generator streams from an endpoint on 127.0.0.1 that sends a fixed answer in
+pieces: a real small model cannot be made to omit or misplace citations on demand.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 
 import pytest
 
-from kernel.types import Context, GeneratedAnswer
-from tests.conftest import wait_job
+from tests.support.chat_server import ChatServer
+from tests.support.service import RunningService, create_collection, import_records
 
 
-class ScriptedLLM:
-    """Stands in for an LLM endpoint: streams a fixed answer in pieces (a real small model cannot be made to omit
-    or misplace citations on demand)."""
-
-    name = "llm"
-
-    def __init__(self, pieces: list[str]) -> None:
-        self.pieces = pieces
-        self.calls = 0
-
-    async def generate(self, question: str, contexts: Sequence[Context], prompt: object) -> GeneratedAnswer:
-        self.calls += 1
-        return GeneratedAnswer(text="".join(self.pieces), model="scripted")
-
-    async def stream(self, question: str, contexts: Sequence[Context], prompt: object) -> AsyncIterator:
-        for piece in self.pieces:
-            yield piece
-        yield await self.generate(question, contexts, prompt)
+@pytest.fixture
+async def moon(own_service) -> AsyncIterator[tuple[RunningService, ChatServer]]:
+    """A service of its own whose "llm" generator streams from the canned endpoint, with the Moon indexed."""
+    with ChatServer([], model="scripted") as llm:
+        svc = await own_service({"llm": {"base_url": llm.base_url, "model": "scripted", "max_retries": 0}})
+        record = {"id": "moon", "title": "Moon", "text": "The Moon orbits the Earth every 27.3 days."}
+        await import_records(svc.client, await create_collection(svc.client, "moon"), [record])
+        yield svc, llm
 
 
-async def _events(client, collection: str) -> list[tuple[str, dict]]:
+async def _events(client, collection: str) -> list[tuple[str | None, dict]]:
     body = {
         "question": "How long is the Moon's orbit?",
         "collections": [collection],
@@ -50,27 +44,22 @@ async def _events(client, collection: str) -> list[tuple[str, dict]]:
     return out
 
 
-@pytest.fixture
-async def moon(client, collection):
-    body = json.dumps({"id": "moon", "title": "Moon", "text": "The Moon orbits the Earth every 27.3 days."})
-    res = (await client.post(f"/v1/collections/{collection}/documents/import", content=body.encode())).json()
-    assert (await wait_job(client, res["job_id"]))["status"] == "succeeded"
-    return collection
-
-
-async def test_uncited_stream_shows_only_the_abstention(client, services, moon, monkeypatch):
-    monkeypatch.setitem(services.generators, "llm", ScriptedLLM(["The Moon ", "is made ", "of cheese."]))
-    events = await _events(client, moon)
+async def test_uncited_stream_shows_only_the_abstention(moon):
+    svc, llm = moon
+    llm.pieces = ["The Moon ", "is made ", "of cheese."]
+    events = await _events(svc.client, "moon")
+    assert [e.request["stream"] for e in llm.exchanges] == [True]  # the answer was streamed from the endpoint
     tokens = "".join(d["text"] for e, d in events if e == "token")
     done = next(d for e, d in events if e == "done")
     assert done["abstained"] and done["abstain_reason"] == "no_citations"
     assert tokens == done["answer"] == "The documents don't say."
 
 
-async def test_cited_stream_shows_the_validated_answer(client, services, moon, monkeypatch):
-    pieces = ["The Moon orbits ", "the Earth ", "every 27.3 days ", "[", "1", "]", " and has tides ", "[4]", "."]
-    monkeypatch.setitem(services.generators, "llm", ScriptedLLM(pieces))
-    events = await _events(client, moon)
+async def test_cited_stream_shows_the_validated_answer(moon):
+    svc, llm = moon
+    llm.pieces = ["The Moon orbits ", "the Earth ", "every 27.3 days ", "[", "1", "]", " and has tides ", "[4]", "."]
+    events = await _events(svc.client, "moon")
+    assert [e.request["stream"] for e in llm.exchanges] == [True]
     tokens = [d["text"] for e, d in events if e == "token"]
     done = next(d for e, d in events if e == "done")
     assert not done["abstained"] and done["removed_citations"] == 1

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from kernel.types import ChunkSelector, ChunkState
-from tests.conftest import wait_job
+from tests.support.polling import wait_job
+from tests.support.service import create_collection
 
 TEXT_V1 = (
     "Policy handbook\n\nEmployees accrue twenty vacation days per year. Unused days expire in March.\n\n"
@@ -74,8 +75,11 @@ async def test_same_bytes_changed_bytes_rollback_and_delete(client, services, co
     assert (await client.post(f"/v1/documents/{doc_id}/rollback")).status_code == 404
 
 
-async def test_old_versions_beyond_the_window_are_purged(client, services, collection, monkeypatch):
-    monkeypatch.setattr(services.settings.ingestion, "keep_versions", 1)
+async def test_old_versions_beyond_the_window_are_purged(own_service):
+    # A window of one retired version: a service of its own, since the session's keeps the default for other tests.
+    svc = await own_service({"ingestion": {"keep_versions": 1}})
+    client, services = svc.client, svc.services
+    collection = await create_collection(client, "notes")
     doc_id = None
     for n in range(1, 4):
         res = await upload(client, collection, "notes.md", f"# Notes\n\nRevision number {n} of the notes.".encode())

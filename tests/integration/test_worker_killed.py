@@ -5,11 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -17,54 +12,8 @@ import pytest
 
 from kernel.types import ChunkSelector, ChunkState
 from tests.conftest import SHARED
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class ServiceProcess:
-    def __init__(self, data_dir: Path, port: int, env: dict[str, str] | None = None) -> None:
-        self.data_dir, self.port, self.extra_env = data_dir, port, env or {}
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.url = f"http://127.0.0.1:{port}"
-
-    def start(self) -> None:
-        env = {**os.environ, "RAG_DATA_DIR": str(self.data_dir), "RAG_LOG_LEVEL": "warning", **self.extra_env}
-        log = (self.data_dir.parent / f"service-{self.port}.log").open("ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "rag", "serve", "--port", str(self.port)], env=env, stdout=log, stderr=log
-        )
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, "the service exited at start; see " + log.name
-            try:
-                if httpx.get(self.url + "/healthz", timeout=2).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-        raise AssertionError("the service did not become healthy")
-
-    def children(self) -> list[int]:
-        assert self.proc is not None
-        out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(self.proc.pid)], capture_output=True, text=True)
-        return [int(p) for p in out.stdout.split()]
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(30)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
+from tests.support.polling import poll_sync, wait_job_sync
+from tests.support.service import ServiceProcess
 
 
 def _alive(pid: int) -> bool:
@@ -77,10 +26,22 @@ def _alive(pid: int) -> bool:
     return stat.exists() and stat.read_text().split()[2] != "Z"
 
 
+def _is_valkey(pid: int) -> bool:
+    try:
+        return "valkey" in Path(f"/proc/{pid}/comm").read_text()
+    except OSError:
+        return False
+
+
+def _midway_through_embedding(job: dict) -> bool:
+    assert job["status"] not in ("succeeded", "failed"), f"finished before it could be killed: {job}"
+    return job["stage"] == "embedding" and 0 < job["done"] < job["total"]
+
+
 @pytest.mark.slow
 def test_killed_during_embedding_completes_after_restart(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
-    svc = ServiceProcess(data_dir, free_port())
+    svc = ServiceProcess(data_dir)
     svc.start()
     try:
         with (SHARED / "scifact" / "corpus.jsonl").open() as fh:
@@ -91,24 +52,23 @@ def test_killed_during_embedding_completes_after_restart(tmp_path: Path) -> None
         assert resp.status_code == 202, resp.text
         job_id = resp.json()["job_id"]
 
-        deadline = time.monotonic() + 600
-        while True:
-            job = httpx.get(f"{svc.url}/v1/jobs/{job_id}").json()
-            if job["stage"] == "embedding" and 0 < job["done"] < job["total"]:
-                break
-            assert job["status"] not in ("succeeded", "failed"), f"finished before it could be killed: {job}"
-            assert time.monotonic() < deadline, job
-            time.sleep(0.05)
-        valkey_pids = svc.children()
+        poll_sync(
+            lambda: httpx.get(f"{svc.url}/v1/jobs/{job_id}").json(),
+            _midway_through_embedding,
+            what=f"job {job_id} to be midway through embedding",
+            every_s=0.05,
+        )
+        valkey_pids = [p for p in svc.children() if _is_valkey(p)]
+        assert valkey_pids, f"no embedded valkey-server among the service's children {svc.children()}"
         svc.kill()
-        time.sleep(0.5)
-        assert not [p for p in valkey_pids if _alive(p)], "the embedded valkey-server outlived its service"
+        poll_sync(
+            lambda: [p for p in valkey_pids if _alive(p)],
+            lambda alive: not alive,
+            what="the embedded valkey-server to exit with its service",
+        )
 
         svc.start()
-        deadline = time.monotonic() + 900
-        while (job := httpx.get(f"{svc.url}/v1/jobs/{job_id}").json())["status"] not in ("succeeded", "failed"):
-            assert time.monotonic() < deadline, job
-            time.sleep(0.2)
+        job = wait_job_sync(svc.url, job_id)
         assert job["status"] == "succeeded", job
         assert job["attempts"] == 2
         assert job["done"] == job["total"]

@@ -140,7 +140,7 @@ def fill_legacy(conn: sa.Connection) -> None:
             },
         ],
     )
-    answer = {
+    answer: dict[str, object] = {
         "conversation_id": None,
         "standalone_question": "q",
         "filters": None,

@@ -113,7 +113,7 @@ def test_extractive_answer_drops_the_documents_own_reference_markers():
     assert text == "Levels rose as shown previously [1]."
 
 
-def _contexts(n: int):  # type: ignore[no-untyped-def]
+def _contexts(n: int) -> list[Context]:
     from kernel.types import Context
 
     return [
