@@ -79,6 +79,8 @@ class PresidioRedactor:
     def redact_many(self, texts: Sequence[str]) -> list[str]:
         """Each text with every finding replaced by its placeholder, e.g. "mail <EMAIL> or call <PHONE>"."""
         distinct = list(dict.fromkeys(t for t in texts if _worth_analysing(t)))
+        if not distinct:
+            return list(texts)  # without loading the analyser
         results = self._analyse(distinct)
         anonymizer = self._engines()[1]
         redacted = {

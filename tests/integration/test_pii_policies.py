@@ -81,6 +81,8 @@ async def _ask(client: httpx.AsyncClient, collection: str) -> dict:
 async def test_answers_records_and_reports_follow_the_policy(client, services, collections) -> None:  # type: ignore[no-untyped-def]
     for policy, name in collections.items():
         out = await _ask(client, name)
+        comment = {"rating": "down", "comment": "Wrong: Jane Okafor moved, mail jane.okafor@example.com instead."}
+        assert (await client.post(f"/v1/answers/{out['answer_id']}/feedback", json=comment)).status_code == 201
         record = await client.get(f"/v1/answers/{out['answer_id']}")
         assert record.status_code == 200, record.text
         shown = [out["answer"], *(c["snippet"] for c in out["citations"])]
@@ -91,7 +93,7 @@ async def test_answers_records_and_reports_follow_the_policy(client, services, c
         exported = [row["answer"] for row in csv.DictReader(io.StringIO(report.text))]
         assert out["answer"] in exported
         worst = await _worst_answer(client, name, out["answer_id"])
-        shown += [worst["answer"], *exported]
+        shown += [worst["answer"], *exported, *worst["feedback"]["comments"], record.json()["feedback"][0]["comment"]]
         claims = [c["claim"] for c in worst["unsupported_claims"]]
         stored = await services.answers.get(out["answer_id"])
         if policy == "allow":
