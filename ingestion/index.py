@@ -16,8 +16,8 @@ from datetime import UTC, datetime
 from ingestion.chunk import chunk_elements
 from ingestion.records import parse_jsonl, record_elements
 from kernel.errors import DocumentError, NotFound
-from kernel.ports import BlobReader, DocumentCatalog, JobLedger, VersionLedger
-from kernel.protocols import Embedder, SparseEncoder, VectorStore
+from kernel.ports import BlobReader, DocumentCatalog, JobLedger, PolicyReader, VersionLedger
+from kernel.protocols import Embedder, Redactor, SparseEncoder, VectorStore
 from kernel.records import IndexedVersion, JobItem
 from kernel.settings import ChunkingSettings, IngestionSettings
 from kernel.types import (
@@ -61,6 +61,9 @@ class Indexer:
     sparse: SparseEncoder
     ingestion: IngestionSettings
     chunking: ChunkingSettings
+    # The collection's policy decides whether chunk text is redacted before it is embedded and stored.
+    policies: PolicyReader
+    redactor: Redactor
     # Serialises encoding: two jobs encoding at once on a small machine only thrash the same cores.
     encode_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -73,6 +76,11 @@ class Indexer:
             return None
         if job.status in (JobStatus.succeeded, JobStatus.failed):
             return job.status  # a duplicate delivery of a finished job
+        try:
+            redact = (await self.policies.policies([job.collection]))[job.collection].pii == "redact_ingest"
+        except NotFound:
+            log.info("job %s no longer has a collection: it was deleted", job_id)
+            return None
         attempts = await self.jobs.started(job_id)
         limit = self.ingestion.max_tries + 1
         if attempts > limit:
@@ -94,6 +102,8 @@ class Indexer:
             await self.versions.failed(item.document_id, item.version, error)
 
         await self.jobs.progress(job_id, JobStage.chunking)
+        if redact:
+            elements = await self._redact(elements)
         prepared, empty = await asyncio.to_thread(self._chunk_all, elements)
         for item in empty:
             reason = f"{item.filename} contains no text to index"
@@ -139,6 +149,25 @@ class Indexer:
             except DocumentError as exc:
                 failures.append((item, exc.message))
         return loaded, failures
+
+    async def _redact(
+        self, loaded: Sequence[tuple[JobItem, list[ParsedElement]]]
+    ) -> list[tuple[JobItem, list[ParsedElement]]]:
+        """The elements with personal data replaced by placeholders, before chunking: chunk sizes are counted on
+        the text that is stored, and the overlap between chunks is not analysed twice. Section titles too, since
+        they are stored with every chunk. A failure fails the job (retried like any other): never index the raw
+        text of a collection that asked for redaction."""
+        texts = [t for _, elements in loaded for e in elements for t in (e.text, e.section or "")]
+        async with self.encode_lock:  # CPU-bound like encoding: two at once only thrash the same cores
+            redacted = iter(await asyncio.to_thread(self.redactor.redact_many, texts))
+        out = []
+        for item, elements in loaded:
+            clean = []
+            for e in elements:
+                text, section = next(redacted), next(redacted)
+                clean.append(e.model_copy(update={"text": text, "section": section if e.section is not None else None}))
+            out.append((item, clean))
+        return out
 
     def _chunk_all(self, loaded: Sequence[tuple[JobItem, list[ParsedElement]]]) -> tuple[list[Prepared], list[JobItem]]:
         budget = min(self.chunking.max_tokens, self.embedder.max_tokens - 2)

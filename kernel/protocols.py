@@ -49,6 +49,15 @@ class PassageChecker(Protocol):
         ...
 
 
+class Redactor(Protocol):
+    """Replaces personal data (names, e-mails, phones, cards, IBANs) with typed placeholders such as "<EMAIL>".
+    Blocking and CPU-bound: callers run it in a thread."""
+
+    def redact(self, text: str) -> str: ...
+
+    def redact_many(self, texts: Sequence[str]) -> list[str]: ...
+
+
 class SparseEncoder(Protocol):
     """BM25-style term vectors; the store applies IDF at query time."""
 

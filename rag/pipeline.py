@@ -19,6 +19,7 @@ from kernel.text import CITATION_MARKER, marker_numbers
 from kernel.types import Context, GeneratedAnswer, Hit, PromptRef, Usage
 from rag.generation.base import Generator
 from rag.prompts.registry import load_prompt
+from rag.redaction import StreamRedactor, needs_redaction, redact_answer, snippet
 from rag.services import Services
 from retrieval.search import SearchOptions
 
@@ -168,6 +169,7 @@ class Draft:
     contexts: list[Context]
     timings: dict[str, float]
     started: float
+    redact: bool = False  # the collections' pii policy: redact what is sent (rag/redaction.py)
 
 
 def _abstain_reason(svc: Services, draft: Draft, answer: GeneratedAnswer | None) -> str | None:
@@ -201,7 +203,8 @@ async def _prepare(svc: Services, q: Question) -> Draft:
     options = SearchOptions(filters=q.filters, top_k=q.top_k or cfg.context_k, grants=q.caller.grants())
     retrieval = await svc.retriever.retrieve(q.standalone or q.text, q.collections, options)
     contexts = to_contexts(retrieval.hits)
-    return Draft(q, gen, prompt, retrieval.hits, contexts, dict(retrieval.timings_ms), started)
+    redact = await needs_redaction(svc.catalog.collections, q.collections)
+    return Draft(q, gen, prompt, retrieval.hits, contexts, dict(retrieval.timings_ms), started, redact)
 
 
 async def _finish(svc: Services, draft: Draft, answer: GeneratedAnswer | None) -> AnswerOut:
@@ -225,7 +228,7 @@ async def _finish(svc: Services, draft: Draft, answer: GeneratedAnswer | None) -
             filename=c.filename,
             page=c.page,
             section=c.section,
-            snippet=c.text[:300],
+            snippet=snippet(c.text),
             score=c.score,
         )
         for n in ([] if reason else cited)
@@ -310,7 +313,13 @@ async def answer(svc: Services, q: Question) -> AnswerOut:
     draft = await _prepare(svc, q)
     generated = await _generate(draft) if _should_generate(svc, draft) else None
     draft.timings.setdefault("generate", 0.0)
-    return await _finish(svc, draft, generated)
+    return await _sent(svc, draft, await _finish(svc, draft, generated))
+
+
+async def _sent(svc: Services, draft: Draft, out: AnswerOut) -> AnswerOut:
+    """The answer as it leaves the service: stored as generated (the scorer judges the real text), sent redacted
+    when the collections' policy says so."""
+    return await redact_answer(svc.redactor, out, draft.contexts) if draft.redact else out
 
 
 async def answer_stream(svc: Services, q: Question) -> AsyncIterator[str | AnswerOut]:
@@ -320,25 +329,30 @@ async def answer_stream(svc: Services, q: Question) -> AsyncIterator[str | Answe
         # Nothing to gain from streaming a ranking: decide (and maybe abstain) first, then send the words.
         generated = await _generate(draft)
         draft.timings.setdefault("generate", 0.0)
-        final = await _finish(svc, draft, generated)
+        final = await _sent(svc, draft, await _finish(svc, draft, generated))
         for word in re.findall(r"\S+\s*", final.answer):
             yield word
         yield final
         return
     generated = None
     gate = CitationGate(draft.contexts)
+    # Redacting: each sentence is held until it is complete, then sent redacted (see StreamRedactor).
+    hold = StreamRedactor(svc.redactor) if draft.redact else None
     t = time.perf_counter()
     if _should_generate(svc, draft):
         async for item in draft.gen.stream(q.standalone or q.text, draft.contexts, draft.prompt):
             if isinstance(item, GeneratedAnswer):
                 generated = item
-            elif shown := gate.feed(item):
+            elif (shown := gate.feed(item)) and (shown := await hold.feed(shown) if hold else shown):
                 yield shown
     draft.timings["generate"] = round((time.perf_counter() - t) * 1000, 2)
-    final = await _finish(svc, draft, generated)
+    final = await _sent(svc, draft, await _finish(svc, draft, generated))
+    rest = gate.finish()
+    if hold:
+        rest = await hold.feed(rest) + await hold.finish()
     if final.abstained:
         # Nothing was shown: an answer that shows a valid citation is never turned into an abstention.
         yield final.answer
-    elif rest := gate.finish():
+    elif rest:
         yield rest
     yield final

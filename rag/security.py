@@ -53,10 +53,11 @@ async def principal(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal:
     """Every request's caller; raises 401 for a missing, unknown, revoked or expired key."""
-    if credentials is None:
-        if await svc.keys.any_key():
-            raise Unauthorized("this service needs an API key: send `Authorization: Bearer <key>`")
+    if not await svc.keys.any_key():
+        # Single-user mode ignores whatever key a client sends (OpenAI SDKs always send one).
         found = Principal.open_mode()
+    elif credentials is None:
+        raise Unauthorized("this service needs an API key: send `Authorization: Bearer <key>`")
     else:
         parts = split_key(credentials.credentials)
         request.state.audit_key_id = parts[0] if parts else None  # the id only, never the secret

@@ -14,6 +14,7 @@ from evals.checker import SupportChecker
 from evals.online import AnswerScoring
 from evals.scores import Scorer
 from ingestion.index import Indexer
+from ingestion.pii import PresidioRedactor
 from kernel.llm import Endpoint
 from kernel.privacy import enforce_offline
 from kernel.protocols import Embedder, SparseEncoder, VectorStore
@@ -52,6 +53,9 @@ class Services:
     scoring: AnswerScoring
     keys: KeyStore
     audit: AuditLog
+    # Collections with a `pii` policy other than allow; builds its models on first use, so a service whose
+    # collections never redact never loads them.
+    redactor: PresidioRedactor
     _valkey: EmbeddedValkey | None = None
 
     async def close(self) -> None:
@@ -117,6 +121,7 @@ async def build_services(settings: Settings) -> Services:
     answers = AnswerStore(catalog.engine)
     reranker = make_reranker(settings, checker)
     scorer = make_scorer(settings, embedder, encode_lock, checker)
+    redactor = PresidioRedactor()
     return Services(
         settings=settings,
         catalog=catalog,
@@ -141,6 +146,8 @@ async def build_services(settings: Settings) -> Services:
             sparse,
             settings.ingestion,
             settings.chunking,
+            catalog.collections,
+            redactor,
             encode_lock,
         ),
         retriever=Retriever(
@@ -156,6 +163,7 @@ async def build_services(settings: Settings) -> Services:
         scoring=AnswerScoring(answers, answers.scores, queue, scorer, settings.scoring),
         keys=KeyStore(catalog.engine),
         audit=AuditLog(catalog.engine),
+        redactor=redactor,
         _valkey=valkey,
     )
 

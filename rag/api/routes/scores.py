@@ -18,6 +18,7 @@ from kernel.access import Permission, Principal
 from kernel.errors import InvalidInput, NotFound
 from kernel.records import ReportQuery, ScoreState, StoredAnswer
 from rag.api.deps import get_services
+from rag.redaction import needs_redaction, redact_record, redact_report, redact_rows
 from rag.security import Caller, Reviewer, visible
 from rag.services import Services
 
@@ -51,11 +52,15 @@ async def _answer(svc: Services, caller: Principal, answer_id: str) -> StoredAns
 
 @router.get("/v1/answers/{answer_id}")
 async def get_answer(answer_id: str, svc: Svc, caller: Caller) -> dict[str, Any]:
-    """The answer with its lineage, its scores with per-claim verdicts, and its feedback."""
-    data = dataclasses.asdict(await _answer(svc, caller, answer_id))
+    """The answer with its lineage, its scores with per-claim verdicts, and its feedback (redacted when a
+    collection of the answer says so)."""
+    answer = await _answer(svc, caller, answer_id)
+    data = dataclasses.asdict(answer)
     data["scores"] = _score_view(await svc.answers.scores.state(answer_id))
     feedback = (await svc.answers.feedback_for([answer_id])).get(answer_id, [])
     data["feedback"] = [dataclasses.asdict(f) for f in feedback]
+    if await needs_redaction(svc.catalog.collections, answer.collections):
+        return await redact_record(svc.redactor, data)
     return data
 
 
@@ -211,6 +216,7 @@ async def groundedness_report(
     truncated = len(rows) == cfg.report_max_answers
     feedback = await svc.answers.feedback_for([r.id for r in rows])
     if p.format == "csv":
+        rows = await redact_rows(svc.catalog.collections, svc.redactor, rows)
         return Response(
             await asyncio.to_thread(to_csv, rows, feedback),
             media_type="text/csv; charset=utf-8",
@@ -218,6 +224,8 @@ async def groundedness_report(
         )
     thresholds = {m: cfg.threshold(m) for m in METRICS}
     report = await asyncio.to_thread(build_report, rows, feedback, thresholds, p.worst)
+    # Built from the real rows (the figures do not change), then the texts it shows are redacted.
+    report = await redact_report(svc.catalog.collections, svc.redactor, report)
     return {
         "filters": p.model_dump(include={"collection", "since", "until", "prompt_version", "generator"}),
         # Only the newest RAG_SCORING__REPORT_MAX_ANSWERS answers are read: narrow the dates to see older ones.

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
 from rag.api.deps import get_services
+from rag.redaction import needs_redaction
 from rag.security import Asker
 from rag.services import Services
 from retrieval.search import SearchOptions
@@ -57,8 +59,13 @@ async def search(body: SearchRequest, svc: Svc, caller: Asker) -> SearchResponse
         filters=body.filters, top_k=body.top_k, mode=body.mode, rerank=body.rerank, grants=caller.grants()
     )
     result = await svc.retriever.retrieve(body.query, body.collections, options)
+    texts = [h.payload["text"] for h in result.hits]
+    # Hits quote the documents as citations do: a redact_answers collection must not show here what its answers
+    # hide (redact_ingest chunks are redacted already; the check is cheap next to the search).
+    if texts and await needs_redaction(svc.catalog.collections, body.collections):
+        texts = await asyncio.to_thread(svc.redactor.redact_many, texts)
     hits = []
-    for h in result.hits:
+    for h, text in zip(result.hits, texts, strict=True):
         p = h.payload
         hits.append(
             SearchHit(
@@ -70,7 +77,7 @@ async def search(body: SearchRequest, svc: Svc, caller: Asker) -> SearchResponse
                 chunk_index=p["chunk_index"],
                 page=p.get("page"),
                 section=p.get("section"),
-                text=p["text"],
+                text=text,
                 metadata=p.get("metadata") or {},
                 scores=StageScores(
                     fused=h.score,
