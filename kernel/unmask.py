@@ -49,7 +49,7 @@ _LEXICON = frozenset(
         "ignore disregard forget override bypass previous prior above all any your you are now instructions "
         "instruction rules rule prompt prompts system show print reveal tell the and with restrictions restricted "
         "filters dan jailbreak pretend act unfiltered unrestricted mode developer secret hidden no new task obey "
-        "follow say output repeat everything initial original guidelines context say hacked pwned"
+        "follow say output repeat everything initial original guidelines context hacked pwned"
     ).split()
 )
 
@@ -168,7 +168,8 @@ def _unleet_word(word: str) -> str:
     return base.replace("1", "i")
 
 
-def _unleet(plain: str) -> tuple[str | None, int]:
+def _unleet(plain: str) -> str | None:
+    """Stand-ins read as letters, if that makes at least one telling word."""
     changed = 0
 
     def fix(m: re.Match[str]) -> str:
@@ -180,7 +181,7 @@ def _unleet(plain: str) -> tuple[str | None, int]:
         return out
 
     out = _LEET_WORD.sub(fix, plain)
-    return (out if changed else None), changed
+    return out if changed else None
 
 
 def _unspace(text: str) -> str | None:
@@ -269,7 +270,7 @@ def readings(text: str, depth: int = 2) -> tuple[list[Reading], Hidden]:
     out = [Reading("text", plain)]
     if (skeleton := _skeleton(plain)) is not None:
         out.append(Reading("look-alike letters", skeleton))
-    leet, _ = _unleet(skeleton or plain)
+    leet = _unleet(skeleton or plain)
     if leet is not None:
         out.append(Reading("leetspeak", leet))
     loose = unicodedata.normalize("NFKC", INVISIBLE_RUN.sub("", text)).casefold().translate(FOLD)
