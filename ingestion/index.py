@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from ingestion.chunk import chunk_elements
 from ingestion.records import parse_jsonl, record_elements
 from kernel.errors import DocumentError, NotFound
+from kernel.injection import injection_flags
 from kernel.ports import BlobReader, DocumentCatalog, JobLedger, PolicyReader, VersionLedger
 from kernel.protocols import Embedder, Redactor, SparseEncoder, VectorStore
 from kernel.records import IndexedVersion, JobItem
@@ -42,6 +43,12 @@ EMBED_GROUP = 256
 class Prepared:
     item: JobItem
     chunks: list[Chunk]
+
+
+def _flag_all(texts: list[str]) -> list[list[str]]:
+    """Each chunk's flags: "injection" when its text addresses the model (indirect injection); answers exclude or
+    quote such chunks by their collection's policy."""
+    return [injection_flags(t) for t in texts]
 
 
 def chunk_id(job_id: str, document_id: str, version: int, index: int) -> str:
@@ -199,14 +206,15 @@ class Indexer:
             async with self.encode_lock:
                 dense = await asyncio.to_thread(self.embedder.embed_documents, texts)
             sparse = await asyncio.to_thread(self._encode_sparse, texts)
+            flags = await asyncio.to_thread(_flag_all, texts)
             records = [
                 ChunkRecord(
                     id=chunk_id(job_id, p.item.document_id, p.item.version, c.index),
                     dense=vec,
                     sparse=sp,
-                    payload=self._payload(job_id, p.item, c, created),
+                    payload={**self._payload(job_id, p.item, c, created), "flags": flag},
                 )
-                for (p, c), vec, sp in zip(group, dense, sparse, strict=True)
+                for (p, c), vec, sp, flag in zip(group, dense, sparse, flags, strict=True)
             ]
             await self.store.upsert(records)
             await self.jobs.progress(job_id, JobStage.embedding, done=start + len(group))

@@ -138,6 +138,11 @@ class LLMSettings(BaseModel):
 
 class AnswerSettings(BaseModel):
     prompt: str = "grounded_answer"
+    guarded_prompt: str = Field(
+        default="grounded_answer_guarded",
+        description="The prompt when a question is an injection attempt answered as plain text, or a chunk flagged "
+        "at ingestion is quoted: it fences both as data.",
+    )
     context_k: int = Field(default=5, ge=1, le=50, description="Chunks given to the generator.")
     # Abstain when the best evidence is weaker than this. Calibrated on CLAP-NQ (bench/abstain.py).
     min_evidence: float = Field(

@@ -234,6 +234,10 @@ class Context(BaseModel):
     section: str | None = None
     text: str
     score: float
+    flags: list[str] = Field(
+        default_factory=list,
+        description='"injection": the chunk addresses the model; a prompt quotes it as untrusted data.',
+    )
 
 
 class PromptRef(BaseModel):

@@ -17,13 +17,16 @@ from kernel.errors import InvalidInput
 from kernel.records import NewAnswer
 from kernel.text import CITATION_MARKER, marker_numbers
 from kernel.types import Context, GeneratedAnswer, Hit, PromptRef, Usage
+from kernel.unmask import visible_text
 from rag.generation.base import Generator
+from rag.guarded import obeys_injection, planted_phrases, screen_hits
 from rag.prompts.registry import load_prompt
 from rag.redaction import StreamRedactor, needs_redaction, redact_answer, snippet
 from rag.services import Services
 from retrieval.search import SearchOptions
 
 ABSTAIN_TEXT = "The documents don't say."
+FLAGGED_SPARE = 5
 
 
 class Citation(BaseModel):
@@ -53,6 +56,11 @@ class AnswerOut(BaseModel):
     evidence: float | None = Field(default=None, description="Strength of the best evidence (abstention signal).")
     conversation_id: str | None = None
     standalone_question: str | None = None
+    injection: str | None = Field(
+        default=None, description="An injection attempt seen in the question, answered as data (policy plain_text)."
+    )
+    flagged_excluded: int = Field(default=0, description="Retrieved chunks left out: they address the model.")
+    flagged_quoted: int = Field(default=0, description="Retrieved chunks that address the model, quoted as data.")
 
 
 @dataclass
@@ -65,6 +73,8 @@ class Question:
     conversation_id: str | None = None
     standalone: str | None = None
     caller: Principal = field(default_factory=Principal.open_mode)
+    # The label of an injection attempt the API let through (policy plain_text): the prompt fences the question.
+    injection: str | None = None
 
 
 def pick_generator(svc: Services, name: str | None) -> Generator:
@@ -88,6 +98,7 @@ def to_contexts(hits: list[Hit]) -> list[Context]:
             section=h.payload.get("section"),
             text=h.payload["text"],
             score=h.score,
+            flags=list(h.payload.get("flags") or []),
         )
         for i, h in enumerate(hits, start=1)
     ]
@@ -170,6 +181,12 @@ class Draft:
     timings: dict[str, float]
     started: float
     redact: bool = False  # the collections' pii policy: redact what is sent (rag/redaction.py)
+    # Fenced: an injection attempt in the question, or flagged chunks quoted. An LLM answer is then checked whole
+    # for the words the planted instructions asked for (`planted`) before any of it is shown.
+    guarded: bool = False
+    planted: set[str] = field(default_factory=set)
+    excluded: int = 0
+    quoted: int = 0
 
 
 def _abstain_reason(svc: Services, draft: Draft, answer: GeneratedAnswer | None) -> str | None:
@@ -188,29 +205,46 @@ def _abstain_reason(svc: Services, draft: Draft, answer: GeneratedAnswer | None)
         return "weak_evidence"
     if answer is not None and answer.text.strip().rstrip(".").lower() in {ABSTAIN_TEXT.rstrip(".").lower(), ""}:
         return "generator_declined"
+    if answer is not None and draft.guarded and obeys_injection(answer.text, draft.planted):
+        return "injection_followed"
     return None
 
 
 async def _prepare(svc: Services, q: Question) -> Draft:
     cfg = svc.settings.answer
     started = time.perf_counter()
-    if not q.text.strip():
+    if not visible_text(q.text):
         raise InvalidInput("the question is empty")
     if len(q.text) > cfg.max_question_chars:
         raise InvalidInput(f"the question has {len(q.text)} characters; the limit is {cfg.max_question_chars}")
     gen = pick_generator(svc, q.generator)
-    prompt = await asyncio.to_thread(load_prompt, cfg.prompt)
-    options = SearchOptions(filters=q.filters, top_k=q.top_k or cfg.context_k, grants=q.caller.grants())
+    top_k = q.top_k or cfg.context_k
+    # A few more than needed: chunks flagged as addressing the model may be left out.
+    fetch = min(top_k + FLAGGED_SPARE, max(top_k, svc.settings.retrieval.max_top_k))
+    options = SearchOptions(filters=q.filters, top_k=fetch, grants=q.caller.grants())
     retrieval = await svc.retriever.retrieve(q.standalone or q.text, q.collections, options)
-    contexts = to_contexts(retrieval.hits)
+    screened = await screen_hits(retrieval.hits, svc.catalog.collections, top_k)
+    svc.guard.chunks_excluded += screened.excluded
+    svc.guard.chunks_quoted += screened.quoted
+    guarded = q.injection is not None or screened.quoted > 0
+    prompt = await asyncio.to_thread(load_prompt, cfg.guarded_prompt if guarded else cfg.prompt)
+    contexts = to_contexts(screened.hits)
     redact = await needs_redaction(svc.catalog.collections, q.collections)
-    return Draft(q, gen, prompt, retrieval.hits, contexts, dict(retrieval.timings_ms), started, redact)
+    draft = Draft(q, gen, prompt, screened.hits, contexts, dict(retrieval.timings_ms), started, redact, guarded)
+    draft.excluded, draft.quoted = screened.excluded, screened.quoted
+    if guarded and gen.name != "extractive":
+        untrusted = [c.text for c in contexts if c.flags] + ([q.standalone or q.text] if q.injection else [])
+        trusted = [c.text for c in contexts if not c.flags]
+        draft.planted = await asyncio.to_thread(planted_phrases, untrusted, trusted)
+    return draft
 
 
 async def _finish(svc: Services, draft: Draft, answer: GeneratedAnswer | None) -> AnswerOut:
     q, gen, prompt, timings = draft.q, draft.gen, draft.prompt, draft.timings
     hits, contexts = draft.hits, draft.contexts
     reason = _abstain_reason(svc, draft, answer)
+    if reason == "injection_followed":
+        svc.guard.answers_withheld += 1
     cited: list[int] = []
     text, removed = ABSTAIN_TEXT, 0
     if reason is None and answer is not None:
@@ -292,6 +326,9 @@ async def _finish(svc: Services, draft: Draft, answer: GeneratedAnswer | None) -
         evidence=evidence,
         conversation_id=q.conversation_id,
         standalone_question=q.standalone,
+        injection=q.injection,
+        flagged_excluded=draft.excluded,
+        flagged_quoted=draft.quoted,
     )
 
 
@@ -325,9 +362,10 @@ async def _sent(svc: Services, draft: Draft, out: AnswerOut) -> AnswerOut:
 async def answer_stream(svc: Services, q: Question) -> AsyncIterator[str | AnswerOut]:
     """Text deltas, then the final AnswerOut (with validated citations and the answer id)."""
     draft = await _prepare(svc, q)
-    if draft.gen.name == "extractive":
-        # Nothing to gain from streaming a ranking: decide (and maybe abstain) first, then send the words.
-        generated = await _generate(draft)
+    if draft.gen.name == "extractive" or draft.guarded:
+        # Nothing to gain from streaming a ranking: decide (and maybe abstain) first, then send the words. A guarded
+        # LLM answer is checked whole for an obeyed instruction before any word of it is shown.
+        generated = await _generate(draft) if _should_generate(svc, draft) else None
         draft.timings.setdefault("generate", 0.0)
         final = await _sent(svc, draft, await _finish(svc, draft, generated))
         for word in re.findall(r"\S+\s*", final.answer):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from evals.checker import SupportChecker
 from evals.online import AnswerScoring
@@ -21,6 +21,7 @@ from kernel.protocols import Embedder, SparseEncoder, VectorStore
 from kernel.settings import Settings
 from rag.blobs import BlobStore
 from rag.generation.base import Generator
+from rag.guarded import GuardStats
 from rag.queue import JobQueue
 from rag.storage.answers import AnswerStore
 from rag.storage.audit import AuditLog
@@ -57,6 +58,7 @@ class Services:
     # collections never redact never loads them.
     redactor: PresidioRedactor
     _valkey: EmbeddedValkey | None = None
+    guard: GuardStats = field(default_factory=GuardStats)
 
     async def close(self) -> None:
         for name, closer in (

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from kernel.injection import is_instruction
 from kernel.protocols import Embedder, PassageChecker
 from kernel.text import split_sentences, strip_citation_markers
 from kernel.types import Context, GeneratedAnswer
@@ -77,7 +78,14 @@ class ExtractiveGenerator:
 
     def rank(self, question: str, contexts: Sequence[Context]) -> list[Candidate]:
         """Blocking: every sentence of the contexts, best first."""
-        pieces = [(c, s) for c in contexts for s in split_sentences(c.text) if MIN_WORDS <= len(s.split()) <= MAX_WORDS]
+        pieces = [
+            (c, s)
+            for c in contexts
+            for s in split_sentences(c.text)
+            # A sentence that is itself an instruction to the model is never an answer. Only flagged chunks can
+            # hold one: the flag is the same detector over the whole chunk.
+            if MIN_WORDS <= len(s.split()) <= MAX_WORDS and not (c.flags and is_instruction(s))
+        ]
         if not pieces:
             return []
         # The section title resolves "it" and "they" in a sentence, for the embedding and the word overlap.

@@ -19,6 +19,7 @@ from kernel.access import Principal
 from kernel.errors import InvalidInput, RagError
 from rag.api.audit import note
 from rag.api.deps import get_services
+from rag.api.guard import check_question, note_answer, strongest
 from rag.pipeline import AnswerOut, Question, answer, answer_stream
 from rag.prompts.registry import load_prompt
 from rag.security import Asker, visible
@@ -70,6 +71,7 @@ async def _checked(events: AsyncIterator[str | AnswerOut]) -> AsyncIterator[str 
 @router.post("/v1/query", response_model=AnswerOut)
 async def query(body: QueryRequest, svc: Svc, caller: Asker, request: Request) -> Any:
     note(request, collection=body.collections[0] if len(body.collections) == 1 else None, question=body.question)
+    seen = await check_question(svc, request, caller, [body.question], body.collections)
     q = Question(
         text=body.question,
         collections=body.collections,
@@ -77,12 +79,14 @@ async def query(body: QueryRequest, svc: Svc, caller: Asker, request: Request) -
         top_k=body.top_k,
         generator=body.generator,
         caller=caller,
+        injection=seen.label if seen.detected else None,
     )
     if body.stream:
         events = await _checked(answer_stream(svc, q))
         return StreamingResponse(_sse_events(events), media_type="text/event-stream")
     out = await answer(svc, q)
     note(request, answer_id=out.answer_id)
+    note_answer(request, seen, out.flagged_excluded, out.flagged_quoted)
     return out
 
 
@@ -109,10 +113,11 @@ class ChatRequest(BaseModel):
     generator: str | None = None
 
 
-async def condense(svc: Services, history: list[dict[str, Any]], question: str) -> str:
-    """With an LLM: it rewrites the follow-up; without one (or if it fails): the heuristic above."""
+async def condense(svc: Services, history: list[dict[str, Any]], question: str, *, untrusted: bool = False) -> str:
+    """With an LLM: it rewrites the follow-up; without one (or if it fails), or when the conversation holds an
+    injection attempt (`untrusted`: no model reads it unfenced): the heuristic above."""
     llm = svc.generators.get("llm")
-    if llm is None or not any(t["role"] == "user" for t in history):
+    if llm is None or untrusted or not any(t["role"] == "user" for t in history):
         return standalone_question(history, question)
     lines = [f"{t['role']}: {t['content']}" for t in history[-6:]]
     framed = "Conversation:\n" + "\n".join(lines) + f"\n\nLast question: {question}"
@@ -135,7 +140,11 @@ async def chat(body: ChatRequest, svc: Svc, caller: Asker, request: Request) -> 
     if body.conversation_id and (not history or not _may_continue(caller, owner)):
         # Someone else's conversation reads exactly like one that does not exist.
         raise InvalidInput(f"conversation {body.conversation_id!r} does not exist; omit conversation_id to start one")
-    standalone = await condense(svc, history, body.message)
+    seen = await check_question(svc, request, caller, [body.message], body.collections)
+    # Earlier turns were checked when they were asked; one let through as data still taints the rewrite.
+    earlier = strongest([t["content"] for t in history if t["role"] == "user"])
+    standalone = await condense(svc, history, body.message, untrusted=seen.detected or earlier.detected)
+    flagged = seen if seen.detected else earlier
     out = await answer(
         svc,
         Question(
@@ -147,9 +156,11 @@ async def chat(body: ChatRequest, svc: Svc, caller: Asker, request: Request) -> 
             conversation_id=conversation_id,
             standalone=standalone,
             caller=caller,
+            injection=flagged.label if flagged.detected else None,
         ),
     )
     note(request, answer_id=out.answer_id)
+    note_answer(request, seen, out.flagged_excluded, out.flagged_quoted)
     return out  # saved with its two turns: a 409 (the turn was taken) leaves neither answer nor turns
 
 
@@ -190,13 +201,22 @@ async def chat_completions(body: CompletionRequest, svc: Svc, caller: Asker, req
     # 404 before any work for an unknown collection, or one this key may not see.
     await svc.catalog.collections.filterable_fields([visible(caller, body.model)])
     history = [{"role": m.role, "content": _text(m)} for m in body.messages[:-1] if m.role in ("user", "assistant")]
-    standalone = await condense(svc, history, users[-1])
-    q = Question(text=users[-1], collections=[body.model], standalone=standalone, caller=caller)
+    # The client sends the whole conversation: every turn of it is as untrusted as the last question.
+    seen = await check_question(svc, request, caller, [users[-1], *(t["content"] for t in history)], [body.model])
+    standalone = await condense(svc, history, users[-1], untrusted=seen.detected)
+    q = Question(
+        text=users[-1],
+        collections=[body.model],
+        standalone=standalone,
+        caller=caller,
+        injection=seen.label if seen.detected else None,
+    )
     created = int(time.time())
     if body.stream:
         events = await _checked(answer_stream(svc, q))
         return StreamingResponse(_openai_stream(events, body.model, created), media_type="text/event-stream")
     out = await answer(svc, q)
+    note_answer(request, seen, out.flagged_excluded, out.flagged_quoted)
     return {
         "id": f"chatcmpl-{out.answer_id}",
         "object": "chat.completion",

@@ -56,3 +56,9 @@ async def read_audit(svc: Svc, _admin: Admin, params: Annotated[AuditParams, Que
             headers={"Content-Disposition": 'attachment; filename="audit.csv"'},
         )
     return {"entries": rows, "next_after_seq": rows[-1]["seq"] if rows else params.after_seq}
+
+
+@router.get("/guardrails")
+async def guardrail_counts(svc: Svc, _admin: Admin) -> dict[str, object]:
+    """Guardrail events since the service started, by kind (each one is also an audit entry with its request)."""
+    return svc.guard.snapshot()

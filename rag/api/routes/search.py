@@ -3,10 +3,11 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
 from rag.api.deps import get_services
+from rag.api.guard import note_search
 from rag.redaction import needs_redaction
 from rag.security import Asker
 from rag.services import Services
@@ -45,6 +46,9 @@ class SearchHit(BaseModel):
     section: str | None
     text: str
     metadata: dict[str, Any]
+    flags: list[str] = Field(
+        default_factory=list, description='"injection": the chunk addresses the model (flagged at ingestion).'
+    )
     scores: StageScores
 
 
@@ -54,7 +58,9 @@ class SearchResponse(BaseModel):
 
 
 @router.post("/v1/search", response_model=SearchResponse)
-async def search(body: SearchRequest, svc: Svc, caller: Asker) -> SearchResponse:
+async def search(body: SearchRequest, svc: Svc, caller: Asker, request: Request) -> SearchResponse:
+    # Recorded, not refused: a search query is matched against the index and no model reads it.
+    note_search(svc, request, body.query)
     options = SearchOptions(
         filters=body.filters, top_k=body.top_k, mode=body.mode, rerank=body.rerank, grants=caller.grants()
     )
@@ -79,6 +85,7 @@ async def search(body: SearchRequest, svc: Svc, caller: Asker) -> SearchResponse
                 section=p.get("section"),
                 text=text,
                 metadata=p.get("metadata") or {},
+                flags=list(p.get("flags") or []),
                 scores=StageScores(
                     fused=h.score,
                     dense=h.dense_score,
