@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
 
 from kernel.llm import Endpoint
 from kernel.settings import load_settings
@@ -45,7 +46,7 @@ HEIGHT = "How tall is the Eiffel Tower?"
 @dataclass
 class World:
     client: httpx.AsyncClient  # sends the admin key unless a request says otherwise
-    app: object
+    app: FastAPI
     reader: dict[str, str]  # headers with a key granted "lenient" only
 
 
