@@ -219,7 +219,7 @@ def with_llm(world: World, llm_server) -> OpenAICompatibleGenerator:  # noqa: F8
             temperature=0.0,
         )
     )
-    world.app.state.services.generators["llm"] = gen  # type: ignore[attr-defined]  # this module's own service
+    world.app.state.services.generators["llm"] = gen
     return gen
 
 
