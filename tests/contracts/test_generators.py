@@ -165,7 +165,10 @@ class TestExtractiveByChecker(ExtractiveContract):
 
     async def test_evidence_is_the_checker_probability(self, generator: Generator) -> None:
         answer = await generator.generate(QUESTION, CONTEXTS, PROMPT)
-        assert answer.evidence_method == "checker" and answer.evidence is not None and answer.evidence > 0.5
+        assert answer.evidence_method == "checker" and answer.evidence is not None and 0.0 <= answer.evidence <= 1.0
+        # A probability that tracks the evidence (its level is the small model's: no fixed threshold here).
+        unrelated = await generator.generate(QUESTION, CONTEXTS[1:], PROMPT)
+        assert unrelated.evidence is not None and answer.evidence > unrelated.evidence + 0.2, (answer, unrelated)
 
 
 MAX_TOKENS = 32  # a short answer keeps the CPU model quick; the contract does not need more
