@@ -5,8 +5,10 @@ or in the service's own Valkey; an evaluation over the cap gets 429, or waits it
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import contextlib
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import pytest
@@ -15,6 +17,7 @@ from asgi_lifespan import LifespanManager
 from kernel.settings import LimitsSettings, load_settings
 from rag.api.app import create_app
 from rag.api.limits import RateLimited, RequestLimits
+from rag.cli_support import service_transport
 
 RATE = 10  # per hour: a test never spans the window
 ITEM = {"question": "How tall?", "answer": "It is 330 metres tall.", "contexts": ["The tower is 330 metres tall."]}
@@ -112,10 +115,35 @@ async def test_an_evaluation_waits_its_bounded_turn(limited: Limited, monkeypatc
         cap.evaluations.release()
 
 
-async def test_in_single_user_mode_the_rate_is_counted_per_client_address(service, monkeypatch) -> None:
+@contextlib.contextmanager
+def rate(app: Any, value: str) -> Iterator[None]:
+    """The shared single-user service with another rate for a while. (Not monkeypatch: on Starlette's State its
+    undo deletes the attribute instead of restoring it.)"""
+    saved = app.state.limits
+    app.state.limits = RequestLimits(LimitsSettings(rate=value))
+    try:
+        yield
+    finally:
+        app.state.limits = saved
+
+
+async def test_in_single_user_mode_the_rate_is_counted_per_client_address(service) -> None:
     client, app = service
-    monkeypatch.setattr(app.state, "limits", RequestLimits(LimitsSettings(rate="3/hour")))
-    assert [(await client.get("/v1/collections")).status_code for _ in range(4)] == [200, 200, 200, 429]
     other = httpx.ASGITransport(app=app, client=("127.0.0.2", 50000))
-    async with httpx.AsyncClient(transport=other, base_url="http://rag.test") as neighbour:
-        assert (await neighbour.get("/v1/collections")).status_code == 200
+    with rate(app, "3/hour"):
+        assert [(await client.get("/v1/collections")).status_code for _ in range(4)] == [200, 200, 200, 429]
+        async with httpx.AsyncClient(transport=other, base_url="http://rag.test") as neighbour:
+            assert (await neighbour.get("/v1/collections")).status_code == 200
+
+
+async def test_the_rag_commands_wait_out_a_429(service) -> None:
+    """`rag ingest`, `rag ask` and `rag eval run` poll and ask in bursts; over the rate they wait, not fail."""
+    _client, app = service
+    transport = service_transport(httpx.ASGITransport(app=app, client=("127.0.0.3", 50000)))
+    with rate(app, "2/second"):
+        async with httpx.AsyncClient(transport=transport, base_url="http://rag.test") as polite:
+            before = await polite.get("/v1/audit", params={"outcome": "refused", "limit": 10_000})
+            assert [(await polite.get("/v1/collections")).status_code for _ in range(5)] == [200] * 5
+            after = await polite.get("/v1/audit", params={"outcome": "refused", "limit": 10_000})
+        refused = len(after.json()["entries"]) - len(before.json()["entries"])
+        assert refused >= 1, "the burst went over 2 per second, so some requests were refused and sent again"
