@@ -7,6 +7,7 @@ import json
 from pydantic import ValidationError
 
 from kernel.errors import InvalidInput
+from kernel.text import lone_surrogate
 from kernel.types import ImportRecord, ParsedElement
 
 
@@ -23,7 +24,8 @@ def parse_jsonl(body: bytes, max_errors: int = 5) -> list[ImportRecord]:
         if not line.strip():
             continue
         try:
-            record = ImportRecord.model_validate(json.loads(line))
+            value = json.loads(line)
+            record = ImportRecord.model_validate(value)
         except json.JSONDecodeError as exc:
             errors.append(f"line {lineno}: not JSON ({exc.msg})")
         except RecursionError:
@@ -33,7 +35,11 @@ def parse_jsonl(body: bytes, max_errors: int = 5) -> list[ImportRecord]:
             where = ".".join(str(p) for p in first["loc"]) or "record"
             errors.append(f"line {lineno}: {where}: {first['msg']}")
         else:
-            if record.id in seen:
+            # JSON can escape half a surrogate pair; no tokenizer, database or response can carry it.
+            if (found := lone_surrogate(value)) is not None:
+                where = ".".join(str(p) for p in found[0]) or "record"
+                errors.append(f"line {lineno}: {where}: contains an unpaired UTF-16 surrogate ({found[1]}), not text")
+            elif record.id in seen:
                 errors.append(f"line {lineno}: id {record.id!r} already used on line {seen[record.id]}")
             elif not (record.title.strip() or record.text.strip()):
                 errors.append(f"line {lineno}: record {record.id!r} has no text")

@@ -1,8 +1,10 @@
-"""Text utilities every layer shares: sentence splitting and the [n] citation markers of answers."""
+"""Text utilities every layer shares: sentence splitting, the [n] citation markers of answers, and the check for
+text that JSON can carry but UTF-8 cannot."""
 
 from __future__ import annotations
 
 import re
+from typing import Any
 
 # A sentence ends at . ! ? followed by space and something that can start a sentence, or at a line break.
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[A-Z0-9])|\n+")
@@ -34,3 +36,34 @@ def marker_numbers(marker_body: str) -> list[int]:
 def strip_citation_markers(text: str) -> str:
     """The text without its [n] markers (and the space before each)."""
     return _MARKER_WITH_SPACE.sub("", text)
+
+
+# JSON may escape half of a UTF-16 surrogate pair ("\udfff"); Python decodes it to a str that no UTF-8 encoder,
+# database driver or tokenizer accepts. A pair ("\ud83d\ude00") decodes to one character and is fine.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+JsonPath = tuple[str | int, ...]
+
+
+def lone_surrogate(value: Any) -> tuple[JsonPath, str] | None:
+    """Where decoded JSON holds an unpaired UTF-16 surrogate: the path of the first such string, or of the object
+    whose key holds it, and the surrogate written as an escape ("\\udfff"). None when the value is clean."""
+    todo: list[tuple[JsonPath, Any]] = [((), value)]
+    while todo:  # iterative: a deeply nested document must not exhaust the stack here
+        path, item = todo.pop()
+        if isinstance(item, str):
+            if found := _SURROGATE.search(item):
+                return path, f"\\u{ord(found.group()):04x}"
+        elif isinstance(item, dict):
+            for key in item:
+                if isinstance(key, str) and (found := _SURROGATE.search(key)):
+                    return path, f"\\u{ord(found.group()):04x}"
+            todo.extend(((*path, key), child) for key, child in reversed(item.items()))
+        elif isinstance(item, list):
+            todo.extend(((*path, i), child) for i, child in reversed(list(enumerate(item))))
+    return None
+
+
+def without_surrogates(text: str) -> str:
+    """The text with each unpaired surrogate written out as its escape, so an error message can quote it."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")

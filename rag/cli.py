@@ -13,7 +13,7 @@ import typer
 from kernel.privacy import enforce_offline
 from kernel.settings import Settings
 from rag.cli_admin import audit_app, keys_app
-from rag.cli_support import cli_settings, run_on_database
+from rag.cli_support import cli_settings, run_on_database, service_transport
 
 T = TypeVar("T")
 
@@ -113,7 +113,8 @@ def ask(
 
     body = {"question": question, "collections": collection, "generator": generator}
     try:
-        resp = httpx.post(f"{url}/v1/query", json=body, timeout=300)
+        with httpx.Client(timeout=300, transport=service_transport()) as client:
+            resp = client.post(f"{url}/v1/query", json=body)
     except httpx.ConnectError:
         typer.echo(f"cannot reach the service at {url}: start it with `make run`", err=True)
         raise typer.Exit(2) from None
@@ -228,7 +229,8 @@ def eval_run(
     )
 
     async def go() -> dict:
-        async with httpx.AsyncClient(base_url=url, timeout=300) as client:
+        # Concurrent questions that poll their scores can go over the service's rate: each 429 is waited out.
+        async with httpx.AsyncClient(base_url=url, timeout=300, transport=service_transport()) as client:
             options = RunOptions(generator=generator, concurrency=concurrency)
             return await run_eval(client, load_dataset(dataset, limit), collection, gate, options)
 

@@ -21,6 +21,22 @@ def cli_settings(**overrides: object) -> Settings:
         raise typer.Exit(2) from None
 
 
+def service_transport(inner: Any = None) -> Any:
+    """An httpx transport (sync and async) for the `rag` commands that call a running service: a 429 (over the
+    key's rate, RAG_LIMITS__RATE) is waited out as its Retry-After says and sent again. The service refuses before
+    it does anything, so even a POST is safe to resend. `inner`: the transport underneath (default: the network)."""
+    from httpx_retries import Retry, RetryTransport
+
+    retry = Retry(
+        total=10,
+        allowed_methods=["GET", "HEAD", "POST", "PUT", "DELETE"],
+        status_forcelist=[429],
+        respect_retry_after_header=True,
+        max_backoff_wait=120,
+    )
+    return RetryTransport(transport=inner, retry=retry)
+
+
 def run_on_database(run: Callable[[str], Coroutine[Any, Any, T]], settings: Settings | None = None) -> T:
     """Run a schema operation on the configured database; a problem is one line for the operator, not a trace."""
     from sqlalchemy.exc import DBAPIError

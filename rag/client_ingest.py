@@ -11,6 +11,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from rag.cli_support import service_transport
+
 
 @dataclass
 class Outcome:
@@ -44,7 +46,8 @@ def ingest_paths(paths: list[Path], collection: str, url: str, timeout: float) -
         console.print("nothing to upload")
         return 1
     outcomes: list[Outcome] = []
-    with httpx.Client(base_url=url, timeout=120) as client:
+    # Polling many jobs can go over the service's rate: the transport waits out each 429.
+    with httpx.Client(base_url=url, timeout=120, transport=service_transport()) as client:
         try:
             resp = client.get(f"/v1/collections/{collection}")
         except httpx.ConnectError:

@@ -17,6 +17,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from kernel.access import Permission, Principal, Role
 from kernel.errors import Forbidden, Unauthorized, collection_not_found
 from rag.api.deps import get_services
+from rag.api.limits import caller_id, request_limits
 from rag.services import Services
 from rag.storage.keys import split_key
 
@@ -53,6 +54,9 @@ async def principal(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal:
     """Every request's caller; raises 401 for a missing, unknown, revoked or expired key."""
+    if credentials is None and request.headers.get("authorization"):
+        # Not a bearer credential ("Basic ...", a bare token): refused in every mode, never taken for no key.
+        raise Unauthorized("the Authorization header must be `Bearer <key>`")
     if not await svc.keys.any_key():
         # Single-user mode ignores whatever key a client sends (OpenAI SDKs always send one).
         found = Principal.open_mode()
@@ -66,6 +70,10 @@ async def principal(
             raise Unauthorized(reason)
         found = Principal(key.id, Role(key.role), frozenset(key.collections))
     request.state.principal = found
+    # Counted once the caller is known, so one key's burst never uses up another's allowance.
+    limits = request_limits(request)
+    if limits is not None:
+        await limits.hit(caller_id(request, found.key_id))
     return found
 
 

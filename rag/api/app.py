@@ -9,17 +9,16 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.encoders import jsonable_encoder
-from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from kernel.errors import RagError
 from kernel.privacy import enforce_offline
 from kernel.settings import Settings, load_settings
+from rag.api import errors
 from rag.api.audit import add_audit
+from rag.api.limits import RequestLimits
 from rag.api.routes import answers, audit, collections, documents, keys, scores, search
+from rag.api.schema import Health, openapi_schema
 from rag.security import Caller, check_open_mode
 from rag.services import Services, build_services
 
@@ -43,6 +42,7 @@ def create_app(
         svc = await services_factory(settings)
         try:
             open_mode = await check_open_mode(svc)
+            limits = RequestLimits(settings.limits, svc.redis_url)
         except BaseException:
             await svc.close()
             raise
@@ -55,6 +55,7 @@ def create_app(
 
             worker = make_worker(svc, handle_signals=False)
             worker_task = asyncio.create_task(worker.async_run(), name="embedded-arq-worker")
+        app.state.limits = limits
         app.state.services = svc
         app.state.worker_task = worker_task
         try:
@@ -69,6 +70,7 @@ def create_app(
                 for task in running:
                     task.cancel()
                 await asyncio.gather(worker_task, *running, return_exceptions=True)
+            await limits.close()
             await svc.close()
 
     app = FastAPI(
@@ -81,6 +83,7 @@ def create_app(
         openapi_url=None,
     )
     app.state.services = None
+    app.state.settings = settings
     add_audit(app, settings.audit)
     app.include_router(collections.router)
     app.include_router(documents.router)
@@ -91,14 +94,15 @@ def create_app(
     app.include_router(audit.router)
 
     @app.get("/openapi.json", include_in_schema=False)
-    async def openapi(_caller: Caller) -> JSONResponse:
-        return JSONResponse(app.openapi())
+    async def openapi(caller: Caller) -> JSONResponse:
+        # While no key exists every caller is the open-mode admin (no key id), and the schema says a key is optional.
+        return JSONResponse(openapi_schema(app, settings, keyed=caller.key_id is not None))
 
     @app.get("/docs", include_in_schema=False)
     async def docs(_caller: Caller) -> HTMLResponse:
         return get_swagger_ui_html(openapi_url="/openapi.json", title=app.title)
 
-    @app.get("/healthz", tags=["ops"])
+    @app.get("/healthz", tags=["ops"], response_model=Health, responses={503: {"model": Health}})
     async def healthz(request: Request) -> JSONResponse:
         svc: Services | None = request.app.state.services
         if svc is None:
@@ -127,32 +131,5 @@ def create_app(
         body = {"status": "ok" if ok else "degraded", "mode": mode, "checks": checks}
         return JSONResponse(body, status_code=200 if ok else 503)
 
-    @app.exception_handler(RagError)
-    async def rag_error(_request: Request, exc: RagError) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-        body: dict[str, Any] = {"error": exc.message}
-        if (detail := getattr(exc, "detail", None)) is not None:
-            body["detail"] = detail
-        return JSONResponse(body, status_code=exc.status, headers=headers)
-
-    @app.exception_handler(RequestValidationError)
-    async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = []
-        for err in exc.errors():
-            where = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "request"
-            problems.append(f"{where}: {err.get('msg')}")
-        return JSONResponse(
-            {"error": "invalid request: " + "; ".join(problems), "detail": jsonable_encoder(exc.errors())},
-            status_code=422,
-        )
-
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code)
-
-    @app.exception_handler(Exception)
-    async def unexpected(_request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error", exc_info=exc)
-        return JSONResponse({"error": "internal error; the service logged the details"}, status_code=500)
-
+    errors.install(app)
     return app

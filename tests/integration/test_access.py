@@ -224,9 +224,15 @@ async def test_bad_key_requests_are_clear_4xx(world: World) -> None:
         {"role": "reader", "collections": []},
         {"role": "reader", "collections": ["alpha"], "expires_at": "2027-01-01T00:00:00"},
         {"role": "reader", "collections": ["no spaces allowed"]},
+        # A number was read as seconds since 1970 (found by schemathesis: the schema says an ISO string).
+        {"role": "reader", "collections": ["alpha"], "expires_at": 1893456000},
     ):
         resp = await w.client.post("/v1/keys", json=body, headers=admin)
         assert resp.status_code == 422 and resp.json()["error"].startswith("invalid request"), (body, resp.text)
+    # Half a surrogate pair in the name was a 500; now a 422 that names the field.
+    raw = b'{"role": "reader", "collections": ["alpha"], "name": "\\udfff"}'
+    resp = await w.client.post("/v1/keys", content=raw, headers={**admin, "content-type": "application/json"})
+    assert resp.status_code == 422 and "name: contains an unpaired UTF-16 surrogate" in resp.json()["error"]
     assert (await w.client.delete("/v1/keys/doesnotexist", headers=admin)).status_code == 404
     expired = await w.client.post(
         "/v1/keys",

@@ -30,6 +30,13 @@ def test_embedded_database_lives_in_the_data_dir(tmp_path):
         ("RAG_SCORING__JUDGE_BASE_URL", "localhost:8080", "RAG_SCORING__JUDGE_BASE_URL"),
         ("RAG_SCORING__LOW_FAITHFULNESS", "1.5", "RAG_SCORING__LOW_FAITHFULNESS"),
         ("RAG_SCORING__EVALUATE_MAX_ITEMS", "0", "RAG_SCORING__EVALUATE_MAX_ITEMS"),
+        ("RAG_LIMITS__RATE", "lots", "'lots' is not a rate such as '1200/minute'"),
+        ("RAG_LIMITS__RATE", "0/minute", "allows no request at all; use 'off'"),
+        ("RAG_LIMITS__RATE", "10/fortnight", "RAG_LIMITS__RATE"),
+        ("RAG_LIMITS__STORAGE", "disk", "RAG_LIMITS__STORAGE"),
+        ("RAG_LIMITS__EVALUATE_CONCURRENCY", "0", "RAG_LIMITS__EVALUATE_CONCURRENCY"),
+        ("RAG_LIMITS__EVALUATE_WAIT_SECONDS", "-1", "RAG_LIMITS__EVALUATE_WAIT_SECONDS"),
+        ("RAG_LIMITS__MAX_JSON_BYTES", "10", "RAG_LIMITS__MAX_JSON_BYTES"),
     ],
 )
 def test_invalid_settings_name_the_variable(monkeypatch, env, value, expected):
@@ -37,6 +44,19 @@ def test_invalid_settings_name_the_variable(monkeypatch, env, value, expected):
     with pytest.raises(SettingsError) as err:
         load_settings()
     assert expected in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"), [("off", None), ("", None), ("20/second; 1200/minute", "20/second; 1200/minute")]
+)
+def test_rate_limit_notation(monkeypatch, value, expected):
+    monkeypatch.setenv("RAG_LIMITS__RATE", value)
+    assert load_settings().limits.rate == expected
+
+
+def test_limits_default_to_a_safety_net_counted_in_the_process():
+    limits = load_settings().limits
+    assert (limits.rate, limits.storage, limits.evaluate_concurrency) == ("1200/minute", "memory", 1)
 
 
 def test_cli_exits_2_with_a_readable_message(monkeypatch, capsys):

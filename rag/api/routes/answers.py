@@ -18,25 +18,35 @@ from pydantic import BaseModel, Field
 from kernel.access import Principal
 from kernel.errors import InvalidInput, RagError
 from rag.api.audit import note
+from rag.api.bodies import CheckedRoute
 from rag.api.deps import get_services
+from rag.api.errors import COMMON, errors
 from rag.api.guard import check_question, note_answer, strongest
+from rag.api.params import CollectionName
 from rag.pipeline import AnswerOut, Question, answer, answer_stream
 from rag.prompts.registry import load_prompt
 from rag.security import Asker, visible
 from rag.services import Services
 
 log = logging.getLogger(__name__)
-router = APIRouter(tags=["answers"])
+router = APIRouter(tags=["answers"], route_class=CheckedRoute, responses=errors(*COMMON, 403, 404, 409, 502))
+# The schema lists the generators this configuration has (rag/api/schema.py); the pipeline answers any other
+# name with a 422 that says how to enable it.
+Generator = Annotated[str, Field(max_length=64, json_schema_extra={"enum": ["extractive", "llm"]})]
+# A conversation id is a uuid the service made; the cap keeps a megabyte of id out of the database.
+ConversationId = Annotated[str, Field(min_length=1, max_length=128)]
+_SSE: dict[int | str, dict[str, Any]] = {200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}}}
 Svc = Annotated[Services, Depends(get_services)]
 
 
+# The schema shows the configured limits of question length, top_k and generators (rag/api/schema.py).
 class QueryRequest(BaseModel):
     question: str = Field(min_length=1)
-    collections: list[str] = Field(min_length=1, max_length=20)
-    filters: dict[str, Any] | None = None
+    collections: list[CollectionName] = Field(min_length=1, max_length=20)
+    filters: dict[str, Any] | None = Field(default=None, max_length=32)
     top_k: int | None = Field(default=None, ge=1, le=50)
     stream: bool = False
-    generator: str | None = Field(default=None, description="'extractive' or 'llm' (default: llm if configured).")
+    generator: Generator | None = Field(default=None, description="Default: llm if configured, else extractive.")
 
 
 def _sse(event: str, data: Any) -> bytes:
@@ -68,7 +78,7 @@ async def _checked(events: AsyncIterator[str | AnswerOut]) -> AsyncIterator[str 
     return rest()
 
 
-@router.post("/v1/query", response_model=AnswerOut)
+@router.post("/v1/query", response_model=AnswerOut, responses=_SSE)
 async def query(body: QueryRequest, svc: Svc, caller: Asker, request: Request) -> Any:
     note(request, collection=body.collections[0] if len(body.collections) == 1 else None, question=body.question)
     seen = await check_question(svc, request, caller, [body.question], body.collections)
@@ -106,11 +116,11 @@ def standalone_question(history: list[dict[str, Any]], question: str) -> str:
 
 class ChatRequest(BaseModel):
     message: str = Field(min_length=1)
-    collections: list[str] = Field(min_length=1, max_length=20)
-    conversation_id: str | None = Field(default=None, description="Omit to start a conversation.")
-    filters: dict[str, Any] | None = None
+    collections: list[CollectionName] = Field(min_length=1, max_length=20)
+    conversation_id: ConversationId | None = Field(default=None, description="Omit to start a conversation.")
+    filters: dict[str, Any] | None = Field(default=None, max_length=32)
     top_k: int | None = Field(default=None, ge=1, le=50)
-    generator: str | None = None
+    generator: Generator | None = None
 
 
 async def condense(svc: Services, history: list[dict[str, Any]], question: str, *, untrusted: bool = False) -> str:
@@ -179,11 +189,12 @@ class ChatMessage(BaseModel):
 
 
 class CompletionRequest(BaseModel):
-    model: str = Field(description="The collection to answer from.")
-    messages: list[ChatMessage] = Field(min_length=1)
+    model: CollectionName = Field(description="The collection to answer from.")
+    messages: list[ChatMessage] = Field(min_length=1, max_length=200)
     stream: bool = False
-    temperature: float | None = None
-    max_tokens: int | None = None
+    # Accepted for OpenAI compatibility and ignored: the service's own settings (RAG_LLM__*) decide.
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    max_tokens: int | None = Field(default=None, ge=1)
 
 
 def _text(message: ChatMessage) -> str:
@@ -192,7 +203,7 @@ def _text(message: ChatMessage) -> str:
     return message.content or ""
 
 
-@router.post("/v1/chat/completions")
+@router.post("/v1/chat/completions", responses=_SSE)
 async def chat_completions(body: CompletionRequest, svc: Svc, caller: Asker, request: Request) -> Any:
     users = [_text(m) for m in body.messages if m.role == "user"]
     if not users or not users[-1].strip():

@@ -6,27 +6,35 @@ import csv
 import dataclasses
 import io
 import json
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from kernel.records import AuditEntry, AuditQuery
+from rag.api.bodies import CheckedRoute
 from rag.api.deps import get_services
+from rag.api.errors import COMMON, errors
+from rag.api.params import TIME_DESCRIPTION, TIME_PATTERN, CollectionName, time_range
 from rag.security import Admin
 from rag.services import Services
 
-router = APIRouter(prefix="/v1/audit", tags=["audit"])
+router = APIRouter(prefix="/v1/audit", tags=["audit"], route_class=CheckedRoute, responses=errors(*COMMON, 403))
 Svc = Annotated[Services, Depends(get_services)]
 
 
 class AuditParams(BaseModel):
-    since: str | None = Field(default=None, description="ISO 8601 (inclusive), e.g. 2026-12-01 or 2026-12-01T10:00Z")
-    until: str | None = Field(default=None, description="ISO 8601 (exclusive)")
-    key_id: str | None = None
-    action: str | None = None
-    collection: str | None = None
+    # The pattern is for the schema; the server's own parser says what is wrong with a bad value.
+    since: str | None = Field(
+        default=None, description=f"Inclusive. {TIME_DESCRIPTION}", json_schema_extra={"pattern": TIME_PATTERN}
+    )
+    until: str | None = Field(
+        default=None, description=f"Exclusive. {TIME_DESCRIPTION}", json_schema_extra={"pattern": TIME_PATTERN}
+    )
+    key_id: str | None = Field(default=None, max_length=128)
+    action: str | None = Field(default=None, max_length=128, description="A route name, e.g. query.")
+    collection: CollectionName | None = None
     outcome: Literal["ok", "refused", "invalid", "error"] | None = None
     after_seq: int = Field(default=0, ge=0, le=2**62, description="Entries after this sequence number (paging).")
     limit: int = Field(default=1000, ge=1, le=10_000)
@@ -37,9 +45,17 @@ def _rows(entries: list[AuditEntry]) -> list[dict[str, object]]:
     return [dataclasses.asdict(e) for e in entries]
 
 
-@router.get("", response_model=None)
+_TEXT = {"schema": {"type": "string"}}
+_EXPORTS: dict[int | str, dict[str, Any]] = {200: {"content": {"application/x-ndjson": _TEXT, "text/csv": _TEXT}}}
+
+
+@router.get("", response_model=None, responses=_EXPORTS)
 async def read_audit(svc: Svc, _admin: Admin, params: Annotated[AuditParams, Query()]) -> Response | dict[str, object]:
-    query = AuditQuery(**params.model_dump(exclude={"format"}))
+    # Entries store UTC ISO timestamps with microseconds: a bound in the same shape compares correctly as text
+    # (a bare "garbage" used to compare as text too, and silently matched nothing).
+    start, end = time_range(params.since, params.until, inclusive_until=False)
+    bounds = {k: v.isoformat(timespec="microseconds") if v else None for k, v in (("since", start), ("until", end))}
+    query = AuditQuery(**{**params.model_dump(exclude={"format"}), **bounds})
     rows = _rows(await svc.audit.query(query))
     if params.format == "jsonl":
         body = "".join(json.dumps(r) + "\n" for r in rows)

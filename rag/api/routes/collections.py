@@ -9,8 +9,8 @@ from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from ingestion.records import parse_jsonl, record_content
 from kernel.errors import Forbidden, InvalidInput, PayloadTooLarge, TransientError
 from kernel.records import NewCollection, NewVersion
+from kernel.text import lone_surrogate
 from kernel.types import (
-    COLLECTION_NAME_PATTERN,
     ChunkSelector,
     CollectionCreate,
     CollectionInfo,
@@ -19,18 +19,20 @@ from kernel.types import (
     ImportResult,
     UploadResult,
 )
+from rag.api.bodies import CheckedRoute
 from rag.api.deps import get_services
+from rag.api.errors import COMMON, errors
+from rag.api.params import CollectionInPath
 from rag.api.uploads import check_document, read_limited, sanitize_filename
 from rag.blobs import sha256_hex
 from rag.security import Browser, Caller, Manager, visible
 from rag.services import Services
 
-router = APIRouter(prefix="/v1/collections", tags=["collections"])
+router = APIRouter(prefix="/v1/collections", tags=["collections"], route_class=CheckedRoute, responses=errors(*COMMON))
 Svc = Annotated[Services, Depends(get_services)]
-Name = Annotated[str, Query(pattern=COLLECTION_NAME_PATTERN)]
 
 
-@router.post("", status_code=201, response_model=CollectionInfo)
+@router.post("", status_code=201, response_model=CollectionInfo, responses=errors(403, 409))
 async def create_collection(body: CollectionCreate, svc: Svc, caller: Manager) -> CollectionInfo:
     if not caller.sees(body.name):
         raise Forbidden(f"this key is not granted collection {body.name!r}; an admin can grant it")
@@ -46,14 +48,14 @@ async def list_collections(svc: Svc, caller: Caller) -> list[CollectionInfo]:
     return [CollectionInfo.model_validate(c, from_attributes=True) for c in found]
 
 
-@router.get("/{name}", response_model=CollectionInfo)
-async def get_collection(name: str, svc: Svc, caller: Caller) -> CollectionInfo:
+@router.get("/{name}", response_model=CollectionInfo, responses=errors(404))
+async def get_collection(name: CollectionInPath, svc: Svc, caller: Caller) -> CollectionInfo:
     visible(caller, name)
     return CollectionInfo.model_validate(await svc.catalog.collections.get(name), from_attributes=True)
 
 
-@router.delete("/{name}", status_code=204)
-async def delete_collection(name: str, svc: Svc, caller: Manager) -> None:
+@router.delete("/{name}", status_code=204, responses=errors(403, 404))
+async def delete_collection(name: CollectionInPath, svc: Svc, caller: Manager) -> None:
     await svc.catalog.collections.get(visible(caller, name))
     blobs = await svc.catalog.collections.blobs(name)
     # Vectors first: if the store fails, the catalog still knows the collection and the delete can be retried.
@@ -73,6 +75,9 @@ def _per_file(raw: str | None, filenames: list[str], field: str) -> list[Any]:
         raise InvalidInput(f"form field {field!r} is not valid JSON: {exc.msg}") from None
     except RecursionError:
         raise InvalidInput(f"form field {field!r} is nested too deeply") from None
+    if (found := lone_surrogate(value)) is not None:
+        where = "".join(f"[{p!r}]" for p in found[0])
+        raise InvalidInput(f"form field {field!r}{where} contains an unpaired UTF-16 surrogate ({found[1]}): not text")
     if isinstance(value, list):
         if len(value) != len(filenames):
             raise InvalidInput(f"form field {field!r} has {len(value)} entries for {len(filenames)} files")
@@ -87,9 +92,11 @@ def _per_file(raw: str | None, filenames: list[str], field: str) -> list[Any]:
     raise InvalidInput(f"form field {field!r} must be a JSON list (one entry per file) or object (by file name)")
 
 
-@router.post("/{name}/documents", status_code=202, response_model=list[UploadResult])
+@router.post(
+    "/{name}/documents", status_code=202, response_model=list[UploadResult], responses=errors(403, 404, 409, 413, 415)
+)
 async def upload_documents(
-    name: str,
+    name: CollectionInPath,
     svc: Svc,
     caller: Manager,
     files: Annotated[list[UploadFile], File(description="One or more documents.")],
@@ -144,8 +151,19 @@ async def _enqueue(svc: Services, job_id: str) -> None:
         pass
 
 
-@router.post("/{name}/documents/import", status_code=202, response_model=ImportResult)
-async def import_documents(name: str, request: Request, svc: Svc, caller: Manager) -> ImportResult:
+# The route reads its body as a stream (to stop at the size limit), so FastAPI cannot describe it.
+_JSONL_SCHEMA = {"type": "string", "description": 'JSON lines: {"id", "title", "text", "metadata"} per line.'}
+_JSONL = {"requestBody": {"required": True, "content": {"application/x-ndjson": {"schema": _JSONL_SCHEMA}}}}
+
+
+@router.post(
+    "/{name}/documents/import",
+    status_code=202,
+    response_model=ImportResult,
+    responses=errors(403, 404, 409, 413),
+    openapi_extra=_JSONL,
+)
+async def import_documents(name: CollectionInPath, request: Request, svc: Svc, caller: Manager) -> ImportResult:
     await svc.catalog.collections.get(visible(caller, name))
     limit = svc.settings.ingestion.max_import_bytes
     parts, size = [], 0
@@ -183,12 +201,13 @@ def _import_items(records: list[ImportRecord], digest: str) -> list[NewVersion]:
     return items
 
 
-@router.get("/{name}/documents", response_model=list[DocumentSummary])
+@router.get("/{name}/documents", response_model=list[DocumentSummary], responses=errors(403, 404))
 async def list_documents(
-    name: str,
+    name: CollectionInPath,
     svc: Svc,
     caller: Browser,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    # Bounded: past 2**63-1 the database driver overflows (a 500); no collection has 2**62 documents.
     offset: Annotated[int, Query(ge=0, le=2**62)] = 0,
 ) -> list[DocumentSummary]:
     found = await svc.catalog.documents.in_collection(visible(caller, name), limit, offset)

@@ -10,11 +10,14 @@ from pydantic import BaseModel, Field, field_validator
 
 from kernel.access import ALL_COLLECTIONS, Role
 from kernel.records import NewKey
+from rag.api.bodies import CheckedRoute
 from rag.api.deps import get_services
+from rag.api.errors import COMMON, errors
+from rag.api.params import Id
 from rag.security import Admin
 from rag.services import Services
 
-router = APIRouter(prefix="/v1/keys", tags=["keys"])
+router = APIRouter(prefix="/v1/keys", tags=["keys"], route_class=CheckedRoute, responses=errors(*COMMON, 403))
 Svc = Annotated[Services, Depends(get_services)]
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 
@@ -26,6 +29,14 @@ class KeyCreate(BaseModel):
     )
     name: str = Field(default="", max_length=128, description="Who or what the key is for.")
     expires_at: datetime | None = Field(default=None, description="ISO 8601 with a zone; none: never.")
+
+    @field_validator("expires_at", mode="before")
+    @classmethod
+    def _text(cls, v: object) -> object:
+        # As the schema says: a string. Pydantic alone would also read a number as seconds since 1970.
+        if v is not None and not isinstance(v, str):
+            raise ValueError("expires_at must be an ISO 8601 string, e.g. 2027-01-01T00:00:00Z")
+        return v
 
     @field_validator("expires_at")
     @classmethod
@@ -60,6 +71,6 @@ async def list_keys(svc: Svc, _admin: Admin) -> list[KeyInfo]:
     return [KeyInfo.model_validate(k, from_attributes=True) for k in await svc.keys.list_all()]
 
 
-@router.delete("/{key_id}", response_model=KeyInfo)
-async def revoke_key(key_id: str, svc: Svc, _admin: Admin) -> KeyInfo:
+@router.delete("/{key_id}", response_model=KeyInfo, responses=errors(404))
+async def revoke_key(key_id: Id, svc: Svc, _admin: Admin) -> KeyInfo:
     return KeyInfo.model_validate(await svc.keys.revoke(key_id), from_attributes=True)

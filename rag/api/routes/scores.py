@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from datetime import UTC, date, datetime, time, timedelta
 from importlib import resources
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, Discriminator, Field, Tag
 
@@ -17,12 +16,16 @@ from evals.scores import METRICS, ScoreInput, Scores
 from kernel.access import Permission, Principal
 from kernel.errors import InvalidInput, NotFound
 from kernel.records import ReportQuery, ScoreState, StoredAnswer
+from rag.api.bodies import CheckedRoute
 from rag.api.deps import get_services
+from rag.api.errors import COMMON, errors
+from rag.api.limits import RequestLimits
+from rag.api.params import TIME_DESCRIPTION, TIME_PATTERN, CollectionName, Id, time_range
 from rag.redaction import needs_redaction, redact_record, redact_report, redact_rows
 from rag.security import Caller, Reviewer, visible
 from rag.services import Services
 
-router = APIRouter(tags=["groundedness"])
+router = APIRouter(tags=["groundedness"], route_class=CheckedRoute, responses=errors(*COMMON))
 Svc = Annotated[Services, Depends(get_services)]
 
 
@@ -50,8 +53,8 @@ async def _answer(svc: Services, caller: Principal, answer_id: str) -> StoredAns
     return answer
 
 
-@router.get("/v1/answers/{answer_id}")
-async def get_answer(answer_id: str, svc: Svc, caller: Caller) -> dict[str, Any]:
+@router.get("/v1/answers/{answer_id}", responses=errors(404))
+async def get_answer(answer_id: Id, svc: Svc, caller: Caller) -> dict[str, Any]:
     """The answer with its lineage, its scores with per-claim verdicts, and its feedback (redacted when a
     collection of the answer says so)."""
     answer = await _answer(svc, caller, answer_id)
@@ -74,8 +77,8 @@ def _check_length(what: str, text: str, svc: Services) -> None:
         raise InvalidInput(f"{what} has {len(text)} characters; the limit is {limit}")
 
 
-@router.post("/v1/answers/{answer_id}/reference", status_code=202)
-async def attach_reference(answer_id: str, body: ReferenceIn, svc: Svc, caller: Reviewer) -> dict[str, Any]:
+@router.post("/v1/answers/{answer_id}/reference", status_code=202, responses=errors(403, 404))
+async def attach_reference(answer_id: Id, body: ReferenceIn, svc: Svc, caller: Reviewer) -> dict[str, Any]:
     """Attach a reference answer (enables context recall) and rescore in the worker."""
     if not body.reference.strip():
         raise InvalidInput("reference is blank")
@@ -85,8 +88,8 @@ async def attach_reference(answer_id: str, body: ReferenceIn, svc: Svc, caller: 
     return {"answer_id": answer_id, "status": "pending"}
 
 
-@router.post("/v1/answers/{answer_id}/rescore", status_code=202)
-async def rescore(answer_id: str, svc: Svc, caller: Reviewer) -> dict[str, Any]:
+@router.post("/v1/answers/{answer_id}/rescore", status_code=202, responses=errors(403, 404))
+async def rescore(answer_id: Id, svc: Svc, caller: Reviewer) -> dict[str, Any]:
     """Score again with the scorer configured now (e.g. after a judge LLM was configured)."""
     await _answer(svc, caller, answer_id)
     await svc.scoring.request(answer_id, set_reference=False)
@@ -98,8 +101,8 @@ class FeedbackIn(BaseModel):
     comment: str | None = Field(default=None, max_length=4000)
 
 
-@router.post("/v1/answers/{answer_id}/feedback", status_code=201)
-async def add_feedback(answer_id: str, body: FeedbackIn, svc: Svc, caller: Caller) -> dict[str, Any]:
+@router.post("/v1/answers/{answer_id}/feedback", status_code=201, responses=errors(404))
+async def add_feedback(answer_id: Id, body: FeedbackIn, svc: Svc, caller: Caller) -> dict[str, Any]:
     await _answer(svc, caller, answer_id)
     return dataclasses.asdict(await svc.answers.add_feedback(answer_id, body.rating, body.comment, caller.key_id))
 
@@ -151,18 +154,22 @@ EvaluateBody = Annotated[
 ]
 
 
-@router.post("/v1/evaluate", response_model=Scores | EvaluateBatchOut)
-async def evaluate(body: EvaluateBody, svc: Svc, _caller: Reviewer) -> Scores | EvaluateBatchOut:
-    """Score an answer produced anywhere, synchronously, with the configured scorer. `{"items": [...]}` for a batch."""
+@router.post("/v1/evaluate", response_model=Scores | EvaluateBatchOut, responses=errors(403))
+async def evaluate(body: EvaluateBody, svc: Svc, _caller: Reviewer, request: Request) -> Scores | EvaluateBatchOut:
+    """Score an answer produced anywhere, synchronously, with the configured scorer. `{"items": [...]}` for a batch.
+    At most RAG_LIMITS__EVALUATE_CONCURRENCY run at once; a call over it gets 429."""
+    limits: RequestLimits = request.app.state.limits
     if isinstance(body, EvaluateItem):
         _check_item(body, svc, "")
-        return await svc.scorer.score(_input(body))
+        async with limits.evaluation():
+            return await svc.scorer.score(_input(body))
     limit = svc.settings.scoring.evaluate_max_items
     if len(body.items) > limit:
         raise InvalidInput(f"the batch has {len(body.items)} items; the limit is {limit} (split it)")
     for i, item in enumerate(body.items):
         _check_item(item, svc, f"items[{i}].")
-    results = await svc.scorer.score_many([_input(item) for item in body.items])
+    async with limits.evaluation():
+        results = await svc.scorer.score_many([_input(item) for item in body.items])
     means = {}
     for m in METRICS:
         values = [v for r in results if (v := r.value(m)) is not None]
@@ -171,41 +178,34 @@ async def evaluate(body: EvaluateBody, svc: Svc, _caller: Reviewer) -> Scores | 
 
 
 # ----- reports ---------------------------------------------------------------------------------------------------
-def _bound(value: str | None, name: str, *, end: bool) -> datetime | None:
-    """A date (whole day, inclusive) or an ISO timestamp; naive values are UTC."""
-    if not value:
-        return None
-    try:
-        if len(value) == 10:
-            day = date.fromisoformat(value)
-            return datetime.combine(day + timedelta(days=1 if end else 0), time.min, tzinfo=UTC)
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise InvalidInput(f"{name}={value!r} is not a date (2026-11-27) or an ISO timestamp") from None
-    # In UTC: SQLite drops the offset of a bound timestamp, PostgreSQL honours it.
-    return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
 class ReportParams(BaseModel):
     """The report's query parameters."""
 
-    collection: str | None = None
-    since: str | None = Field(default=None, description="Date or ISO timestamp (inclusive).")
-    until: str | None = Field(default=None, description="Date (inclusive) or ISO timestamp (exclusive).")
-    prompt_version: str | None = None
-    generator: str | None = None
+    collection: CollectionName | None = None
+    # The pattern is for the schema; the server's own parser says what is wrong with a bad value.
+    since: str | None = Field(
+        default=None, description=f"Inclusive. {TIME_DESCRIPTION}", json_schema_extra={"pattern": TIME_PATTERN}
+    )
+    until: str | None = Field(
+        default=None,
+        description=f"A date: inclusive; a timestamp: exclusive. {TIME_DESCRIPTION}",
+        json_schema_extra={"pattern": TIME_PATTERN},
+    )
+    prompt_version: str | None = Field(default=None, max_length=128)
+    generator: str | None = Field(default=None, max_length=128, description="A generator name as stored.")
     worst: int = Field(default=20, ge=1, le=500)
     format: Literal["json", "csv"] = "json"
 
 
-@router.get("/v1/reports/groundedness", response_model=None)
+_CSV: dict[int | str, dict[str, Any]] = {200: {"content": {"text/csv": {"schema": {"type": "string"}}}}}
+
+
+@router.get("/v1/reports/groundedness", response_model=None, responses={**_CSV, **errors(403, 404)})
 async def groundedness_report(
     svc: Svc, caller: Reviewer, params: Annotated[ReportParams, Query()]
 ) -> dict[str, Any] | Response:
     p = params
-    start, end = _bound(p.since, "since", end=False), _bound(p.until, "until", end=True)
-    if start and end and start >= end:
-        raise InvalidInput("since must be before until")
+    start, end = time_range(p.since, p.until, inclusive_until=True)
     if p.collection is not None:
         await svc.catalog.collections.filterable_fields([visible(caller, p.collection)])  # 404 for an unknown one
     cfg = svc.settings.scoring

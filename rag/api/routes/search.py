@@ -6,21 +6,26 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
+from rag.api.bodies import CheckedRoute
 from rag.api.deps import get_services
+from rag.api.errors import COMMON, errors
 from rag.api.guard import note_search
+from rag.api.params import CollectionName
 from rag.redaction import needs_redaction
 from rag.security import Asker
 from rag.services import Services
 from retrieval.search import SearchOptions
 
-router = APIRouter(tags=["search"])
+router = APIRouter(tags=["search"], route_class=CheckedRoute, responses=errors(*COMMON, 403, 404))
 Svc = Annotated[Services, Depends(get_services)]
 
 
 class SearchRequest(BaseModel):
     query: str = Field(min_length=1, max_length=4000)
-    collections: list[str] = Field(min_length=1, max_length=20)
-    filters: dict[str, Any] | None = None
+    collections: list[CollectionName] = Field(min_length=1, max_length=20)
+    filters: dict[str, Any] | None = Field(default=None, max_length=32, description="ANDed per field.")
+    # The schema shows the configured maximum (rag/api/schema.py); the retriever refuses more with a 422 that names
+    # RAG_RETRIEVAL__MAX_TOP_K, which a fixed bound here would not.
     top_k: int = Field(default=10, ge=1)
     mode: Literal["hybrid", "dense", "sparse"] = "hybrid"
     rerank: bool | None = Field(default=None, description="Default: the configured reranker, if any.")
