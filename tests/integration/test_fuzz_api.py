@@ -128,24 +128,25 @@ class Keyed:
 
 @pytest.fixture(scope="module")
 def keyed(lifespans: None, tmp_path_factory: pytest.TempPathFactory) -> Keyed:
-    """Keys exist: an admin of every collection and a reader of "alpha"."""
+    """Keys exist: an admin of every collection and a reader of "handbook"."""
     app = create_app(_settings(tmp_path_factory.mktemp("fuzz-keyed")))
     with asgi.get_client(app) as client:
         made = client.post("/v1/keys", json={"role": "admin", "collections": ["*"]})
         assert made.status_code == 201, made.text
         admin = {"Authorization": f"Bearer {made.json()['key']}"}
         _seed(client, admin)
-        made = client.post("/v1/keys", json={"role": "reader", "collections": ["alpha"]}, headers=admin)
+        made = client.post("/v1/keys", json={"role": "reader", "collections": ["handbook"]}, headers=admin)
         assert made.status_code == 201, made.text
         reader = {"Authorization": f"Bearer {made.json()['key']}"}
     return Keyed(app, admin, reader)
 
 
 def _seed(client: Any, headers: dict[str, str]) -> None:
-    """A collection with indexed text, so that generated searches and questions reach retrieval and answers."""
-    assert client.post("/v1/collections", json={"name": "alpha"}, headers=headers).status_code == 201
+    """The collection the schema's examples name, with indexed text: the examples phase then reaches retrieval,
+    answers and scoring with valid requests, and the fuzzing phase varies them."""
+    assert client.post("/v1/collections", json={"name": "handbook"}, headers=headers).status_code == 201
     body = "\n".join(json.dumps(r) for r in RECORDS)
-    job = client.post("/v1/collections/alpha/documents/import", data=body, headers=headers)
+    job = client.post("/v1/collections/handbook/documents/import", data=body, headers=headers)
     assert job.status_code == 202, job.text
     for _ in range(6000):  # a guard against a hang, not a speed requirement
         status = client.get(f"/v1/jobs/{job.json()['job_id']}", headers=headers).json()["status"]
