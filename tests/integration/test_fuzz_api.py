@@ -5,7 +5,8 @@ schema declares (status, content type, headers, body). A failure prints the requ
 The services are real (create_app: Valkey, SQLite, Qdrant Edge, MiniLM); schemathesis runs the app's lifespan on
 its own event loop thread. The run is bounded and repeatable: FUZZ_CONFIG fixes the seed and the examples per
 operation. Limits are set low so that generated texts stay cheap to embed and score, and so that the schema's
-limits (which follow the settings) are reached by the generator.
+limits (which follow the settings) are reached by the generator. About 4,500 requests in 77 tests (26 operations
+with each key, 25 in single-user mode); 2 to 3 1/2 minutes on 2 shared cores, the two services' start-up included.
 """
 
 from __future__ import annotations
