@@ -98,6 +98,24 @@ async def test_json_bodies_over_the_limit_are_a_413(client, collection, services
     assert small.status_code == 200, small.text
 
 
+async def test_booleans_and_numbers_are_taken_only_as_json_writes_them(client, collection):
+    # The schema says boolean/integer/number; pydantic's lax mode also read 0 as false, "5" as 5 and false as 0.0
+    # (found by schemathesis): a client's mistake went unnoticed.
+    ask = {"question": "x", "collections": [collection]}
+    for path, body, field in (
+        ("/v1/search", {"query": "x", "collections": [collection], "rerank": 0}, "rerank"),
+        ("/v1/search", {"query": "x", "collections": [collection], "top_k": "5"}, "top_k"),
+        ("/v1/query", {**ask, "stream": 0}, "stream"),
+        ("/v1/chat", {"message": "x", "collections": [collection], "top_k": True}, "top_k"),
+        (
+            "/v1/chat/completions",
+            {"model": collection, "messages": [{"role": "user", "content": "x"}], "temperature": False},
+            "temperature",
+        ),
+    ):
+        await assert_error(await client.post(path, json=body), 422, field)
+
+
 async def test_unsupported_methods_get_405_with_every_allowed_method(client, collection):
     # The Allow header was missing; Starlette's own named only the first route that matched the path.
     for method, path, allowed in (

@@ -63,10 +63,10 @@ async def test_a_burst_over_the_rate_gets_429_while_another_key_is_answered(limi
     message = refused.json()["error"]
     assert f"at most {RATE} requests per hour" in message and "RAG_LIMITS__RATE" in message, message
     assert (await c.get("/v1/collections", headers=keys["b"])).status_code == 200
-    limits: RequestLimits = limited.app.state.limits  # type: ignore[attr-defined]
+    limits: RequestLimits = limited.app.state.limits
     if limits.settings.storage == "redis":
         # Another API process on the same Valkey sees the same count: key a is over its rate there too.
-        services = limited.app.state.services  # type: ignore[attr-defined]
+        services = limited.app.state.services
         other_process = RequestLimits(limits.settings, services.redis_url)
         key_id = keys["a"]["Authorization"].split("_")[1]
         try:
@@ -81,7 +81,7 @@ async def test_a_burst_over_the_rate_gets_429_while_another_key_is_answered(limi
 
 async def test_an_evaluation_over_the_cap_gets_429_then_runs_when_a_turn_frees(limited: Limited) -> None:
     c, analyst = limited.client, limited.keys["analyst"]
-    cap: RequestLimits = limited.app.state.limits  # type: ignore[attr-defined]
+    cap: RequestLimits = limited.app.state.limits
     await cap.evaluations.acquire()  # the one turn, held as a running evaluation would hold it
     try:
         busy = await c.post("/v1/evaluate", json=ITEM, headers=analyst)
@@ -96,7 +96,7 @@ async def test_an_evaluation_over_the_cap_gets_429_then_runs_when_a_turn_frees(l
 
 async def test_an_evaluation_waits_its_bounded_turn(limited: Limited, monkeypatch: pytest.MonkeyPatch) -> None:
     c, analyst = limited.client, limited.keys["analyst"]
-    cap: RequestLimits = limited.app.state.limits  # type: ignore[attr-defined]
+    cap: RequestLimits = limited.app.state.limits
     monkeypatch.setattr(cap.settings, "evaluate_wait_seconds", 300.0)  # a guard against a hang
     await cap.evaluations.acquire()
     waiting = asyncio.create_task(c.post("/v1/evaluate", json=ITEM, headers=analyst))
@@ -128,7 +128,7 @@ def rate(app: Any, value: str) -> Iterator[None]:
 
 
 async def test_in_single_user_mode_the_rate_is_counted_per_client_address(service) -> None:
-    client, app = service
+    client, app = service.client, service.app
     other = httpx.ASGITransport(app=app, client=("127.0.0.2", 50000))
     with rate(app, "3/hour"):
         assert [(await client.get("/v1/collections")).status_code for _ in range(4)] == [200, 200, 200, 429]
@@ -138,7 +138,7 @@ async def test_in_single_user_mode_the_rate_is_counted_per_client_address(servic
 
 async def test_the_rag_commands_wait_out_a_429(service) -> None:
     """`rag ingest`, `rag ask` and `rag eval run` poll and ask in bursts; over the rate they wait, not fail."""
-    _client, app = service
+    app = service.app
     transport = service_transport(httpx.ASGITransport(app=app, client=("127.0.0.3", 50000)))
     with rate(app, "2/second"):
         async with httpx.AsyncClient(transport=transport, base_url="http://rag.test") as polite:

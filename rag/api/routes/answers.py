@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from kernel.access import Principal
 from kernel.errors import InvalidInput, RagError
@@ -35,12 +35,33 @@ router = APIRouter(tags=["answers"], route_class=CheckedRoute, responses=errors(
 Generator = Annotated[str, Field(max_length=64, json_schema_extra={"enum": ["extractive", "llm"]})]
 # A conversation id is a uuid the service made; the cap keeps a megabyte of id out of the database.
 ConversationId = Annotated[str, Field(min_length=1, max_length=128)]
-_SSE: dict[int | str, dict[str, Any]] = {200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}}}
+
+
+def _event_stream(event: dict[str, Any] | None, data: str) -> dict[int | str, dict[str, Any]]:
+    """The 200's Server-Sent Events, one schema per event (OpenAPI 3.1: `schema` describes each event)."""
+    properties: dict[str, Any] = {"data": {"type": "string", "description": data}}
+    if event:
+        properties["event"] = event
+    item = {"type": "object", "required": ["data"], "properties": properties}
+    return {200: {"content": {"text/event-stream": {"schema": item}}}}
+
+
+_ANSWER_EVENTS = _event_stream(
+    {"type": "string", "enum": ["token", "done", "error"]},
+    'JSON: {"text"} of a token, the AnswerOut when done, or {"error"}.',
+)
+_COMPLETION_EVENTS = _event_stream(None, "JSON: a chat.completion.chunk (citations on the last), or [DONE].")
 Svc = Annotated[Services, Depends(get_services)]
 
 
 # The schema shows the configured limits of question length, top_k and generators (rag/api/schema.py).
 class QueryRequest(BaseModel):
+    # strict: booleans and numbers only as JSON has them, as the schema says (lax, 0 was false and "5" was 5).
+    model_config = ConfigDict(
+        strict=True,
+        json_schema_extra={"examples": [{"question": "When did the bridge open?", "collections": ["handbook"]}]},
+    )
+
     question: str = Field(min_length=1)
     collections: list[CollectionName] = Field(min_length=1, max_length=20)
     filters: dict[str, Any] | None = Field(default=None, max_length=32)
@@ -78,7 +99,7 @@ async def _checked(events: AsyncIterator[str | AnswerOut]) -> AsyncIterator[str 
     return rest()
 
 
-@router.post("/v1/query", response_model=AnswerOut, responses=_SSE)
+@router.post("/v1/query", response_model=AnswerOut, responses=_ANSWER_EVENTS)
 async def query(body: QueryRequest, svc: Svc, caller: Asker, request: Request) -> Any:
     note(request, collection=body.collections[0] if len(body.collections) == 1 else None, question=body.question)
     seen = await check_question(svc, request, caller, [body.question], body.collections)
@@ -115,6 +136,11 @@ def standalone_question(history: list[dict[str, Any]], question: str) -> str:
 
 
 class ChatRequest(BaseModel):
+    model_config = ConfigDict(
+        strict=True,
+        json_schema_extra={"examples": [{"message": "How long is its main span?", "collections": ["handbook"]}]},
+    )
+
     message: str = Field(min_length=1)
     collections: list[CollectionName] = Field(min_length=1, max_length=20)
     conversation_id: ConversationId | None = Field(default=None, description="Omit to start a conversation.")
@@ -189,6 +215,13 @@ class ChatMessage(BaseModel):
 
 
 class CompletionRequest(BaseModel):
+    model_config = ConfigDict(
+        strict=True,
+        json_schema_extra={
+            "examples": [{"model": "handbook", "messages": [{"role": "user", "content": "When did the bridge open?"}]}]
+        },
+    )
+
     model: CollectionName = Field(description="The collection to answer from.")
     messages: list[ChatMessage] = Field(min_length=1, max_length=200)
     stream: bool = False
@@ -203,7 +236,7 @@ def _text(message: ChatMessage) -> str:
     return message.content or ""
 
 
-@router.post("/v1/chat/completions", responses=_SSE)
+@router.post("/v1/chat/completions", responses=_COMPLETION_EVENTS)
 async def chat_completions(body: CompletionRequest, svc: Svc, caller: Asker, request: Request) -> Any:
     users = [_text(m) for m in body.messages if m.role == "user"]
     if not users or not users[-1].strip():

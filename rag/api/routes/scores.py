@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, Response
-from pydantic import BaseModel, Discriminator, Field, Tag
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
 from evals.reports import build_report, to_csv
 from evals.scores import METRICS, ScoreInput, Scores
@@ -109,6 +109,18 @@ async def add_feedback(answer_id: Id, body: FeedbackIn, svc: Svc, caller: Caller
 
 # ----- scoring any answer ----------------------------------------------------------------------------------------
 class EvaluateItem(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "question": "How tall is the tower?",
+                    "answer": "It is 330 metres tall.",
+                    "contexts": ["The Eiffel Tower is 330 metres tall."],
+                }
+            ]
+        }
+    )
+
     question: str = Field(min_length=1)
     answer: str = Field(min_length=1)
     contexts: list[Annotated[str, Field(min_length=1)]] = Field(min_length=1)

@@ -5,6 +5,8 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, ConfigDict, Field
 
 from rag.api.bodies import CheckedRoute
 from rag.api.deps import get_services
@@ -21,6 +23,12 @@ Svc = Annotated[Services, Depends(get_services)]
 
 
 class SearchRequest(BaseModel):
+    # strict: booleans and numbers only as JSON has them, as the schema says (lax, 0 was false and "5" was 5).
+    model_config = ConfigDict(
+        strict=True,
+        json_schema_extra={"examples": [{"query": "When did the bridge open?", "collections": ["handbook"]}]},
+    )
+
     query: str = Field(min_length=1, max_length=4000)
     collections: list[CollectionName] = Field(min_length=1, max_length=20)
     filters: dict[str, Any] | None = Field(default=None, max_length=32, description="ANDed per field.")
