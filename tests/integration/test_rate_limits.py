@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
 
 from kernel.settings import LimitsSettings, load_settings
 from rag.api.app import create_app
@@ -26,7 +27,7 @@ ITEM = {"question": "How tall?", "answer": "It is 330 metres tall.", "contexts":
 @dataclass
 class Limited:
     client: httpx.AsyncClient
-    app: object
+    app: FastAPI
     keys: dict[str, dict[str, str]]  # who -> headers
 
 

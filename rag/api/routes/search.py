@@ -4,8 +4,6 @@ import asyncio
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, Field
-from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 
 from rag.api.bodies import CheckedRoute
