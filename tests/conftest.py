@@ -29,14 +29,14 @@ async def wait_job(client: httpx.AsyncClient, job_id: str, limit_s: float = 600.
         resp = await client.get(f"/v1/jobs/{job_id}")
         assert resp.status_code == 200, resp.text
         job = resp.json()
-        if job["status"] in ("succeeded", "failed"):
+        if job["status"] in ("succeeded", "failed", "cancelled"):
             return job
         if loop.time() > deadline:
             raise AssertionError(f"job {job_id} did not finish: {job}")
         await asyncio.sleep(0.1)
 
 
-def wait_job_sync(url: str, job_id: str, until: tuple[str, ...] = ("succeeded", "failed")) -> dict:
+def wait_job_sync(url: str, job_id: str, until: tuple[str, ...] = ("succeeded", "failed", "cancelled")) -> dict:
     """Poll a job of a service process until its status is one of `until`. The limit only guards against a hang."""
     import time
 

@@ -19,7 +19,7 @@ from kernel.errors import RagError
 from kernel.privacy import enforce_offline
 from kernel.settings import Settings, load_settings
 from rag.api.audit import add_audit
-from rag.api.routes import answers, audit, collections, documents, keys, scores, search
+from rag.api.routes import answers, audit, collections, documents, ingest, keys, scores, search
 from rag.security import Caller, check_open_mode
 from rag.services import Services, build_services
 
@@ -83,6 +83,7 @@ def create_app(
     app.state.services = None
     add_audit(app, settings.audit)
     app.include_router(collections.router)
+    app.include_router(ingest.router)
     app.include_router(documents.router)
     app.include_router(search.router)
     app.include_router(answers.router)
