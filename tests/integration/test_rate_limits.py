@@ -63,10 +63,10 @@ async def test_a_burst_over_the_rate_gets_429_while_another_key_is_answered(limi
     message = refused.json()["error"]
     assert f"at most {RATE} requests per hour" in message and "RAG_LIMITS__RATE" in message, message
     assert (await c.get("/v1/collections", headers=keys["b"])).status_code == 200
-    limits: RequestLimits = limited.app.state.limits  # type: ignore[attr-defined]
+    limits: RequestLimits = limited.app.state.limits  # type: ignore[attr-defined]  # `app` is typed as object here
     if limits.settings.storage == "redis":
         # Another API process on the same Valkey sees the same count: key a is over its rate there too.
-        services = limited.app.state.services  # type: ignore[attr-defined]
+        services = limited.app.state.services  # type: ignore[attr-defined]  # `app` is typed as object here
         other_process = RequestLimits(limits.settings, services.redis_url)
         key_id = keys["a"]["Authorization"].split("_")[1]
         try:
@@ -81,7 +81,7 @@ async def test_a_burst_over_the_rate_gets_429_while_another_key_is_answered(limi
 
 async def test_an_evaluation_over_the_cap_gets_429_then_runs_when_a_turn_frees(limited: Limited) -> None:
     c, analyst = limited.client, limited.keys["analyst"]
-    cap: RequestLimits = limited.app.state.limits  # type: ignore[attr-defined]
+    cap: RequestLimits = limited.app.state.limits  # type: ignore[attr-defined]  # `app` is typed as object here
     await cap.evaluations.acquire()  # the one turn, held as a running evaluation would hold it
     try:
         busy = await c.post("/v1/evaluate", json=ITEM, headers=analyst)
@@ -96,7 +96,7 @@ async def test_an_evaluation_over_the_cap_gets_429_then_runs_when_a_turn_frees(l
 
 async def test_an_evaluation_waits_its_bounded_turn(limited: Limited, monkeypatch: pytest.MonkeyPatch) -> None:
     c, analyst = limited.client, limited.keys["analyst"]
-    cap: RequestLimits = limited.app.state.limits  # type: ignore[attr-defined]
+    cap: RequestLimits = limited.app.state.limits  # type: ignore[attr-defined]  # `app` is typed as object here
     monkeypatch.setattr(cap.settings, "evaluate_wait_seconds", 300.0)  # a guard against a hang
     await cap.evaluations.acquire()
     waiting = asyncio.create_task(c.post("/v1/evaluate", json=ITEM, headers=analyst))
