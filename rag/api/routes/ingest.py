@@ -60,6 +60,17 @@ _UPLOAD_BODY = {
     }
 }
 
+_IMPORT_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/x-ndjson": {
+                "schema": {"type": "string", "description": 'JSON lines: {"id", "title", "text", "metadata"} each.'}
+            }
+        },
+    }
+}
+
 
 @router.post("/{name}/documents", status_code=202, response_model=list[UploadResult], openapi_extra=_UPLOAD_BODY)
 async def upload_documents(name: str, request: Request, svc: Svc, caller: Manager) -> list[UploadResult]:
@@ -149,7 +160,7 @@ def _per_file(raw: str | None, filenames: list[str], field: str) -> list[Any]:
     raise InvalidInput(f"form field {field!r} must be a JSON list (one entry per file) or object (by file name)")
 
 
-@router.post("/{name}/documents/import", status_code=202, response_model=ImportResult)
+@router.post("/{name}/documents/import", status_code=202, response_model=ImportResult, openapi_extra=_IMPORT_BODY)
 async def import_documents(name: str, request: Request, svc: Svc, caller: Manager) -> ImportResult:
     await svc.catalog.collections.get(visible(caller, name))
     limits = svc.settings.ingestion
