@@ -318,7 +318,6 @@ async def test_a_poison_answer_fails_alone_not_its_batch(client, services, kb): 
 async def test_an_answer_held_by_a_dead_worker_is_scored_once_its_claim_runs_out(client, services, kb):  # noqa: F811
     from datetime import timedelta
 
-
     [answer_id] = await owed_without_jobs(client, services, kb, BRIDGE)
     # Another worker's batch claimed it, then died: nothing renews the claim.
     assert await services.answers.scores.claim("dead-worker", answer_id, 1, timedelta(seconds=2)) == [answer_id]
