@@ -188,8 +188,14 @@ def job_phase(data_dir: Path, jsonl: Path) -> tuple[str, int, int]:
                 raise SystemExit(f"import: {resp.status_code} {resp.text[:500]}")
             # The request's own peak is measured above; from here on it is the job's.
             svc.reset_peak()
-            _wait(client, resp.json()["job_id"], until_stage="embedding")
+            started = time.monotonic()
+            job = _wait(client, resp.json()["job_id"], until_stage="embedding")
             peak = svc.peak()
+            print(
+                f"job: {job['total']:,} chunks of {job['documents']:,} records chunked in "
+                f"{time.monotonic() - started:.0f} s",
+                flush=True,
+            )
     finally:
         svc.stop()
     return f"import {jsonl.stat().st_size / MB:.0f} MB (job, until chunked)", before, peak
@@ -202,7 +208,7 @@ def _wait(client: httpx.Client, job_id: str, until_stage: str | None = None) -> 
             if until_stage is not None or job["status"] != "succeeded":
                 raise SystemExit(f"job {job_id} ended before it was measured: {job}")
             return job
-        if until_stage is not None and job["stage"] == until_stage:
+        if until_stage is not None and job["stage"] == until_stage and job["total"]:
             return job
         time.sleep(0.2)
 

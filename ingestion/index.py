@@ -11,16 +11,17 @@ a time (see `ingestion.load` and `ingestion.spill`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 from ingestion.chunk import chunk_elements
 from ingestion.live import LiveVersions
-from ingestion.load import DocumentParser, Loader
+from ingestion.load import DocumentParser, Loaded, Loader
 from ingestion.parse.sandbox import ParseSandbox
 from ingestion.spill import ChunkSpill
 from kernel.errors import NotFound
@@ -50,6 +51,8 @@ EMBED_GROUP = 256
 BATCH_CHUNKS = 4096
 # Import records loaded between two checks for a delete, while a job is still loading.
 _CHECK_EVERY = 64
+# How often a job waiting for a document to load (parse) checks whether it was deleted meanwhile.
+PARSE_CHECK_SECONDS = 1.0
 _ENDED = (JobStatus.succeeded, JobStatus.failed, JobStatus.cancelled)
 _CANCELLED = "cancelled: its documents were deleted before they were indexed"
 
@@ -58,6 +61,31 @@ def _flag_all(texts: list[str]) -> list[list[str]]:
     """Each chunk's flags: "injection" when its text addresses the model (indirect injection); answers exclude or
     quote such chunks by their collection's policy."""
     return [injection_flags(t) for t in texts]
+
+
+async def _next_while_alive(loads: AsyncIterator[Loaded], live: LiveVersions) -> Loaded | None:
+    """The next loaded document, or None at the end or once a delete leaves the job nothing to index.
+
+    A parse may take up to the parse timeout (minutes); the job checks for a delete while it waits, and a parse it
+    no longer needs is cancelled, which kills the parser process working on it."""
+
+    async def pull() -> Loaded | None:
+        return await anext(loads, None)
+
+    step = asyncio.ensure_future(pull())
+    try:
+        while True:
+            done, _ = await asyncio.wait({step}, timeout=PARSE_CHECK_SECONDS)
+            if done:
+                return step.result()
+            await live.refresh()
+            if live.none_left:
+                return None
+    finally:
+        if not step.done():
+            step.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await step
 
 
 def chunk_id(job_id: str, document_id: str, version: int, index: int) -> str:
@@ -170,19 +198,24 @@ class Indexer:
         imports = job.kind == "import"
         await self.jobs.progress(job.job_id, JobStage.chunking if imports else JobStage.parsing)
         failures: list[tuple[JobItem, str]] = []
+        loads = self._loader.load(job.kind, pending)
         n = 0
-        async for item, loaded in self._loader.load(job.kind, pending):
-            n += 1
-            if not imports or n % _CHECK_EVERY == 0:
-                await live.refresh()
+        try:
+            while (step := await _next_while_alive(loads, live)) is not None:
+                item, loaded = step
+                n += 1
+                if not imports or n % _CHECK_EVERY == 0:
+                    await live.refresh()
                 if live.none_left:
                     return failures
-            if not live.has(item):
-                continue
-            reason = loaded if isinstance(loaded, str) else await self._spill(job, item, loaded, spill, redact)
-            if reason is not None:
-                failures.append((item, reason))
-                await self.versions.failed(item.document_id, item.version, reason)
+                if not live.has(item):
+                    continue
+                reason = loaded if isinstance(loaded, str) else await self._spill(job, item, loaded, spill, redact)
+                if reason is not None:
+                    failures.append((item, reason))
+                    await self.versions.failed(item.document_id, item.version, reason)
+        finally:
+            await loads.aclose()
         await live.refresh()
         return failures
 

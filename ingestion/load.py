@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections import defaultdict
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO, Protocol
 
@@ -37,7 +37,7 @@ class Loader:
     blobs: BlobReader
     parser: DocumentParser
 
-    async def load(self, kind: str, items: Sequence[JobItem]) -> AsyncIterator[Loaded]:
+    async def load(self, kind: str, items: Sequence[JobItem]) -> AsyncGenerator[Loaded, None]:
         if kind == "import":
             async for loaded in self._records(items):
                 yield loaded

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import ipaddress
 import os
 import pickle
 import resource
 import signal
+import socket
 import sys
 import traceback
 from typing import Any
@@ -27,6 +29,9 @@ def main() -> None:
     memory = int(sys.argv[1]) * 1024 * 1024
     resource.setrlimit(resource.RLIMIT_DATA, (memory, memory))
     _die_with_parent()
+    # Nothing in parsing needs the network; a document that makes a parser reach out (an external entity, a
+    # remote stylesheet) gets an error instead of a connection.
+    sys.addaudithook(refuse_network)
     requests = os.fdopen(os.dup(0), "rb")
     replies = os.fdopen(os.dup(1), "wb")
     # Anything a library prints goes to the log, not into the replies.
@@ -62,6 +67,29 @@ def _parse(data: bytes, request: dict[str, Any]) -> tuple[str, Any]:
     except BaseException as exc:
         return "error", f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"
     return "ok", [(e.text, e.type, e.page, e.section) for e in elements]
+
+
+def refuse_network(event: str, args: tuple[Any, ...]) -> None:
+    """An audit hook: every connection or name lookup but to this machine raises PermissionError."""
+    if event == "socket.connect":
+        sock, address = args[0], args[1]
+        if getattr(sock, "family", None) == socket.AF_UNIX:
+            return
+        host = address[0] if isinstance(address, tuple) else address
+    elif event == "socket.getaddrinfo":
+        host = args[0]
+    else:
+        return
+    if isinstance(host, bytes):
+        host = host.decode(errors="replace")
+    if host in (None, "", "localhost"):
+        return
+    try:
+        if ipaddress.ip_address(str(host).strip("[]").split("%")[0]).is_loopback:
+            return
+    except ValueError:
+        pass
+    raise PermissionError(f"the parser process does not reach the network (tried {host!r})")
 
 
 def _die_with_parent() -> None:

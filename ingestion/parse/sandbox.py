@@ -129,6 +129,9 @@ class ParseSandbox:
         except (TimeoutError, asyncio.IncompleteReadError) as exc:
             code = await self._kill()
             raise ParserFailed(f"the parser process did not start (exit status {code}); see the log") from exc
+        except BaseException:
+            await self._kill()  # cancelled mid-start: its "ready" must not be read as the next reply
+            raise
         if ready != READY:
             await self._kill()
             raise ParserFailed(f"the parser process said {ready[:80]!r} instead of being ready")

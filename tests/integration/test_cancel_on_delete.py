@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from kernel.types import ChunkSelector
+from tests.support import hostile
 from tests.support.polling import wait_job
 
 # Forty paragraphs of about 200 tokens: some forty chunks, ten embedding groups of four.
@@ -132,6 +133,35 @@ async def test_deleting_a_collection_stops_its_running_job(client, services, col
     assert store.late == [], "it wrote chunks of the deleted collection"
     assert await services.store.count(ChunkSelector(collection=collection)) == 0
     assert (await client.get(f"/v1/jobs/{doc['job_id']}")).status_code == 404
+
+
+async def test_deleting_a_document_stops_its_parse(client, services, collection, monkeypatch) -> None:
+    # A parse may run up to the parse timeout (here an hour, for a PDF whose drawings never end): the job checks
+    # for a delete while it waits, and stops the parser process.
+    monkeypatch.setattr(services.settings.ingestion, "parse_timeout_seconds", 3600)
+    watch = RunWatch(services.indexer)
+    monkeypatch.setattr(services.indexer, "run", watch.run)
+    loader = services.indexer._loader  # the parser the job uses: the real parser process, watched
+    parsing = asyncio.Event()
+    real_parse = loader.parser.parse
+
+    async def parse(source, filename):
+        parsing.set()
+        return await real_parse(source, filename)
+
+    monkeypatch.setattr(loader.parser, "parse", parse)
+    resp = await client.post(
+        f"/v1/collections/{collection}/documents", files={"files": ("fanout.pdf", hostile.pdf_form_fanout())}
+    )
+    doc = resp.json()[0]
+    ended = watch.future(doc["job_id"])
+    await asyncio.wait_for(parsing.wait(), 600)
+
+    assert (await client.delete(f"/v1/documents/{doc['document_id']}")).status_code == 204
+    assert await asyncio.wait_for(ended, 600) == "cancelled"
+    assert (await client.get(f"/v1/jobs/{doc['job_id']}")).json()["status"] == "cancelled"
+    again = await upload(client, collection, "next.txt", "Parsed by a fresh parser process.")
+    assert (await wait_job(client, again["job_id"]))["status"] == "succeeded"
 
 
 async def test_a_queued_job_of_a_deleted_document_never_runs(client, services, collection, rigged, monkeypatch) -> None:

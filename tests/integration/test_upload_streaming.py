@@ -20,7 +20,7 @@ BOUNDARY = "streaming-test-boundary"
 
 
 def stored(services) -> list[Path]:
-    root = services.blobs.root
+    root = services.settings.blob_dir
     return sorted(p.relative_to(root) for p in root.rglob("*") if p.is_file())
 
 
@@ -69,7 +69,8 @@ async def test_a_streamed_upload_is_stored_whole(client, services, collection) -
     detail = (await client.get(f"/v1/documents/{resp.json()[0]['document_id']}")).json()
     version = detail["versions"][0]
     assert version["size_bytes"] == 3 * (MB // 21) * 21
-    assert (services.blobs.root / version["sha256"][:2] / version["sha256"]).stat().st_size == version["size_bytes"]
+    blob = services.settings.blob_dir / version["sha256"][:2] / version["sha256"]
+    assert blob.stat().st_size == version["size_bytes"]
     # Not indexed here (that is what the other tests do): deleting it cancels its job.
     assert (await client.delete(f"/v1/documents/{resp.json()[0]['document_id']}")).status_code == 204
     assert (await wait_job(client, resp.json()[0]["job_id"]))["status"] in ("cancelled", "failed")

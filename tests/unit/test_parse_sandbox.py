@@ -10,11 +10,14 @@ import asyncio
 import io
 import os
 import signal
+import socket
 from collections.abc import AsyncIterator
+from types import SimpleNamespace
 
 import pytest
 
 from ingestion.parse import parse_document
+from ingestion.parse.child import refuse_network
 from ingestion.parse.sandbox import ParseSandbox
 from kernel.errors import DocumentError
 from kernel.settings import IngestionSettings
@@ -119,3 +122,22 @@ async def test_a_cancelled_parse_kills_its_process(sandbox) -> None:
         await stuck
     assert gone(first)
     assert await parse(box, b"A fresh process.", "next.txt") == ["A fresh process."]
+
+
+@pytest.mark.parametrize(
+    ("event", "args", "refused"),
+    [
+        ("socket.connect", (SimpleNamespace(family=socket.AF_INET), ("93.184.216.34", 80)), True),
+        ("socket.getaddrinfo", ("example.com", 443, 0, 0, 0), True),
+        ("socket.connect", (SimpleNamespace(family=socket.AF_INET), ("127.0.0.1", 6379)), False),
+        ("socket.connect", (SimpleNamespace(family=socket.AF_UNIX), "/tmp/valkey.sock"), False),
+        ("socket.getaddrinfo", ("localhost", 80, 0, 0, 0), False),
+        ("open", ("/etc/hostname", "r", 0), False),
+    ],
+)
+def test_the_parser_process_refuses_the_network(event: str, args: tuple, refused: bool) -> None:
+    if refused:
+        with pytest.raises(PermissionError, match="does not reach the network"):
+            refuse_network(event, args)
+    else:
+        refuse_network(event, args)

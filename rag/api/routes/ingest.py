@@ -64,10 +64,16 @@ _UPLOAD_BODY = {
     }
 }
 
-
-# Both routes read their body as a stream (to stop at the size limit), so FastAPI cannot describe it: stated here.
-_JSONL_SCHEMA = {"type": "string", "description": 'JSON lines: {"id", "title", "text", "metadata"} per line.'}
-_JSONL = {"requestBody": {"required": True, "content": {"application/x-ndjson": {"schema": _JSONL_SCHEMA}}}}
+_IMPORT_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/x-ndjson": {
+                "schema": {"type": "string", "description": 'JSON lines: {"id", "title", "text", "metadata"} each.'}
+            }
+        },
+    }
+}
 
 
 @router.post(
@@ -174,7 +180,7 @@ def _per_file(raw: str | None, filenames: list[str], field: str) -> list[Any]:
     status_code=202,
     response_model=ImportResult,
     responses=errors(403, 404, 409, 413),
-    openapi_extra=_JSONL,
+    openapi_extra=_IMPORT_BODY,
 )
 async def import_documents(name: CollectionInPath, request: Request, svc: Svc, caller: Manager) -> ImportResult:
     await svc.catalog.collections.get(visible(caller, name))
