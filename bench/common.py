@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 async def wait_job(client: httpx.AsyncClient, job_id: str, interval: float = 0.05) -> dict:
     while True:
         job = (await client.get(f"/v1/jobs/{job_id}")).json()
-        if job["status"] in ("succeeded", "failed"):
+        if job["status"] in ("succeeded", "failed", "cancelled"):
             return job
         await asyncio.sleep(interval)
 

@@ -1,25 +1,34 @@
 """The ingestion pipeline of one job: parse, chunk, embed, index, then switch versions atomically.
 
 A job is idempotent: chunk ids are derived from (document, version, chunk index), a rerun first clears what an
-interrupted run staged, and versions that were already switched are not indexed again.
+interrupted run staged, and versions that were already switched are not indexed again. It is also cancellable:
+deleting its documents (or their collection) makes it skip their chunks and stop once none is left, and it
+writes chunks only under the collection's write guard, after checking that their documents still exist.
+Memory stays bounded: documents are loaded and chunked one at a time into a spill file, then embedded a batch at
+a time (see `ingestion.load` and `ingestion.spill`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 
 from ingestion.chunk import chunk_elements
-from ingestion.records import parse_jsonl, record_elements
-from kernel.errors import DocumentError, NotFound
+from ingestion.live import LiveVersions
+from ingestion.load import DocumentParser, Loaded, Loader
+from ingestion.parse.sandbox import ParseSandbox
+from ingestion.spill import ChunkSpill
+from kernel.errors import NotFound
 from kernel.injection import injection_flags
-from kernel.ports import BlobReader, DocumentCatalog, JobLedger, PolicyReader, VersionLedger
+from kernel.ports import BlobReader, DocumentCatalog, JobLedger, PolicyReader, VersionLedger, WriteGuard
 from kernel.protocols import Embedder, Redactor, SparseEncoder, VectorStore
-from kernel.records import IndexedVersion, JobItem
+from kernel.records import IndexedVersion, Job, JobItem
 from kernel.settings import ChunkingSettings, IngestionSettings
 from kernel.types import (
     Chunk,
@@ -35,20 +44,48 @@ from kernel.types import (
 
 log = logging.getLogger(__name__)
 
-# Chunks per embedding round: large enough to batch well, small enough for frequent progress.
+# Chunks per embedding round: large enough to batch well, small enough for frequent progress (and for a delete to
+# be noticed soon: a job checks for one before every round).
 EMBED_GROUP = 256
-
-
-@dataclass
-class Prepared:
-    item: JobItem
-    chunks: list[Chunk]
+# Chunks read back from the spill at once and sorted by length, which keeps padding (wasted encoding) low.
+BATCH_CHUNKS = 4096
+# Import records loaded between two checks for a delete, while a job is still loading.
+_CHECK_EVERY = 64
+# How often a job waiting for a document to load (parse) checks whether it was deleted meanwhile.
+PARSE_CHECK_SECONDS = 1.0
+_ENDED = (JobStatus.succeeded, JobStatus.failed, JobStatus.cancelled)
+_CANCELLED = "cancelled: its documents were deleted before they were indexed"
 
 
 def _flag_all(texts: list[str]) -> list[list[str]]:
     """Each chunk's flags: "injection" when its text addresses the model (indirect injection); answers exclude or
     quote such chunks by their collection's policy."""
     return [injection_flags(t) for t in texts]
+
+
+async def _next_while_alive(loads: AsyncIterator[Loaded], live: LiveVersions) -> Loaded | None:
+    """The next loaded document, or None at the end or once a delete leaves the job nothing to index.
+
+    A parse may take up to the parse timeout (minutes); the job checks for a delete while it waits, and a parse it
+    no longer needs is cancelled, which kills the parser process working on it."""
+
+    async def pull() -> Loaded | None:
+        return await anext(loads, None)
+
+    step = asyncio.ensure_future(pull())
+    try:
+        while True:
+            done, _ = await asyncio.wait({step}, timeout=PARSE_CHECK_SECONDS)
+            if done:
+                return step.result()
+            await live.refresh()
+            if live.none_left:
+                return None
+    finally:
+        if not step.done():
+            step.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await step
 
 
 def chunk_id(job_id: str, document_id: str, version: int, index: int) -> str:
@@ -71,8 +108,26 @@ class Indexer:
     # The collection's policy decides whether chunk text is redacted before it is embedded and stored.
     policies: PolicyReader
     redactor: Redactor
+    guard: WriteGuard
     # Serialises encoding: two jobs encoding at once on a small machine only thrash the same cores.
     encode_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # None: a parser process with the limits of `ingestion` (ParseSandbox), started on first use.
+    parser: DocumentParser | None = None
+    # Where jobs spill chunks; None: the system's temporary directory.
+    work_dir: Path | None = None
+
+    def __post_init__(self) -> None:
+        # A parser process this indexer starts is also the one it stops (`close`).
+        self._sandbox: ParseSandbox | None = None
+        parser = self.parser
+        if parser is None:
+            parser = self._sandbox = ParseSandbox(self.ingestion)
+        self._loader = Loader(self.blobs, parser)
+
+    async def close(self) -> None:
+        """Stop the parser process, if this indexer started one."""
+        if self._sandbox is not None:
+            await self._sandbox.close()
 
     async def run(self, job_id: str) -> JobStatus | None:
         """Run the job to its end; returns how it ended (None: the job no longer exists)."""
@@ -81,14 +136,16 @@ class Indexer:
         except NotFound:
             log.info("job %s no longer exists: its collection was deleted", job_id)
             return None
-        if job.status in (JobStatus.succeeded, JobStatus.failed):
-            return job.status  # a duplicate delivery of a finished job
+        if job.status in _ENDED:
+            return job.status  # a duplicate delivery of a finished job, or one cancelled while it was queued
         try:
             redact = (await self.policies.policies([job.collection]))[job.collection].pii == "redact_ingest"
         except NotFound:
             log.info("job %s no longer has a collection: it was deleted", job_id)
             return None
         attempts = await self.jobs.started(job_id)
+        if attempts is None:
+            return JobStatus.cancelled  # ended between the two reads: only a delete ends a job from outside
         limit = self.ingestion.max_tries + 1
         if attempts > limit:
             # The process died during every attempt (out of memory, killed): stop the crash loop.
@@ -98,126 +155,169 @@ class Indexer:
             return JobStatus.failed
         items = await self.jobs.items(job_id)
         if not items:
-            await self.jobs.finished(job_id, JobStatus.failed, "nothing to index: the document was deleted")
-            return JobStatus.failed
+            await self.jobs.finished(job_id, JobStatus.cancelled, _CANCELLED)
+            return JobStatus.cancelled
+        spill = await asyncio.to_thread(ChunkSpill, self.work_dir)
+        try:
+            return await self._run(job, items, spill, redact)
+        finally:
+            await asyncio.to_thread(spill.close)
+
+    async def _run(self, job: Job, items: Sequence[JobItem], spill: ChunkSpill, redact: bool) -> JobStatus:
+        job_id = job.job_id
+        live = LiveVersions(self.versions, job_id, items)
         pending = [i for i in items if i.status == VersionStatus.queued]
         switched = [i for i in items if i.status == VersionStatus.active]
-
-        await self.jobs.progress(job_id, JobStage.parsing)
-        elements, failures = await self._load(job.kind, pending)
-        for item, error in failures:
-            await self.versions.failed(item.document_id, item.version, error)
-
-        await self.jobs.progress(job_id, JobStage.chunking)
-        if redact:
-            elements = await self._redact(elements)
-        prepared, empty = await asyncio.to_thread(self._chunk_all, elements)
-        for item in empty:
-            reason = f"{item.filename} contains no text to index"
-            failures.append((item, reason))
-            await self.versions.failed(item.document_id, item.version, reason)
-
-        if not prepared and not switched:
+        failures = await self._prepare(job, pending, spill, live, redact)
+        if live.none_left:
+            return JobStatus.cancelled
+        if not spill.documents and not switched:
             reason = failures[0][1] if len(failures) == 1 else f"all {len(failures)} documents failed"
             await self.jobs.finished(job_id, JobStatus.failed, reason)
             return JobStatus.failed
 
-        await self._clear_staged(job_id, prepared, bool(switched))
-        await self._embed_and_upsert(job_id, prepared)
+        await self._clear_staged(job_id, [item for item, _ in spill.documents], bool(switched))
+        if not await self._embed_and_upsert(job, spill, live):
+            return JobStatus.cancelled
 
         await self.jobs.progress(job_id, JobStage.indexing)
-        await self._switch(job_id, prepared, switched)
+        await self._switch(job_id, spill.documents, switched)
         note = None
         if failures:
             note = f"{len(failures)} of {len(items)} documents failed; first: {failures[0][1]}"
         await self.jobs.finished(job_id, JobStatus.succeeded, note)
         return JobStatus.succeeded
 
-    async def _load(
-        self, kind: str, items: Sequence[JobItem]
-    ) -> tuple[list[tuple[JobItem, list[ParsedElement]]], list[tuple[JobItem, str]]]:
-        loaded: list[tuple[JobItem, list[ParsedElement]]] = []
+    async def _prepare(
+        self, job: Job, pending: Sequence[JobItem], spill: ChunkSpill, live: LiveVersions, redact: bool
+    ) -> list[tuple[JobItem, str]]:
+        """Load and chunk every pending document into the spill (redacted first when `redact`: the collection's
+        policy is redact_ingest); returns those that failed, with the reason.
+
+        Stops early when a delete leaves the job nothing to index (then `live.none_left`)."""
+        imports = job.kind == "import"
+        await self.jobs.progress(job.job_id, JobStage.chunking if imports else JobStage.parsing)
         failures: list[tuple[JobItem, str]] = []
-        if kind == "import":
-            bodies: dict[str, list] = {}
-            for item in items:
-                if item.blob not in bodies:
-                    body = await asyncio.to_thread(self.blobs.get, item.blob)
-                    bodies[item.blob] = await asyncio.to_thread(parse_jsonl, body)
-                assert item.record_index is not None
-                loaded.append((item, record_elements(bodies[item.blob][item.record_index])))
-            return loaded, failures
-        from ingestion.parse import parse_document
+        loads = self._loader.load(job.kind, pending)
+        n = 0
+        try:
+            while (step := await _next_while_alive(loads, live)) is not None:
+                item, loaded = step
+                n += 1
+                if not imports or n % _CHECK_EVERY == 0:
+                    await live.refresh()
+                if live.none_left:
+                    return failures
+                if not live.has(item):
+                    continue
+                reason = loaded if isinstance(loaded, str) else await self._spill(job, item, loaded, spill, redact)
+                if reason is not None:
+                    failures.append((item, reason))
+                    await self.versions.failed(item.document_id, item.version, reason)
+        finally:
+            await loads.aclose()
+        await live.refresh()
+        return failures
 
-        for item in items:
-            data = await asyncio.to_thread(self.blobs.get, item.blob)
-            try:
-                loaded.append((item, await asyncio.to_thread(parse_document, data, item.filename)))
-            except DocumentError as exc:
-                failures.append((item, exc.message))
-        return loaded, failures
+    async def _spill(
+        self, job: Job, item: JobItem, elements: list[ParsedElement], spill: ChunkSpill, redact: bool
+    ) -> str | None:
+        """Chunk one document into the spill (its elements redacted first when `redact`); why it cannot be indexed,
+        or None. A redactor failure raises, which fails the job: never index the raw text of a collection that asked
+        for redaction."""
+        if job.kind != "import":
+            await self.jobs.progress(job.job_id, JobStage.chunking)
+        if redact:
+            elements = await self._redact(elements)
+        chunks = await asyncio.to_thread(self._chunk, elements)
+        reason = self._refusal(item, chunks)
+        if reason is None:
+            await asyncio.to_thread(spill.add, item, chunks)
+        return reason
 
-    async def _redact(
-        self, loaded: Sequence[tuple[JobItem, list[ParsedElement]]]
-    ) -> list[tuple[JobItem, list[ParsedElement]]]:
-        """The elements with personal data replaced by placeholders, before chunking: chunk sizes are counted on
-        the text that is stored, and the overlap between chunks is not analysed twice. Section titles too, since
-        they are stored with every chunk. A failure fails the job (retried like any other): never index the raw
-        text of a collection that asked for redaction."""
-        texts = [t for _, elements in loaded for e in elements for t in (e.text, e.section or "")]
+    async def _redact(self, elements: Sequence[ParsedElement]) -> list[ParsedElement]:
+        """One document's elements with personal data replaced by placeholders, before chunking: chunk sizes are
+        counted on the text that is stored, and the overlap between chunks is not analysed twice. Section titles
+        too, since they are stored with every chunk. A failure fails the job (retried like any other): never index
+        the raw text of a collection that asked for redaction."""
+        texts = [t for e in elements for t in (e.text, e.section or "")]
         async with self.encode_lock:  # CPU-bound like encoding: two at once only thrash the same cores
             redacted = iter(await asyncio.to_thread(self.redactor.redact_many, texts))
-        out = []
-        for item, elements in loaded:
-            clean = []
-            for e in elements:
-                text, section = next(redacted), next(redacted)
-                clean.append(e.model_copy(update={"text": text, "section": section if e.section is not None else None}))
-            out.append((item, clean))
-        return out
+        clean = []
+        for e in elements:
+            text, section = next(redacted), next(redacted)
+            clean.append(e.model_copy(update={"text": text, "section": section if e.section is not None else None}))
+        return clean
 
-    def _chunk_all(self, loaded: Sequence[tuple[JobItem, list[ParsedElement]]]) -> tuple[list[Prepared], list[JobItem]]:
+    def _chunk(self, elements: Sequence[ParsedElement]) -> list[Chunk]:
         budget = min(self.chunking.max_tokens, self.embedder.max_tokens - 2)
         overlap = min(self.chunking.overlap_tokens, budget // 2)
-        prepared, empty = [], []
-        for item, elements in loaded:
-            chunks = chunk_elements(elements, self.embedder.count_tokens, budget, overlap)
-            (prepared.append(Prepared(item, chunks)) if chunks else empty.append(item))
-        return prepared, empty
+        return chunk_elements(elements, self.embedder.count_tokens, budget, overlap)
 
-    async def _clear_staged(self, job_id: str, prepared: Sequence[Prepared], some_switched: bool) -> None:
+    def _refusal(self, item: JobItem, chunks: Sequence[Chunk]) -> str | None:
+        if not chunks:
+            return f"{item.filename} contains no text to index"
+        limit = self.ingestion.max_document_chunks
+        if len(chunks) > limit:
+            return (
+                f"{item.filename} makes {len(chunks):,} chunks; the limit is {limit:,} per document "
+                "(RAG_INGESTION__MAX_DOCUMENT_CHUNKS): split it into smaller documents"
+            )
+        return None
+
+    async def _clear_staged(self, job_id: str, prepared: Sequence[JobItem], some_switched: bool) -> None:
         """Remove what an interrupted run of this job wrote, so a rerun leaves no orphaned chunk."""
         if not some_switched:
             await self.store.delete(ChunkSelector(job_id=job_id))
             return
-        for p in prepared:
-            await self.store.delete(ChunkSelector(document_id=p.item.document_id, version=p.item.version))
+        for item in prepared:
+            await self.store.delete(ChunkSelector(document_id=item.document_id, version=item.version))
 
-    async def _embed_and_upsert(self, job_id: str, prepared: Sequence[Prepared]) -> None:
-        flat = [(p, c) for p in prepared for c in p.chunks]
-        # Encoding in order of length keeps padding (wasted work) low, as the raw encoder does on a whole corpus.
-        flat.sort(key=lambda pc: pc[1].tokens)
-        total = len(flat)
-        await self.jobs.progress(job_id, JobStage.embedding, done=0, total=total)
+    async def _embed_and_upsert(self, job: Job, spill: ChunkSpill, live: LiveVersions) -> bool:
+        """Embed and write every chunk in the spill; False when a delete left the job nothing to index."""
+        await self.jobs.progress(job.job_id, JobStage.embedding, done=0, total=spill.chunks)
         created = datetime.now(UTC).isoformat()
-        for start in range(0, total, EMBED_GROUP):
-            group = flat[start : start + EMBED_GROUP]
-            texts = [c.text for _, c in group]
-            async with self.encode_lock:
-                dense = await asyncio.to_thread(self.embedder.embed_documents, texts)
-            sparse = await asyncio.to_thread(self._encode_sparse, texts)
-            flags = await asyncio.to_thread(_flag_all, texts)
-            records = [
-                ChunkRecord(
-                    id=chunk_id(job_id, p.item.document_id, p.item.version, c.index),
-                    dense=vec,
-                    sparse=sp,
-                    payload={**self._payload(job_id, p.item, c, created), "flags": flag},
-                )
-                for (p, c), vec, sp, flag in zip(group, dense, sparse, flags, strict=True)
-            ]
-            await self.store.upsert(records)
-            await self.jobs.progress(job_id, JobStage.embedding, done=start + len(group))
+        batches = spill.batches(BATCH_CHUNKS)
+        done = 0
+        while batch := await asyncio.to_thread(next, batches, None):
+            # Encoding in order of length keeps padding (wasted work) low, as the raw encoder does on a whole corpus.
+            batch.sort(key=lambda pair: pair[1].tokens)
+            for start in range(0, len(batch), EMBED_GROUP):
+                group = batch[start : start + EMBED_GROUP]
+                if not await self._embed_group(job, group, live, created):
+                    return False
+                done += len(group)
+                await self.jobs.progress(job.job_id, JobStage.embedding, done=done)
+        return True
+
+    async def _embed_group(
+        self, job: Job, group: Sequence[tuple[JobItem, Chunk]], live: LiveVersions, created: str
+    ) -> bool:
+        await live.refresh()
+        group = [(item, chunk) for item, chunk in group if live.has(item)]
+        if not group:
+            return not live.none_left
+        texts = [c.text for _, c in group]
+        async with self.encode_lock:
+            dense = await asyncio.to_thread(self.embedder.embed_documents, texts)
+        sparse = await asyncio.to_thread(self._encode_sparse, texts)
+        flags = await asyncio.to_thread(_flag_all, texts)
+        records = [
+            ChunkRecord(
+                id=chunk_id(job.job_id, item.document_id, item.version, c.index),
+                dense=vec,
+                sparse=sp,
+                payload={**self._payload(job.job_id, item, c, created), "flags": flag},
+            )
+            for (item, c), vec, sp, flag in zip(group, dense, sparse, flags, strict=True)
+        ]
+        async with self.guard.hold(job.collection):
+            # Again under the guard: a delete that ran while this group was being encoded has the last word.
+            await live.refresh()
+            records = [r for (item, _), r in zip(group, records, strict=True) if live.has(item)]
+            if records:
+                await self.store.upsert(records)
+        return not live.none_left
 
     def _encode_sparse(self, texts: list[str]) -> list[SparseVector]:
         return [self.sparse.encode_document(t) for t in texts]
@@ -244,20 +344,20 @@ class Indexer:
             "metadata": item.metadata,
         }
 
-    async def _switch(self, job_id: str, prepared: Sequence[Prepared], switched: Sequence[JobItem]) -> None:
+    async def _switch(self, job_id: str, prepared: Sequence[tuple[JobItem, int]], switched: Sequence[JobItem]) -> None:
         # New chunks turn active before the catalog switches and old ones retire after it: a search that keeps
         # only chunks of the catalog's active version sees exactly one version at every instant.
         await self.store.set_state(ChunkSelector(job_id=job_id, state=ChunkState.staged), ChunkState.active)
         activations = await self.versions.activate(
             job_id,
-            [IndexedVersion(p.item.document_id, p.item.version, len(p.chunks)) for p in prepared],
+            [IndexedVersion(item.document_id, item.version, count) for item, count in prepared],
             self.embedder.model_id,
         )
         activated = {a.document_id for a in activations}
-        for p in prepared:
-            if p.item.document_id not in activated:
+        for item, _ in prepared:
+            if item.document_id not in activated:
                 # Deleted while this job ran: its chunks must not outlive it.
-                await self.store.delete(ChunkSelector(job_id=job_id, document_id=p.item.document_id))
+                await self.store.delete(ChunkSelector(job_id=job_id, document_id=item.document_id))
         documents = {a.document_id for a in activations if a.previous is not None or a.superseded}
         documents |= {i.document_id for i in switched}
         for document_id in sorted(documents):

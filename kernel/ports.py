@@ -7,8 +7,9 @@ methods they use, so a module's signature says which part of the store it touche
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from datetime import timedelta
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 from kernel.records import (
     Activation,
@@ -28,6 +29,18 @@ class BlobReader(Protocol):
 
     def get(self, digest: str) -> bytes: ...
 
+    def open(self, digest: str) -> BinaryIO:
+        """The blob as a stream, for what must not be held in memory whole; the caller closes it."""
+        ...
+
+
+class WriteGuard(Protocol):
+    """Mutual exclusion per collection, across every API and worker process: a job holds it while it checks that
+    its documents still exist and writes their chunks, a delete while it removes them. So nothing of a deleted
+    document or collection is written after its delete."""
+
+    def hold(self, collection: str) -> AbstractAsyncContextManager[None]: ...
+
 
 class JobLedger(Protocol):
     """Ingestion jobs and their state."""
@@ -36,8 +49,9 @@ class JobLedger(Protocol):
 
     async def items(self, job_id: str) -> list[JobItem]: ...
 
-    async def started(self, job_id: str) -> int:
-        """Count an attempt; returns how many attempts have started, this one included."""
+    async def started(self, job_id: str) -> int | None:
+        """Count an attempt; returns how many attempts have started, this one included (None: the job has ended,
+        cancelled by a delete, and must not run)."""
         ...
 
     async def progress(
@@ -65,6 +79,14 @@ class VersionLedger(Protocol):
         ...
 
     async def mark_purged(self, document_id: str, version_numbers: Sequence[int]) -> None: ...
+
+    async def count_of_job(self, job_id: str) -> int:
+        """How many versions this job still has: deleting a document or collection deletes its versions."""
+        ...
+
+    async def of_job(self, job_id: str) -> set[tuple[str, int]]:
+        """(document id, version) of every version this job still has."""
+        ...
 
 
 class DocumentCatalog(Protocol):

@@ -88,6 +88,23 @@ class IngestionSettings(BaseModel):
     retry_base_seconds: float = Field(default=2.0, ge=0)
     job_timeout_seconds: int = Field(default=6 * 3600, ge=10)
     worker_concurrency: int = Field(default=2, ge=1, le=64)
+    # Per document: a 20 MB single-line text file became 24,000 chunks and 90 minutes of embedding; a document
+    # beyond these fails with the limit named instead.
+    max_document_chars: int = Field(
+        default=5_000_000, ge=1_000, description="Characters of text one document may have (about 2,500 pages)."
+    )
+    max_document_chunks: int = Field(default=10_000, ge=1, description="Chunks one document may make.")
+    max_unpacked_bytes: int = Field(
+        default=100 * 1024 * 1024,
+        ge=1024 * 1024,
+        description="What a zip-based document (DOCX, XLSX, PPTX, ODT, EPUB) may unpack to: a zip bomb stops here.",
+    )
+    parse_timeout_seconds: float = Field(
+        default=600.0, gt=0, description="Longest one document may take to parse; its parser process is killed then."
+    )
+    parse_memory_mb: int = Field(
+        default=3072, ge=256, description="Memory (heap and anonymous mappings) the parser process may allocate."
+    )
 
 
 class RetrievalSettings(BaseModel):
@@ -307,6 +324,11 @@ class Settings(BaseSettings):
     @property
     def qdrant_path(self) -> Path:
         return self.data_dir / "qdrant"
+
+    @property
+    def work_dir(self) -> Path:
+        """Jobs' temporary files (chunks between chunking and embedding): on the data disk, not a RAM-backed /tmp."""
+        return self.data_dir / "work"
 
 
 class SettingsError(Exception):

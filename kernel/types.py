@@ -17,6 +17,8 @@ class JobStatus(StrEnum):
     running = "running"
     succeeded = "succeeded"
     failed = "failed"
+    # Its documents (or their collection) were deleted before it finished; nothing of it is kept.
+    cancelled = "cancelled"
 
 
 class JobStage(StrEnum):

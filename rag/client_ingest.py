@@ -90,8 +90,9 @@ def _follow(client: httpx.Client, jobs: dict[str, tuple[Outcome, str]], timeout:
                 info = client.get(f"/v1/jobs/{job_id}").json()
                 if info["status"] == "succeeded":
                     outcome.status, outcome.chunks = "indexed", info["total"]
-                elif info["status"] == "failed":
-                    outcome.status, outcome.detail = "failed", info.get("error") or ""
+                elif info["status"] in ("failed", "cancelled"):
+                    # Cancelled: the document was deleted (by someone else) before it was indexed.
+                    outcome.status, outcome.detail = "failed", info.get("error") or info["status"]
                 else:
                     continue
                 del pending[job_id]

@@ -22,6 +22,7 @@ from kernel.settings import Settings
 from rag.blobs import BlobStore
 from rag.generation.base import Generator
 from rag.guarded import GuardStats
+from rag.locks import CollectionLocks
 from rag.queue import JobQueue
 from rag.storage.answers import AnswerStore
 from rag.storage.audit import AuditLog
@@ -57,11 +58,14 @@ class Services:
     # Collections with a `pii` policy other than allow; builds its models on first use, so a service whose
     # collections never redact never loads them.
     redactor: PresidioRedactor
+    # The per-collection write guard: deletes hold it, and jobs write chunks only while holding it.
+    locks: CollectionLocks
     _valkey: EmbeddedValkey | None = None
     guard: GuardStats = field(default_factory=GuardStats)
 
     async def close(self) -> None:
         for name, closer in (
+            ("parser", self.indexer.close),
             ("queue", self.queue.close),
             ("store", self.store.close),
             ("catalog", self.catalog.close),
@@ -119,6 +123,10 @@ async def build_services(settings: Settings) -> Services:
     # Serialises encoding: two jobs encoding at once on a small machine only thrash the same cores.
     encode_lock = asyncio.Lock()
     blobs = BlobStore(settings.blob_dir)
+    swept = await asyncio.to_thread(blobs.sweep_incoming)
+    if swept:
+        log.info("removed %d partial uploads left by a process that stopped mid-request", swept)
+    locks = CollectionLocks(queue.pool)
     sparse = Bm25Encoder()
     answers = AnswerStore(catalog.engine)
     reranker = make_reranker(settings, checker)
@@ -139,19 +147,22 @@ async def build_services(settings: Settings) -> Services:
         scorer=scorer,
         checker=checker,
         indexer=Indexer(
-            catalog.jobs,
-            catalog.versions,
-            catalog.documents,
-            blobs,
-            store,
-            embedder,
-            sparse,
-            settings.ingestion,
-            settings.chunking,
-            catalog.collections,
-            redactor,
-            encode_lock,
+            jobs=catalog.jobs,
+            versions=catalog.versions,
+            documents=catalog.documents,
+            blobs=blobs,
+            store=store,
+            embedder=embedder,
+            sparse=sparse,
+            ingestion=settings.ingestion,
+            chunking=settings.chunking,
+            policies=catalog.collections,
+            redactor=redactor,
+            guard=locks,
+            encode_lock=encode_lock,
+            work_dir=settings.work_dir,
         ),
+        locks=locks,
         retriever=Retriever(
             embedder,
             sparse,

@@ -58,6 +58,8 @@ async def ingest_job(ctx: dict[str, Any], job_id: str) -> str:
         raise JobFailed(f"job {job_id} failed: {type(exc).__name__}") from exc
     if status == JobStatus.failed:
         raise JobFailed(f"job {job_id} failed; its error is on the job")
+    if status == JobStatus.cancelled:
+        return "cancelled"
     return "done" if status is not None else "gone"
 
 

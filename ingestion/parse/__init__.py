@@ -13,9 +13,11 @@ from collections.abc import Sequence
 from pathlib import PurePath
 from typing import TYPE_CHECKING
 
+from ingestion.parse.archive import check_archive
 from ingestion.parse.clean import clean_texts
-from ingestion.parse.detect import HEAD_BYTES, SUPPORTED_KINDS, detect_kind
+from ingestion.parse.detect import HEAD_BYTES, SUPPORTED_KINDS, ZIP_KINDS, detect_kind
 from ingestion.parse.diagnose import raise_no_text, reject_unreadable
+from ingestion.parse.limits import ParseLimits
 from ingestion.parse.nlp import english_words, ensure_offline_nlp
 from ingestion.parse.partition import partition
 from kernel.errors import DocumentError
@@ -29,6 +31,7 @@ if TYPE_CHECKING:
 __all__ = [
     "HEAD_BYTES",
     "SUPPORTED_KINDS",
+    "ParseLimits",
     "ParsedElement",
     "detect_kind",
     "ensure_offline_nlp",
@@ -36,14 +39,16 @@ __all__ = [
 ]
 
 
-def parse_document(data: bytes, filename: str) -> list[ParsedElement]:
+def parse_document(data: bytes, filename: str, limits: ParseLimits | None = None) -> list[ParsedElement]:
     """Parse a whole document into elements with non-blank text, in reading order.
 
-    Blocking: run it in a thread. `section` is the text of the nearest Title at or before the element
-    (a Title opens its own section). Raises DocumentError, with a message a person can act on, for a
-    document that can never be ingested as it is: unsupported, empty, password-protected, corrupt, or
-    without any text. Errors of our own installation (a missing package) propagate unchanged.
+    Blocking, and unbounded in time for a hostile file: the worker runs it in a parser process it can kill
+    (`ingestion.parse.sandbox`). `section` is the text of the nearest Title at or before the element (a Title
+    opens its own section). Raises DocumentError, with a message a person can act on, for a document that can
+    never be ingested as it is: unsupported, empty, password-protected, corrupt, a zip bomb, beyond `limits`,
+    or without any text. Errors of our own installation (a missing package) propagate unchanged.
     """
+    limits = limits or ParseLimits()
     ensure_offline_nlp()
     name = PurePath(filename).name or filename
     kind = detect_kind(filename, data[:HEAD_BYTES])
@@ -51,7 +56,17 @@ def parse_document(data: bytes, filename: str) -> list[ParsedElement]:
         supported = ", ".join(sorted(SUPPORTED_KINDS))
         raise DocumentError(f"{name} is not a supported document type. Supported: {supported}")
     reject_unreadable(kind, data, name)
-    elements = _to_parsed(partition(kind, data, name))
+    if kind in ZIP_KINDS:
+        check_archive(kind, data, name, limits)
+    raw = partition(kind, data, name)
+    # Before cleaning, which costs time in proportion to the text.
+    chars = sum(len(element.text or "") for element in raw)
+    if chars > limits.max_chars:
+        raise DocumentError(
+            f"{name} has {chars:,} characters of text; the limit is {limits.max_chars:,} per document "
+            "(RAG_INGESTION__MAX_DOCUMENT_CHARS): split it into smaller documents"
+        )
+    elements = _to_parsed(raw)
     if not elements:
         raise_no_text(kind, data, name)
     return elements

@@ -35,7 +35,7 @@ _EXTENSION_KINDS: dict[str, str] = {kind: kind for kind in SUPPORTED_KINDS} | {
     "markdown": "md",
     "text": "txt",
 }
-_ZIP_KINDS = frozenset({"docx", "pptx", "xlsx", "odt", "epub"})
+ZIP_KINDS = frozenset({"docx", "pptx", "xlsx", "odt", "epub"})
 OOXML_KINDS = frozenset({"docx", "pptx", "xlsx"})
 _TEXT_KINDS = frozenset({"csv", "html", "md", "rst", "txt", "eml", "json"})
 
@@ -43,7 +43,7 @@ _PDF_MAGIC = b"%PDF-"
 # PDF readers accept the header anywhere in the first KiB, after junk some producers prepend.
 _PDF_HEADER_WINDOW = 1024
 _RTF_MAGIC = b"{\\rtf"
-_ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")
+ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")
 # OLE/CFB: legacy .doc/.xls/.ppt, and also the container every *encrypted* OOXML file is wrapped in.
 OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 # ODF and EPUB store an uncompressed "mimetype" entry first, so its content sits at a fixed offset.
@@ -91,8 +91,8 @@ def detect_kind(filename: str, head: bytes) -> str | None:
         return "pdf"
     if head.startswith(_RTF_MAGIC):
         return "rtf"
-    if head.startswith(_ZIP_MAGICS):
-        return claimed if claimed in _ZIP_KINDS else _zip_kind_from_mimetype(head)
+    if head.startswith(ZIP_MAGICS):
+        return claimed if claimed in ZIP_KINDS else _zip_kind_from_mimetype(head)
     if head.startswith(OLE_MAGIC):
         # Kept so parsing can say "password-protected" or "old .doc format" instead of "unsupported".
         return claimed if claimed in OOXML_KINDS else None

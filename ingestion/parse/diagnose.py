@@ -7,11 +7,13 @@ elements), so the checks here run before partitioning, or after it returned noth
 from __future__ import annotations
 
 import io
+import json
 import logging
 import re
 import tempfile
 from typing import Final, NoReturn
 
+from ingestion.parse.decode import decode_text
 from ingestion.parse.detect import KIND_NAMES, OLE_MAGIC
 from ingestion.parse.nlp import LANGUAGES
 from kernel.errors import DocumentError
@@ -23,6 +25,15 @@ logger = logging.getLogger(__name__)
 NOT_THE_DOCUMENTS_FAULT: Final = (ImportError, NameError, SyntaxError, MemoryError)
 _DETAIL_MAX_CHARS = 160
 # Parsers name the in-memory stream and their temp files in errors: noise to the person reading the reason.
+# lxml's own limits (it is used without XML_PARSE_HUGE), recognised by the words of its message.
+_XML_LIMITS: tuple[tuple[tuple[str, ...], str], ...] = (
+    (
+        ("amplification", "entity reference loop", "Maximum entity"),
+        "expands XML entities beyond any real document: an entity-expansion ('billion laughs') attack",
+    ),
+    (("Text node too long", "huge text node"), "holds a run of text longer than XML parsing allows (10 MB)"),
+    (("Excessive depth",), "nests XML elements deeper than XML parsing allows (256 levels)"),
+)
 _DETAIL_NOISE = re.compile(rf"<[\w.]+ object at 0x[0-9a-fA-F]+>|{re.escape(tempfile.gettempdir())}/[^\s\"']+")
 
 
@@ -36,16 +47,51 @@ def reject_unreadable(kind: str, data: bytes, name: str) -> None:
         _reject_locked_pdf(data, name)
     elif data.startswith(OLE_MAGIC):
         _reject_ole_container(kind, data, name)
+    elif kind == "html":
+        _reject_deep_html(data, name)
 
 
 def corrupt(kind: str, name: str, exc: BaseException) -> DocumentError:
     label, real = KIND_NAMES[kind]
+    if isinstance(exc, RecursionError):
+        # A PDF whose cross-reference chain points back at itself, a tree nested thousands of levels deep.
+        return DocumentError(
+            f"{name} could not be read as {label}: its structure loops back on itself or is nested too deeply"
+        )
     detail = " ".join(_DETAIL_NOISE.sub("the file", f"{type(exc).__name__}: {exc}").split())
     if len(detail) > _DETAIL_MAX_CHARS:
         detail = detail[: _DETAIL_MAX_CHARS - 1] + "…"
     return DocumentError(
         f"{name} could not be read as {label}: the file is corrupt or not a real {real} file ({detail})"
     )
+
+
+def json_refusal(data: bytes, name: str, exc: BaseException) -> DocumentError:
+    """unstructured reports every JSON it cannot load as "Not a valid json"; say whether it is broken or nested
+    deeper than a parser follows (valid JSON of 50,000 nested arrays is an attack on the parser, not a document)."""
+    try:
+        json.loads(decode_text(data))
+    except RecursionError:
+        return DocumentError(
+            f"{name} is JSON nested too deeply to read (more than about 1,000 levels); it was not parsed"
+        )
+    except ValueError as detail:
+        return corrupt("json", name, detail)
+    return corrupt("json", name, exc)
+
+
+def xml_refusal(kind: str, name: str, exc: BaseException) -> DocumentError | None:
+    """The reason for an lxml error, None for any other exception.
+
+    lxml's errors are SyntaxErrors, which would otherwise read as a fault of our own code ("internal error").
+    """
+    if type(exc).__module__ != "lxml.etree":
+        return None
+    message = str(exc)
+    for needles, reason in _XML_LIMITS:
+        if any(needle in message for needle in needles):
+            return DocumentError(f"{name} {reason}; it was not parsed")
+    return corrupt(kind, name, exc)
 
 
 def raise_no_text(kind: str, data: bytes, name: str) -> NoReturn:
@@ -76,6 +122,23 @@ def _reject_locked_pdf(data: bytes, name: str) -> None:
 
 def _password_protected(name: str) -> DocumentError:
     return DocumentError(f"{name} is password-protected: remove the password and upload it again")
+
+
+def _reject_deep_html(data: bytes, name: str) -> None:
+    """lxml reads HTML only 256 elements deep and drops what is below without a word; such nesting is an attack on
+    parsers (or a generator gone wrong), and indexing the part above it would hide that the rest was lost."""
+    from lxml import etree
+
+    parser = etree.HTMLParser(collect_ids=False)
+    try:
+        etree.fromstring(decode_text(data), parser)
+    except Exception:
+        return  # the partitioner reports a broken file better
+    if any("Excessive depth" in error.message for error in parser.error_log):
+        raise DocumentError(
+            f"{name} nests HTML elements deeper than they can be read (256 levels): what lies below would be lost; "
+            "it was not parsed"
+        )
 
 
 def _reject_ole_container(kind: str, data: bytes, name: str) -> None:

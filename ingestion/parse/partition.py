@@ -10,7 +10,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 from ingestion.parse.decode import decode_text
-from ingestion.parse.diagnose import NOT_THE_DOCUMENTS_FAULT, corrupt
+from ingestion.parse.diagnose import NOT_THE_DOCUMENTS_FAULT, corrupt, json_refusal, xml_refusal
 from ingestion.parse.nlp import LANGUAGES
 from kernel.errors import DocumentError
 
@@ -82,9 +82,16 @@ def partition(kind: str, data: bytes, name: str) -> list[Element]:
             metadata_filename=name,
             languages=list(LANGUAGES),
         )
-    except (*NOT_THE_DOCUMENTS_FAULT, DocumentError):
+    except DocumentError:
         raise
     except Exception as exc:
+        refusal = xml_refusal(kind, name, exc)
+        if refusal is not None:
+            raise refusal from exc
+        if isinstance(exc, NOT_THE_DOCUMENTS_FAULT):
+            raise
+        if kind == "json":
+            raise json_refusal(data, name, exc) from exc
         raise corrupt(kind, name, exc) from exc
 
 

@@ -17,7 +17,7 @@ from kernel.settings import Settings, load_settings
 from rag.api import errors
 from rag.api.audit import add_audit
 from rag.api.limits import RequestLimits
-from rag.api.routes import answers, audit, collections, documents, keys, scores, search
+from rag.api.routes import answers, audit, collections, documents, ingest, keys, scores, search
 from rag.api.schema import Health, openapi_schema
 from rag.security import Caller, check_open_mode
 from rag.services import Services, build_services
@@ -86,6 +86,7 @@ def create_app(
     app.state.settings = settings
     add_audit(app, settings.audit)
     app.include_router(collections.router)
+    app.include_router(ingest.router)
     app.include_router(documents.router)
     app.include_router(search.router)
     app.include_router(answers.router)

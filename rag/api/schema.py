@@ -31,9 +31,15 @@ def _constrain(schemas: dict[str, Any], model: str, field: str, **rules: Any) ->
 
 
 def _upload_form(schema: dict[str, Any]) -> dict[str, Any]:
-    """The upload's form model (FastAPI names it after the route)."""
-    body = schema["paths"]["/v1/collections/{name}/documents"]["post"]["requestBody"]
-    ref: str = body["content"]["multipart/form-data"]["schema"]["$ref"]
+    """The upload's form model. The route streams its body, so it states the form inline (`openapi_extra`); it is
+    moved into the components as `UploadForm`, a named model like those FastAPI makes for the other bodies."""
+    content = schema["paths"]["/v1/collections/{name}/documents"]["post"]["requestBody"]["content"]
+    form: dict[str, Any] = content["multipart/form-data"]["schema"]
+    if "$ref" not in form:
+        schema.setdefault("components", {}).setdefault("schemas", {})["UploadForm"] = form
+        content["multipart/form-data"]["schema"] = {"$ref": "#/components/schemas/UploadForm"}
+        return form
+    ref: str = form["$ref"]
     return dict(schema["components"]["schemas"][ref.rsplit("/", 1)[1]])
 
 

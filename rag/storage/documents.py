@@ -13,6 +13,7 @@ from kernel.records import Document, DocumentWithVersions, Version
 from kernel.types import VersionStatus
 from rag.storage.collections import require_collection
 from rag.storage.engine import Transaction, as_utc, utc
+from rag.storage.jobs import cancel_orphaned_jobs
 from rag.storage.schema import documents, versions
 
 
@@ -74,16 +75,25 @@ class DocumentStore:
             return {r.id: r.active_version for r in rows}
 
     async def delete(self, document_id: str) -> list[str]:
-        """Remove the document and its versions; returns the blobs no other version refers to."""
+        """Remove the document and its versions, and cancel the jobs that indexed nothing else; returns the blobs
+        no other version refers to."""
         async with Transaction(self._engine) as conn:
-            blobs: set[str] = set(
-                (await conn.execute(sa.select(versions.c.blob).where(versions.c.document_id == document_id))).scalars()
-            )
+            rows = (
+                await conn.execute(
+                    sa.select(versions.c.blob, versions.c.job_id, versions.c.filename).where(
+                        versions.c.document_id == document_id
+                    )
+                )
+            ).all()
             await conn.execute(versions.delete().where(versions.c.document_id == document_id))
             result = await conn.execute(documents.delete().where(documents.c.id == document_id))
             if result.rowcount == 0:
                 raise NotFound(f"document {document_id!r} does not exist")
-        return await self.unused_blobs(blobs)
+            name = rows[-1].filename if rows else document_id
+            await cancel_orphaned_jobs(
+                conn, {r.job_id for r in rows}, f"cancelled: {name} was deleted before it was indexed"
+            )
+        return await self.unused_blobs({r.blob for r in rows})
 
     async def unused_blobs(self, candidates: set[str]) -> list[str]:
         """The candidates that no remaining version refers to: safe to delete from the blob store."""

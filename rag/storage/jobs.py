@@ -1,4 +1,5 @@
-"""Ingestion jobs: queued -> running (attempts counted) -> succeeded | failed, with the stage and progress between."""
+"""Ingestion jobs: queued -> running (attempts counted) -> succeeded | failed | cancelled, with the stage and progress
+between. A job that has ended is never changed again: a delete that cancels a running job has the last word."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from kernel.records import Job, JobItem
 from kernel.types import JobStage, JobStatus, VersionStatus
 from rag.storage.engine import Transaction, as_utc, now, utc
 from rag.storage.schema import documents, jobs, versions
+
+_UNFINISHED = jobs.c.status.in_([JobStatus.queued.value, JobStatus.running.value])
 
 
 class JobStore:
@@ -67,14 +70,17 @@ class JobStore:
                 for r in rows
             ]
 
-    async def started(self, job_id: str) -> int:
-        """Mark the job running; returns its attempt number (a crash loop shows as a growing count)."""
+    async def started(self, job_id: str) -> int | None:
+        """Mark the job running; returns its attempt number (a crash loop shows as a growing count), or None when
+        it has ended meanwhile (cancelled by a delete)."""
         async with Transaction(self._engine) as conn:
-            await conn.execute(
+            result = await conn.execute(
                 jobs.update()
-                .where(jobs.c.id == job_id)
+                .where(jobs.c.id == job_id, _UNFINISHED)
                 .values(status=JobStatus.running.value, attempts=jobs.c.attempts + 1, started_at=now(), error=None)
             )
+            if result.rowcount == 0:
+                return None
             return (await conn.execute(sa.select(jobs.c.attempts).where(jobs.c.id == job_id))).scalar_one()
 
     async def progress(self, job_id: str, stage: JobStage, done: int | None = None, total: int | None = None) -> None:
@@ -84,20 +90,24 @@ class JobStore:
         if total is not None:
             values["total"] = total
         async with Transaction(self._engine) as conn:
-            await conn.execute(jobs.update().where(jobs.c.id == job_id).values(**values))
+            # An ended (cancelled) job keeps the state it ended in.
+            await conn.execute(jobs.update().where(jobs.c.id == job_id, _UNFINISHED).values(**values))
 
     async def note_error(self, job_id: str, error: str) -> None:
         """A transient error: the job stays running (it will be retried) but the reason is visible."""
         async with Transaction(self._engine) as conn:
-            await conn.execute(jobs.update().where(jobs.c.id == job_id).values(error=error))
+            await conn.execute(jobs.update().where(jobs.c.id == job_id, _UNFINISHED).values(error=error))
 
     async def finished(self, job_id: str, status: JobStatus, error: str | None = None) -> None:
+        """End the job, unless it has ended already: a job cancelled by a delete stays cancelled."""
         async with Transaction(self._engine) as conn:
-            await conn.execute(
+            result = await conn.execute(
                 jobs.update()
-                .where(jobs.c.id == job_id)
+                .where(jobs.c.id == job_id, _UNFINISHED)
                 .values(status=status.value, stage=JobStage.done.value, error=error, finished_at=now())
             )
+            if result.rowcount == 0:
+                return
             if status == JobStatus.failed:
                 await conn.execute(
                     versions.update()
@@ -113,6 +123,19 @@ class JobStore:
                 .order_by(jobs.c.created_at)
             )
             return list(rows.scalars())
+
+
+async def cancel_orphaned_jobs(conn: AsyncConnection, job_ids: set[str], reason: str) -> None:
+    """Cancel the unfinished jobs among these that no version refers to any more (inside the caller's transaction,
+    the one that deleted their versions): a queued one then never starts, a running one stops at its next check."""
+    for job_id in sorted(job_ids):
+        left = await conn.execute(sa.select(versions.c.version).where(versions.c.job_id == job_id).limit(1))
+        if left.first() is None:
+            await conn.execute(
+                jobs.update()
+                .where(jobs.c.id == job_id, _UNFINISHED)
+                .values(status=JobStatus.cancelled.value, stage=JobStage.done.value, error=reason, finished_at=now())
+            )
 
 
 async def insert_job(conn: AsyncConnection, job_id: str, kind: str, collection: str) -> None:

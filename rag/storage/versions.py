@@ -148,6 +148,18 @@ class VersionStore:
                 )
         return done
 
+    async def count_of_job(self, job_id: str) -> int:
+        async with Transaction(self._engine) as conn:
+            query = sa.select(sa.func.count()).select_from(versions).where(versions.c.job_id == job_id)
+            return (await conn.execute(query)).scalar_one()
+
+    async def of_job(self, job_id: str) -> set[tuple[str, int]]:
+        async with Transaction(self._engine) as conn:
+            rows = await conn.execute(
+                sa.select(versions.c.document_id, versions.c.version).where(versions.c.job_id == job_id)
+            )
+            return {(r.document_id, r.version) for r in rows}
+
     # ----- rollback and purging ------------------------------------------------------------------------------
     async def beyond(self, document_id: str, keep: int) -> list[int]:
         """Retired versions older than the `keep` newest retired ones: their chunks can go."""

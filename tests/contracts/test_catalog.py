@@ -8,7 +8,7 @@ import pytest
 
 from kernel.errors import Conflict, NotFound
 from kernel.records import IndexedVersion, NewCollection, NewVersion
-from kernel.types import JobStatus, VersionStatus
+from kernel.types import JobStage, JobStatus, VersionStatus
 from rag.storage.catalog import Catalog
 from tests.support.databases import KINDS, fresh_database
 
@@ -87,3 +87,32 @@ async def test_import_registers_one_job_and_detects_unchanged(catalog):
     assert all(i.status == VersionStatus.failed for i in items_after)
     with pytest.raises(NotFound):
         await catalog.versions.register_import("missing", items, "b" * 64)
+
+
+async def test_deleting_a_document_cancels_the_jobs_it_leaves_empty(catalog):
+    await catalog.collections.create(NewCollection("del"))
+    upload = await catalog.versions.register_upload("del", version("a.txt", "one"))
+    items = [version(f"r{i}", f"record {i}") for i in range(2)]
+    items = [NewVersion(**{**vars(item), "record_index": i}) for i, item in enumerate(items)]
+    imported = await catalog.versions.register_import("del", items, "c" * 64)
+    assert await catalog.versions.count_of_job(imported.job_id) == 2
+    assert await catalog.jobs.started(upload.job_id) == 1
+
+    await catalog.documents.delete(upload.document_id)
+    job = await catalog.jobs.get(upload.job_id)
+    assert (job.status, job.error) == (JobStatus.cancelled, "cancelled: a.txt was deleted before it was indexed")
+    # An ended job keeps its end: the job that was running cannot start again, move on or finish otherwise.
+    assert await catalog.jobs.started(upload.job_id) is None
+    await catalog.jobs.progress(upload.job_id, JobStage.embedding, done=5, total=9)
+    await catalog.jobs.finished(upload.job_id, JobStatus.succeeded)
+    job = await catalog.jobs.get(upload.job_id)
+    assert (job.status, job.stage, job.done) == (JobStatus.cancelled, JobStage.done, 0)
+    assert await catalog.versions.count_of_job(upload.job_id) == 0
+
+    # An import loses one document and goes on with the other.
+    first = (await catalog.jobs.items(imported.job_id))[0]
+    await catalog.documents.delete(first.document_id)
+    assert (await catalog.jobs.get(imported.job_id)).status == JobStatus.queued
+    left = await catalog.versions.of_job(imported.job_id)
+    assert len(left) == 1 and (first.document_id, first.version) not in left
+    assert await catalog.jobs.unfinished() == [imported.job_id]

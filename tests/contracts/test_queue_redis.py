@@ -40,3 +40,24 @@ async def test_same_job_id_is_enqueued_once(queue_url):
 async def test_unreachable_queue_is_a_transient_error():
     with pytest.raises(TransientError, match="unavailable"):
         await JobQueue.connect("redis://127.0.0.1:1/0", "q")
+
+
+async def test_the_write_guard_holds_a_collection_across_clients(queue_url):
+    from rag.locks import CollectionLocks
+
+    first, second = await JobQueue.connect(queue_url, "q"), await JobQueue.connect(queue_url, "q")
+    name = f"guarded-{uuid.uuid4().hex[:8]}"
+    # Two connections stand for two processes (the API deleting, a worker writing).
+    mine, theirs = CollectionLocks(first.pool), CollectionLocks(second.pool, wait_seconds=0.2)
+    try:
+        async with mine.hold(name):
+            with pytest.raises(TransientError, match="busy"):
+                async with theirs.hold(name):
+                    pass
+            async with theirs.hold(name + "-other"):
+                pass  # one collection's guard does not hold another
+        async with theirs.hold(name):
+            pass
+    finally:
+        await first.close()
+        await second.close()

@@ -20,7 +20,7 @@ import httpx
 T = TypeVar("T")
 
 HANG_GUARD_S = 900.0
-FINISHED = ("succeeded", "failed")
+FINISHED = ("succeeded", "failed", "cancelled")
 
 
 class PollTimeout(AssertionError):

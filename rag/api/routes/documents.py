@@ -35,9 +35,13 @@ async def get_document(document_id: Id, svc: Svc, caller: Browser) -> DocumentDe
 
 @router.delete("/v1/documents/{document_id}", status_code=204)
 async def delete_document(document_id: Id, svc: Svc, caller: Manager) -> None:
-    await _document(svc, caller, document_id)
-    await svc.store.delete(ChunkSelector(document_id=document_id))
-    for digest in await svc.catalog.documents.delete(document_id):
+    doc = await _document(svc, caller, document_id)
+    # Under the collection's write guard: a job indexing this document cannot write between the two deletes, and
+    # finds its version gone at its next check; a job left with no document is cancelled in the same transaction.
+    async with svc.locks.hold(doc.collection):
+        await svc.store.delete(ChunkSelector(document_id=document_id))
+        unused = await svc.catalog.documents.delete(document_id)
+    for digest in unused:
         await asyncio.to_thread(svc.blobs.delete, digest)
 
 
