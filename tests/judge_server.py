@@ -33,6 +33,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
 
+from tests.support.loopback import send, serve, shut
+
 MODEL = "rule-judge"
 _INPUT_MARK = "Now perform the same with the following input"
 _STOP_WORDS = frozenset(
@@ -196,32 +198,16 @@ class JudgeServer:
                 return self._send(404, {"error": {"message": f"no route {self.path}"}})
 
             def _send(self, status: int, payload: dict[str, Any]) -> None:
-                data = json.dumps(payload).encode()
-                try:
-                    self.send_response(status)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(data)))
-                    self.end_headers()
-                    self.wfile.write(data)
-                except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout test)
-                    pass
+                send(self, status, "application/json", json.dumps(payload).encode())
 
             def log_message(self, format: str, *args: Any) -> None:  # quiet
                 pass
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="judge-server", daemon=True)
-        self._thread.start()
+        self._httpd, self._thread = serve(Handler, "judge-server")
 
     def stop(self) -> None:
-        httpd, self._httpd = self._httpd, None
-        if httpd is not None:
-            httpd.shutdown()
-            httpd.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self._thread = None
+        shut(self._httpd, self._thread)
+        self._httpd, self._thread = None, None
 
     def __enter__(self) -> JudgeServer:
         self.start()

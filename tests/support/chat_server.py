@@ -23,6 +23,8 @@ from typing import Any
 
 import httpx
 
+from tests.support.loopback import send, serve, shut
+
 UPSTREAM_TIMEOUT_S = 900.0  # a hang guard: Gemma 270M on a loaded 2-core machine can take minutes
 
 
@@ -122,31 +124,16 @@ class ChatServer:
                 self._send(*server._answer(self.path, body))
 
             def _send(self, status: int, kind: str, data: bytes) -> None:
-                try:
-                    self.send_response(status)
-                    self.send_header("Content-Type", kind)
-                    self.send_header("Content-Length", str(len(data)))
-                    self.end_headers()
-                    self.wfile.write(data)
-                except (BrokenPipeError, ConnectionResetError):  # the client gave up
-                    pass
+                send(self, status, kind, data)
 
             def log_message(self, format: str, *args: Any) -> None:  # quiet
                 pass
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="chat-server", daemon=True)
-        self._thread.start()
+        self._httpd, self._thread = serve(Handler, "chat-server")
 
     def stop(self) -> None:
-        httpd, self._httpd = self._httpd, None
-        if httpd is not None:
-            httpd.shutdown()
-            httpd.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self._thread = None
+        shut(self._httpd, self._thread)
+        self._httpd, self._thread = None, None
 
     def __enter__(self) -> ChatServer:
         self.start()
