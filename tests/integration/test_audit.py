@@ -113,3 +113,21 @@ async def test_tampering_with_any_entry_breaks_the_chain_there(session, tamper: 
     assert code == 1, out
     broken = {"edit": 2, "delete": 2, "delete-newest": 4, "insert": 3}[tamper]
     assert f"BROKEN at entry {broken}" in out, out
+
+
+async def test_the_run_wide_audit_check_names_a_request_that_left_no_entry(own_service) -> None:
+    """The session service's teardown compares every state-changing request of the run with the audit log; this
+    shows the comparison fails when requests go unrecorded (audit off) and holds when they are recorded."""
+    audited = await own_service()
+    unaudited = await own_service({"audit": {"enabled": False}})
+    for running in (audited, unaudited):
+        assert (await running.client.post("/v1/collections", json={"name": "kb"})).status_code == 201
+        assert (await running.client.post("/v1/collections", json={"name": "kb"})).status_code == 409
+        assert (await running.client.delete("/v1/collections/kb")).status_code == 204
+    assert await audited.sent.unaudited(audited.services) == []
+    missing = await unaudited.sent.unaudited(unaudited.services)
+    assert sorted(missing) == [
+        ("DELETE", "/v1/collections/kb"),
+        ("POST", "/v1/collections"),
+        ("POST", "/v1/collections"),
+    ]

@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ import httpx
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
+from kernel.records import AuditQuery
 from kernel.settings import Settings, load_settings
 from rag.api.app import create_app
 from rag.services import Services, build_services
@@ -32,6 +34,27 @@ from tests.support.polling import poll_sync, wait_job, wait_job_sync
 from tests.support.ports import free_port
 
 BASE_URL = "http://rag.test"
+STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+class SentRequests:
+    """Every state-changing request a test client sent, as (method, path): what the audit log must account for."""
+
+    def __init__(self) -> None:
+        self.items: list[tuple[str, str]] = []
+
+    async def __call__(self, request: httpx.Request) -> None:
+        if request.method in STATE_CHANGING:
+            self.items.append((request.method, request.url.path[:512]))
+
+    async def unaudited(self, services: Services) -> list[tuple[str, str]]:
+        """The sent requests with no audit entry of the same method and path (counted: two sends need two)."""
+        audited: Counter[tuple[str, str]] = Counter()
+        after = 0
+        while batch := await services.audit.query(AuditQuery(after_seq=after, limit=5000)):
+            audited.update((e.method, e.path) for e in batch)
+            after = batch[-1].seq
+        return list((Counter(self.items) - audited).elements())
 
 
 @dataclass
@@ -39,6 +62,7 @@ class RunningService:
     client: httpx.AsyncClient
     services: Services
     app: FastAPI
+    sent: SentRequests
 
     @property
     def settings(self) -> Settings:
@@ -89,8 +113,11 @@ async def start_service(
         app = create_app(settings, services_factory=services_factory)
         manager = await stack.enter_async_context(LifespanManager(app, startup_timeout=300, shutdown_timeout=60))
         transport = httpx.ASGITransport(app=manager.app)
-        client = await stack.enter_async_context(httpx.AsyncClient(transport=transport, base_url=BASE_URL, timeout=120))
-        yield RunningService(client, app.state.services, app)
+        sent = SentRequests()
+        client = await stack.enter_async_context(
+            httpx.AsyncClient(transport=transport, base_url=BASE_URL, timeout=120, event_hooks={"request": [sent]})
+        )
+        yield RunningService(client, app.state.services, app, sent)
 
 
 async def create_collection(client: httpx.AsyncClient, name: str, **body: Any) -> str:
