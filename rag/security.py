@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 
 from kernel.access import Permission, Principal, Role
 from kernel.errors import Forbidden, Unauthorized, collection_not_found
@@ -22,6 +22,10 @@ from rag.services import Services
 from rag.storage.keys import split_key
 
 bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer rag_...`.")
+KEY_COOKIE = "rag_key"
+# Set by `POST /v1/session` for browsers (the /reports page); honoured on GET and HEAD only (rag/api/routes/signin.py).
+key_cookie = APIKeyCookie(name=KEY_COOKIE, auto_error=False, description="A browser's key, from POST /v1/session.")
+READ_ONLY = frozenset({"GET", "HEAD"})
 
 FIRST_KEY_HINT = "rag keys create --role admin --collections '*'"
 
@@ -52,20 +56,24 @@ async def principal(
     request: Request,
     svc: Annotated[Services, Depends(get_services)],
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    cookie: Annotated[str | None, Depends(key_cookie)],
 ) -> Principal:
     """Every request's caller; raises 401 for a missing, unknown, revoked or expired key."""
     if credentials is None and request.headers.get("authorization"):
         # Not a bearer credential ("Basic ...", a bare token): refused in every mode, never taken for no key.
         raise Unauthorized("the Authorization header must be `Bearer <key>`")
+    presented = credentials.credentials if credentials else (cookie if request.method in READ_ONLY else None)
     if not await svc.keys.any_key():
         # Single-user mode ignores whatever key a client sends (OpenAI SDKs always send one).
         found = Principal.open_mode()
-    elif credentials is None:
-        raise Unauthorized("this service needs an API key: send `Authorization: Bearer <key>`")
+    elif presented is None:
+        raise Unauthorized(
+            "this service needs an API key: send `Authorization: Bearer <key>` (a browser signs in at /login)"
+        )
     else:
-        parts = split_key(credentials.credentials)
+        parts = split_key(presented)
         request.state.audit_key_id = parts[0] if parts else None  # the id only, never the secret
-        key, reason = await svc.keys.check(credentials.credentials)
+        key, reason = await svc.keys.check(presented)
         if key is None:
             raise Unauthorized(reason)
         found = Principal(key.id, Role(key.role), frozenset(key.collections))
@@ -80,15 +88,33 @@ async def principal(
 Caller = Annotated[Principal, Depends(principal)]
 
 
+def allowed(caller: Principal, permission: Permission) -> Principal:
+    """The caller, if its role has `permission`; 403 otherwise (the route's existence is public)."""
+    if not caller.may(permission):
+        raise Forbidden(f"a {caller.role.value} key may not do this (it needs the '{permission.value}' right)")
+    return caller
+
+
 def require(permission: Permission) -> Callable[[Principal], Awaitable[Principal]]:
-    """A dependency: the caller, if its role has `permission`; 403 otherwise (the route's existence is public)."""
+    """A dependency: the caller, if its role has `permission`; 403 otherwise."""
 
     async def check(caller: Caller) -> Principal:
-        if not caller.may(permission):
-            raise Forbidden(f"a {caller.role.value} key may not do this (it needs the '{permission.value}' right)")
-        return caller
+        return allowed(caller, permission)
 
     return check
+
+
+async def page_viewer(
+    request: Request,
+    svc: Annotated[Services, Depends(get_services)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    cookie: Annotated[str | None, Depends(key_cookie)],
+) -> Principal | None:
+    """A browser page's caller, or None where it has not signed in (the page then sends it to /login)."""
+    try:
+        return await principal(request, svc, credentials, cookie)
+    except Unauthorized:
+        return None
 
 
 Asker = Annotated[Principal, Depends(require(Permission.ask))]

@@ -130,7 +130,9 @@ def matrix(w: World) -> list[tuple[str, str, dict | None, dict[str, int]]]:
         ("GET", "/v1/reports/groundedness", None, row(403, 403, 200, 200)),
         ("GET", "/v1/reports/groundedness?collection=beta", None, row(403, 403, 404, 200)),
         ("GET", "/v1/reports/groundedness?format=csv", None, row(403, 403, 200, 200)),
-        ("GET", "/reports", None, row(403, 403, 200, 200)),
+        # A browser without a key is sent to sign in; /login itself is open.
+        ("GET", "/reports", None, {**row(403, 403, 200, 200), "none": 303}),
+        ("GET", "/login", None, {**row(200, 200, 200, 200), "none": 200}),
         ("POST", "/v1/evaluate", item, row(403, 403, 200, 200)),
         ("GET", "/v1/keys", None, row(403, 403, 403, 200)),
         ("GET", "/v1/audit", None, row(403, 403, 403, 200)),
@@ -248,3 +250,53 @@ async def test_without_keys_the_service_refuses_to_listen_beyond_loopback(tmp_pa
     with pytest.raises(RuntimeError, match="rag keys create --role admin"):
         async with LifespanManager(app, startup_timeout=300, shutdown_timeout=60):
             pass
+
+
+async def test_a_browser_signs_in_with_a_cookie_that_reads_but_never_writes(world: World) -> None:
+    w = world
+    transport = w.client._transport
+    async with httpx.AsyncClient(transport=transport, base_url="http://rag.test", timeout=120) as browser:
+        page = await browser.get("/reports")
+        assert (page.status_code, page.headers["location"]) == (303, "/login?next=/reports")
+        assert 'id="signin"' in (await browser.get("/login")).text
+
+        wrong = await browser.post("/v1/session", json={"key": "rag_nope.nope"})
+        assert wrong.status_code == 401 and "rag_key" not in browser.cookies, wrong.text
+        signed = await browser.post("/v1/session", json={"key": w.keys["analyst"]})
+        assert signed.status_code == 200, signed.text
+        assert signed.json() == {"role": "analyst", "collections": ["alpha"]}
+        set_cookie = signed.headers["set-cookie"].lower()
+        assert "httponly" in set_cookie and "samesite=strict" in set_cookie
+
+        assert (await browser.get("/reports")).status_code == 200
+        report = await browser.get("/v1/reports/groundedness")
+        assert report.status_code == 200 and CANARY not in report.text
+        assert (await browser.get("/v1/reports/groundedness?collection=beta")).status_code == 404
+        # The cookie never writes: the same analyst's evaluate and rescore need the bearer header.
+        item = {"question": "How tall?", "answer": "It is 330 metres tall.", "contexts": ["It is 330 metres tall."]}
+        assert (await browser.post("/v1/evaluate", json=item)).status_code == 401
+        assert (await browser.post(f"/v1/answers/{w.answers['reader']}/rescore")).status_code == 401
+
+        assert (await browser.delete("/v1/session")).status_code == 204
+        assert "rag_key" not in browser.cookies
+        assert (await browser.get("/reports")).status_code == 303
+
+        reader = await browser.post("/v1/session", json={"key": w.keys["reader"]})
+        assert reader.status_code == 200
+        assert (await browser.get("/reports")).status_code == 403  # a reader's key opens no report
+        browser.cookies.clear()
+
+
+async def test_a_signed_in_browser_loses_access_when_its_key_is_revoked(world: World) -> None:
+    w = world
+    made = await w.client.post(
+        "/v1/keys", json={"role": "analyst", "collections": ["alpha"]}, headers=auth(w.keys["admin"])
+    )
+    assert made.status_code == 201, made.text
+    async with httpx.AsyncClient(transport=w.client._transport, base_url="http://rag.test", timeout=120) as browser:
+        assert (await browser.post("/v1/session", json={"key": made.json()["key"]})).status_code == 200
+        assert (await browser.get("/v1/reports/groundedness")).status_code == 200
+        revoked = await w.client.delete(f"/v1/keys/{made.json()['id']}", headers=auth(w.keys["admin"]))
+        assert revoked.status_code == 200, revoked.text
+        assert (await browser.get("/v1/reports/groundedness")).status_code == 401
+        assert (await browser.get("/reports")).status_code == 303

@@ -8,7 +8,7 @@ from importlib import resources
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
 from evals.reports import build_report, to_csv
@@ -22,7 +22,7 @@ from rag.api.errors import COMMON, errors
 from rag.api.limits import RequestLimits
 from rag.api.params import TIME_DESCRIPTION, TIME_PATTERN, CollectionName, Id, time_range
 from rag.redaction import needs_redaction, redact_record, redact_report, redact_rows
-from rag.security import Caller, Reviewer, visible
+from rag.security import Caller, Reviewer, allowed, page_viewer, visible
 from rag.services import Services
 
 router = APIRouter(tags=["groundedness"], route_class=CheckedRoute, responses=errors(*COMMON))
@@ -247,6 +247,9 @@ async def groundedness_report(
 
 
 @router.get("/reports", response_class=HTMLResponse, include_in_schema=False)
-async def reports_page(_caller: Reviewer) -> HTMLResponse:
+async def reports_page(caller: Annotated[Principal | None, Depends(page_viewer)]) -> Response:
+    if caller is None:
+        return RedirectResponse("/login?next=/reports", status_code=303)
+    allowed(caller, Permission.review)
     page = resources.files("rag.api").joinpath("static/reports.html").read_text(encoding="utf-8")
     return HTMLResponse(page)
