@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.trace import Link, Tracer
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
@@ -42,15 +42,19 @@ class Tracing:
             self.provider.shutdown()
 
 
-def _otlp_exporter(endpoint: str):  # type: ignore[no-untyped-def]  # the exporter's type lives in the optional extra
+def _otlp_exporter(endpoint: str) -> SpanExporter:
     try:
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        # The optional extra `otlp`: not installed where traces stay on the machine.
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # type: ignore[import-not-found]  # extra
+            OTLPSpanExporter,
+        )
     except ImportError:
         raise RuntimeError(
             f"RAG_OBSERVABILITY__OTLP_ENDPOINT is set ({endpoint}) but the OTLP exporter is not installed: "
             "pip install 'rag-service[otlp]', or unset the endpoint"
         ) from None
-    return OTLPSpanExporter(endpoint=endpoint)
+    exporter: SpanExporter = OTLPSpanExporter(endpoint=endpoint)
+    return exporter
 
 
 def job_carrier() -> dict[str, str]:

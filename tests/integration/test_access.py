@@ -131,6 +131,7 @@ def matrix(w: World) -> list[tuple[str, str, dict | None, dict[str, int]]]:
         ("GET", "/v1/reports/groundedness?collection=beta", None, row(403, 403, 404, 200)),
         ("GET", "/v1/reports/groundedness?format=csv", None, row(403, 403, 200, 200)),
         ("GET", "/reports", None, row(403, 403, 200, 200)),
+        ("GET", "/metrics", None, row(403, 403, 200, 200)),
         ("POST", "/v1/evaluate", item, row(403, 403, 200, 200)),
         ("GET", "/v1/keys", None, row(403, 403, 403, 200)),
         ("GET", "/v1/audit", None, row(403, 403, 403, 200)),

@@ -8,7 +8,7 @@ import io
 import json
 import logging
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -72,7 +72,8 @@ def lines(stream: io.StringIO) -> list[dict[str, Any]]:
     return [json.loads(line) for line in stream.getvalue().splitlines() if line.strip()]
 
 
-def with_spans(exporter: InMemorySpanExporter):  # type: ignore[no-untyped-def]  # a `prepare` hook
+def with_spans(exporter: InMemorySpanExporter) -> Callable[[Services], None]:
+    """A `prepare` hook: the service's spans also go to `exporter`."""
     def prepare(svc: Services) -> None:
         assert svc.telemetry.tracing.provider is not None
         svc.telemetry.tracing.provider.add_span_processor(SimpleSpanProcessor(exporter))
@@ -117,7 +118,8 @@ async def test_a_scripted_session_counts_exactly_and_one_request_id_links_log_tr
         )
         outs.append(traced.json())
         outs.append((await client.post("/v1/query", json={"question": UNRELATED, "collections": [kb]})).json())
-        outs.append((await client.post("/v1/query", json={"question": "What is the span?", "collections": [empty]})).json())
+        nothing = {"question": "What is the span?", "collections": [empty]}
+        outs.append((await client.post("/v1/query", json=nothing)).json())
         # A guardrail event: an injection attempt in a search query is recorded, not refused.
         assert (await client.post("/v1/search", json={"query": INJECTION, "collections": [kb]})).status_code == 200
         stored = [await wait_scored(client, o["answer_id"]) for o in outs]
@@ -163,7 +165,7 @@ async def test_a_scripted_session_counts_exactly_and_one_request_id_links_log_tr
     assert value(found, "rag_ingest_jobs_total", outcome="succeeded") == 2
     assert value(found, "rag_ingest_job_seconds_count", outcome="succeeded") == 2
     documents = (await running.client.get(f"/v1/collections/{kb}/documents")).json()
-    chunks = sum(d["versions"][-1]["chunk_count"] if "versions" in d else d["chunk_count"] for d in documents)
+    chunks = sum(d["chunk_count"] for d in documents)  # of the active version, the only one
     assert chunks >= len(RECORDS) + len(MORE)
     assert value(found, "rag_chunks_embedded_total") == chunks
     assert value(found, "rag_queue_depth") == 0 and value(found, "rag_scores_owed") == 0
@@ -197,7 +199,7 @@ async def test_a_scripted_session_counts_exactly_and_one_request_id_links_log_tr
     assert {"retrieve", "embed", "search", "rerank", "generate"} <= {s.name for s in in_trace}
     job_span = _linked_job(spans, trace_id, answer_id)
     assert job_line[0]["trace_id"] == f"{job_span.context.trace_id:032x}"
-    scored = [s for s in spans if s.name == "score" and s.parent is not None and s.parent.span_id == job_span.context.span_id]
+    scored = [s for s in spans if s.name == "score" and s.parent and s.parent.span_id == job_span.context.span_id]
     assert len(scored) == 1
 
 

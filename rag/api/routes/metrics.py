@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Annotated
+from typing import Annotated, Any
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends
@@ -23,7 +23,9 @@ log = logging.getLogger(__name__)
 router = APIRouter(tags=["ops"], responses=errors(401, 403, 404))
 Svc = Annotated[Services, Depends(get_services)]
 
-_EXPOSITION = {200: {"content": {"text/plain": {"schema": {"type": "string"}}}, "description": "Prometheus text."}}
+_EXPOSITION: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/plain": {"schema": {"type": "string"}}}, "description": "Prometheus text exposition."}
+}
 
 
 @router.get("/metrics", response_class=Response, responses=_EXPOSITION)
