@@ -43,7 +43,7 @@ def test_by_default_spans_are_made_and_sent_nowhere() -> None:
     tracing = Tracing(ObservabilitySettings())
     assert tracing.provider is not None
     # The SDK's multi-processor holds the processors added; none is, so no span leaves the process.
-    assert tracing.provider._active_span_processor._span_processors == ()  # noqa: SLF001
+    assert tracing.provider._active_span_processor._span_processors == ()
     tracing.shutdown()
 
 
