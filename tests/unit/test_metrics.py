@@ -78,3 +78,16 @@ def test_processes_sharing_a_multiprocess_dir_are_added_up(tmp_path: Path) -> No
     assert got[("rag_ingest_jobs_total", (("outcome", "succeeded"),))] == 3
     assert got[("rag_ingest_job_seconds_count", (("outcome", "succeeded"),))] == 3
     assert got[("rag_http_requests_total", (("method", "GET"), ("route", "/v1/jobs/{job_id}"), ("status", "200")))] == 3
+
+
+def test_each_text_the_redactor_changes_is_one_pii_event() -> None:
+    from rag.observability.instruments import CountedRedactor
+    from rag.observability.telemetry import Telemetry
+
+    telemetry = Telemetry.quiet()
+    redactor = CountedRedactor(telemetry)
+    out = redactor.redact_many(["Write to jane.doe@example.com today.", "The bridge opened in 1937."])
+    assert "<EMAIL>" in out[0] and out[1] == "The bridge opened in 1937."
+    redactor.redact("Call me at jane.doe@example.com or john@example.org.")
+    got = values(telemetry.metrics.render()[0].decode())
+    assert got[("rag_guardrail_events_total", (("event", "redacted"), ("guard", "pii")))] == 2
