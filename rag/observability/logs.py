@@ -17,7 +17,7 @@ from kernel.settings import Settings
 from rag.observability.context import current_request_id, current_trace
 
 # The attributes every LogRecord has: anything else on a record came from `extra=` and goes into the line.
-_STANDARD = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
+_STANDARD = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName", "color_message"}
 _IDS = ("request_id", "trace_id", "span_id")
 
 
