@@ -195,6 +195,9 @@ class NewAnswer:
     conversation_id: str | None = None
     id: str | None = None
     key_id: str | None = None
+    # The request that made it and its trace (the X-Request-Id and X-Trace-Id headers of its response).
+    request_id: str | None = None
+    trace_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -220,6 +223,8 @@ class StoredAnswer:
     evidence: float | None
     created_at: datetime
     key_id: str | None = None
+    request_id: str | None = None
+    trace_id: str | None = None
 
 
 @dataclass(frozen=True)

@@ -291,6 +291,35 @@ class LimitsSettings(BaseModel):
     _rate = field_validator("rate")(_rate)
 
 
+class ObservabilitySettings(BaseModel):
+    """Metrics (`GET /metrics`), traces and logs. Nothing leaves the machine unless `otlp_endpoint` is set."""
+
+    metrics: bool = Field(default=True, description="Count requests, stages, jobs and events; serve `GET /metrics`.")
+    multiproc_dir: Path | None = Field(
+        default=None,
+        description="A directory shared by `rag api` and its `rag worker` processes (prometheus-client's "
+        "PROMETHEUS_MULTIPROC_DIR): each process writes its metrics there and /metrics adds them up. Empty it when "
+        "the deployment starts. Unset: each process counts its own (embedded mode needs nothing more).",
+    )
+    tracing: bool = Field(default=True, description="OpenTelemetry spans per request, pipeline stage and job.")
+    otlp_endpoint: str | None = Field(
+        default=None,
+        description="OTLP/HTTP traces endpoint, e.g. http://127.0.0.1:4318/v1/traces (needs the `otlp` extra). "
+        "Unset: spans are made (their trace id is on every answer and log line) but sent nowhere.",
+    )
+    service_name: str = Field(default="rag", min_length=1, max_length=64)
+    log_format: Literal["json", "text"] = Field(
+        default="json", description="json: one JSON object a line, with request_id and trace_id on each."
+    )
+    log_text: bool = Field(
+        default=False,
+        description="Put questions in the request log lines. Off: logs hold ids and counts, never a question or a "
+        "document's text.",
+    )
+
+    _http = field_validator("otlp_endpoint")(_http_url)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RAG_", env_nested_delimiter="__", extra="forbid")
 
@@ -312,6 +341,7 @@ class Settings(BaseSettings):
     checker: CheckerSettings = CheckerSettings()
     audit: AuditSettings = AuditSettings()
     limits: LimitsSettings = LimitsSettings()
+    observability: ObservabilitySettings = ObservabilitySettings()
 
     @property
     def database_url(self) -> str:

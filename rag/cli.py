@@ -20,8 +20,19 @@ T = TypeVar("T")
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="RAG service: grounded answers with citations.")
 
 
+def _observe(settings: Settings) -> None:
+    """This process's logging and metric storage, before anything logs or counts."""
+    from rag.observability.logs import configure_logging
+    from rag.observability.metrics import prepare_multiprocess
+
+    configure_logging(settings)
+    if settings.observability.multiproc_dir is not None:
+        prepare_multiprocess(settings.observability.multiproc_dir)
+
+
 def _serve(settings: Settings, embedded_worker: bool) -> None:
     _require_schema(settings)
+    _observe(settings)
     import uvicorn
 
     from rag.api.app import create_app
@@ -29,7 +40,8 @@ def _serve(settings: Settings, embedded_worker: bool) -> None:
     app_ = create_app(settings, embedded_worker=embedded_worker)
     base = f"http://{settings.host}:{settings.port}"
     typer.echo(f"RAG service on {base} — API docs at {base}/docs, health at {base}/healthz", err=True)
-    uvicorn.run(app_, host=settings.host, port=settings.port, log_level=settings.log_level)
+    # log_config=None: the root logger set up by _observe (JSON lines with ids) writes uvicorn's lines too.
+    uvicorn.run(app_, host=settings.host, port=settings.port, log_level=settings.log_level, log_config=None)
 
 
 @app.command()
@@ -58,6 +70,7 @@ def worker() -> None:
     settings = cli_settings()
     _require_servers(settings)
     _require_schema(settings)
+    _observe(settings)
     enforce_offline()
     from rag.worker import run_standalone
 

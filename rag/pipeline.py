@@ -20,6 +20,7 @@ from kernel.types import Context, GeneratedAnswer, Hit, PromptRef, Usage
 from kernel.unmask import visible_text
 from rag.generation.base import Generator
 from rag.guarded import obeys_injection, planted_phrases, screen_hits
+from rag.observability.stages import count_screened, observe_answer, observed_retrieval, trace_fields
 from rag.prompts.registry import load_prompt
 from rag.redaction import StreamRedactor, needs_redaction, redact_answer, snippet
 from rag.services import Services
@@ -222,10 +223,9 @@ async def _prepare(svc: Services, q: Question) -> Draft:
     # A few more than needed: chunks flagged as addressing the model may be left out.
     fetch = min(top_k + FLAGGED_SPARE, max(top_k, svc.settings.retrieval.max_top_k))
     options = SearchOptions(filters=q.filters, top_k=fetch, grants=q.caller.grants())
-    retrieval = await svc.retriever.retrieve(q.standalone or q.text, q.collections, options)
+    retrieval = await observed_retrieval(svc, svc.retriever.retrieve(q.standalone or q.text, q.collections, options))
     screened = await screen_hits(retrieval.hits, svc.catalog.collections, top_k)
-    svc.guard.chunks_excluded += screened.excluded
-    svc.guard.chunks_quoted += screened.quoted
+    count_screened(svc, screened)
     guarded = q.injection is not None or screened.quoted > 0
     prompt = await asyncio.to_thread(load_prompt, cfg.guarded_prompt if guarded else cfg.prompt)
     contexts = to_contexts(screened.hits)
@@ -268,6 +268,7 @@ async def _finish(svc: Services, draft: Draft, answer: GeneratedAnswer | None) -
         for n in ([] if reason else cited)
         if (c := by_n[n])
     ]
+    observe_answer(svc, gen.name, timings, answer, reason)
     timings["total"] = round((time.perf_counter() - draft.started) * 1000, 2)
     usage = answer.usage if answer else Usage()
     evidence = answer.evidence if answer else None
@@ -306,6 +307,7 @@ async def _finish(svc: Services, draft: Draft, answer: GeneratedAnswer | None) -
         timings_ms=timings,
         removed_citations=removed,
         evidence=evidence,
+        **trace_fields(),
     )
     scoring = svc.settings.scoring.enabled
     answer_id = await svc.answers.save(record, score=scoring)

@@ -9,6 +9,7 @@ from arq.connections import RedisSettings
 from redis.exceptions import RedisError
 
 from kernel.errors import TransientError
+from rag.observability.tracing import job_carrier
 
 INGEST_FUNCTION = "ingest_job"
 SCORE_FUNCTION = "score_answer"
@@ -40,7 +41,9 @@ class JobQueue:
     async def enqueue_ingest(self, job_id: str) -> bool:
         """False when arq already holds a job with this id (queued, running or just finished)."""
         try:
-            job = await self._pool.enqueue_job(INGEST_FUNCTION, job_id, _job_id=job_id, _queue_name=self.queue_name)
+            job = await self._pool.enqueue_job(
+                INGEST_FUNCTION, job_id, meta=job_carrier(), _job_id=job_id, _queue_name=self.queue_name
+            )
         except (RedisError, OSError) as exc:
             raise TransientError(f"the job queue is unavailable: {exc}") from exc
         return job is not None
@@ -50,7 +53,13 @@ class JobQueue:
         job_id = f"score:{answer_id}:{uuid.uuid4().hex[:8]}"
         try:
             await self._pool.enqueue_job(
-                SCORE_FUNCTION, answer_id, _job_id=job_id, _queue_name=self.queue_name, _defer_by=defer_seconds
+                SCORE_FUNCTION,
+                answer_id,
+                # The request that asked for the score: the job's log lines and span refer to it.
+                meta=job_carrier(),
+                _job_id=job_id,
+                _queue_name=self.queue_name,
+                _defer_by=defer_seconds,
             )
         except (RedisError, OSError) as exc:
             raise TransientError(f"the job queue is unavailable: {exc}") from exc

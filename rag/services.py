@@ -23,6 +23,8 @@ from rag.blobs import BlobStore
 from rag.generation.base import Generator
 from rag.guarded import GuardStats
 from rag.locks import CollectionLocks
+from rag.observability.instruments import CountedEmbedder, CountedRedactor, MeteredScorer
+from rag.observability.telemetry import Telemetry
 from rag.queue import JobQueue
 from rag.storage.answers import AnswerStore
 from rag.storage.audit import AuditLog
@@ -62,6 +64,8 @@ class Services:
     locks: CollectionLocks
     _valkey: EmbeddedValkey | None = None
     guard: GuardStats = field(default_factory=GuardStats)
+    # Metrics and the service's own TracerProvider (rag/observability).
+    telemetry: Telemetry = field(default_factory=Telemetry.quiet)
 
     async def close(self) -> None:
         for name, closer in (
@@ -76,6 +80,7 @@ class Services:
                 log.exception("closing the %s failed", name)
         if self._valkey is not None:
             await self._valkey.stop()
+        self.telemetry.close()
 
 
 def make_store(settings: Settings) -> VectorStore:
@@ -131,7 +136,8 @@ async def build_services(settings: Settings) -> Services:
     answers = AnswerStore(catalog.engine)
     reranker = make_reranker(settings, checker)
     scorer = make_scorer(settings, embedder, encode_lock, checker)
-    redactor = PresidioRedactor()
+    telemetry = Telemetry.build(settings.observability)
+    redactor = CountedRedactor(telemetry)
     return Services(
         settings=settings,
         catalog=catalog,
@@ -152,7 +158,7 @@ async def build_services(settings: Settings) -> Services:
             documents=catalog.documents,
             blobs=blobs,
             store=store,
-            embedder=embedder,
+            embedder=CountedEmbedder(embedder, telemetry),
             sparse=sparse,
             ingestion=settings.ingestion,
             chunking=settings.chunking,
@@ -173,11 +179,12 @@ async def build_services(settings: Settings) -> Services:
             settings.retrieval,
             settings.rerank,
         ),
-        scoring=AnswerScoring(answers, answers.scores, queue, scorer, settings.scoring),
+        scoring=AnswerScoring(answers, answers.scores, queue, MeteredScorer(scorer, telemetry), settings.scoring),
         keys=KeyStore(catalog.engine),
         audit=AuditLog(catalog.engine),
         redactor=redactor,
         _valkey=valkey,
+        telemetry=telemetry,
     )
 
 

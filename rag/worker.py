@@ -7,6 +7,8 @@ is recorded on the job and raised, so that arq's own record says the job failed 
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Mapping
 from typing import Any
 
 from arq import Retry
@@ -15,6 +17,7 @@ from arq.worker import Worker, func
 from kernel.errors import TransientError
 from kernel.settings import Settings
 from kernel.types import JobStatus
+from rag.observability.jobs import job_scope
 from rag.queue import INGEST_FUNCTION, SCORE_FUNCTION, redis_settings
 from rag.services import Services, build_services
 
@@ -33,8 +36,29 @@ def backoff_seconds(base: float, attempt: int, cap: float) -> float:
     return min(cap, base * 2 ** max(0, attempt - 1))
 
 
-async def ingest_job(ctx: dict[str, Any], job_id: str) -> str:
+async def ingest_job(ctx: dict[str, Any], job_id: str, meta: Mapping[str, str] | None = None) -> str:
+    """`meta`: the trace context and request id of the request that enqueued the job (absent after a recovery)."""
     svc: Services = ctx["services"]
+    started, outcome = time.perf_counter(), "interrupted"
+    with job_scope(svc.telemetry, "ingest_job", meta, {"rag.job_id": job_id}):
+        try:
+            result = await _ingest(ctx, svc, job_id)
+            outcome = {"done": "succeeded"}.get(result, result)
+            return result
+        except Retry:
+            outcome = "retry"
+            raise
+        except Exception:
+            outcome = "failed"
+            raise
+        finally:
+            seconds = time.perf_counter() - started
+            svc.telemetry.metrics.ingest_job(outcome, seconds)
+            extra = {"job_id": job_id, "outcome": outcome, "seconds": round(seconds, 3)}
+            log.info("ingest job %s: %s", job_id, outcome, extra=extra)
+
+
+async def _ingest(ctx: dict[str, Any], svc: Services, job_id: str) -> str:
     jobs = svc.catalog.jobs
     attempt = int(ctx.get("job_try", 1))
     cfg = svc.settings.ingestion
@@ -63,9 +87,37 @@ async def ingest_job(ctx: dict[str, Any], job_id: str) -> str:
     return "done" if status is not None else "gone"
 
 
-async def score_answer(ctx: dict[str, Any], answer_id: str) -> str:
+async def score_answer(ctx: dict[str, Any], answer_id: str, meta: Mapping[str, str] | None = None) -> str:
     """A judge or database that is down is retried; anything else is recorded, never lost silently."""
     svc: Services = ctx["services"]
+    outcome = "interrupted"
+    if meta is None:  # enqueued at a start-up recovery: the answer row still names its request
+        meta = await _answer_meta(svc, answer_id)
+    with job_scope(svc.telemetry, "score_job", meta, {"rag.answer_id": answer_id}):
+        try:
+            outcome = await _score(ctx, svc, answer_id)
+            return outcome
+        except Retry:
+            outcome = "retry"
+            raise
+        except Exception:
+            outcome = "failed"
+            raise
+        finally:
+            svc.telemetry.metrics.score_job(outcome)
+            extra = {"answer_id": answer_id, "outcome": outcome}
+            log.info("score job for answer %s: %s", answer_id, outcome, extra=extra)
+
+
+async def _answer_meta(svc: Services, answer_id: str) -> dict[str, str] | None:
+    try:
+        answer = await svc.answers.get(answer_id)
+    except Exception:
+        return None  # the job itself reports what is wrong with the answer
+    return {"request_id": answer.request_id} if answer.request_id else None
+
+
+async def _score(ctx: dict[str, Any], svc: Services, answer_id: str) -> str:
     cfg = svc.settings.scoring
     attempt = int(ctx.get("job_try", 1))
     try:

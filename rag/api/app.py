@@ -18,7 +18,9 @@ from rag.api import errors
 from rag.api.audit import add_audit
 from rag.api.limits import RequestLimits
 from rag.api.routes import answers, audit, collections, documents, ingest, keys, scores, search, signin
+from rag.api.routes import metrics as metrics_route
 from rag.api.schema import Health, openapi_schema
+from rag.observability.middleware import ObservabilityMiddleware
 from rag.security import Caller, check_open_mode
 from rag.services import Services, build_services
 
@@ -85,6 +87,8 @@ def create_app(
     app.state.services = None
     app.state.settings = settings
     add_audit(app, settings.audit)
+    # Added last, so outermost: its request id, span and timing cover the audit and every route.
+    app.add_middleware(ObservabilityMiddleware)
     app.include_router(collections.router)
     app.include_router(ingest.router)
     app.include_router(documents.router)
@@ -94,6 +98,7 @@ def create_app(
     app.include_router(keys.router)
     app.include_router(audit.router)
     app.include_router(signin.router)
+    app.include_router(metrics_route.router)
 
     @app.get("/openapi.json", include_in_schema=False)
     async def openapi(caller: Caller) -> JSONResponse:

@@ -79,8 +79,10 @@ async def check_question(
     )
     if refusing:
         stats.refused += 1
+        svc.telemetry.metrics.guardrail("injection", "question_refused")
         raise _refusal(detection, refusing)
     stats.answered_as_data += 1
+    svc.telemetry.metrics.guardrail("injection", "question_answered_as_data")
     return detection
 
 
@@ -89,6 +91,7 @@ def note_search(svc: Services, request: Request, query: str) -> None:
     detection = detect_injection(query)
     if detection.detected:
         svc.guard.searches += 1
+        svc.telemetry.metrics.guardrail("injection", "search_flagged")
         note(request, detail=f"injection: {detection.label}")
 
 

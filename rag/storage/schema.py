@@ -99,6 +99,9 @@ answers = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, index=True),
     # The API key that asked (null in single-user mode): a reader sees only its own answers and conversations.
     sa.Column("key_id", sa.String(16), nullable=True, index=True),
+    # The request that made the answer and its OpenTelemetry trace: logs, traces and the answer meet on these.
+    sa.Column("request_id", sa.String(64), nullable=True),
+    sa.Column("trace_id", sa.String(32), nullable=True),
 )
 
 # One row per collection an answer drew on: reports filter by collection in SQL, before their row limit.

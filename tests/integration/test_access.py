@@ -133,6 +133,7 @@ def matrix(w: World) -> list[tuple[str, str, dict | None, dict[str, int]]]:
         # A browser without a key is sent to sign in; /login itself is open.
         ("GET", "/reports", None, {**row(403, 403, 200, 200), "none": 303}),
         ("GET", "/login", None, {**row(200, 200, 200, 200), "none": 200}),
+        ("GET", "/metrics", None, row(403, 403, 200, 200)),
         ("POST", "/v1/evaluate", item, row(403, 403, 200, 200)),
         ("GET", "/v1/keys", None, row(403, 403, 403, 200)),
         ("GET", "/v1/audit", None, row(403, 403, 403, 200)),
