@@ -195,6 +195,8 @@ class NewAnswer:
     conversation_id: str | None = None
     id: str | None = None
     key_id: str | None = None
+    cache_key: str | None = None  # may be served again under this key (rag/answer_cache.py)
+    cached_from: str | None = None  # served from cache: the original answer
 
 
 @dataclass(frozen=True)
@@ -220,6 +222,8 @@ class StoredAnswer:
     evidence: float | None
     created_at: datetime
     key_id: str | None = None
+    cache_key: str | None = None
+    cached_from: str | None = None
 
 
 @dataclass(frozen=True)

@@ -99,6 +99,10 @@ answers = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, index=True),
     # The API key that asked (null in single-user mode): a reader sees only its own answers and conversations.
     sa.Column("key_id", sa.String(16), nullable=True, index=True),
+    # The answer cache (migration 0006): the key under which this answer may be served again, and on an answer
+    # served from cache, the original it copies.
+    sa.Column("cache_key", sa.String(64), nullable=True, index=True),
+    sa.Column("cached_from", sa.String(36), nullable=True),
 )
 
 # One row per collection an answer drew on: reports filter by collection in SQL, before their row limit.

@@ -23,7 +23,8 @@ from rag.api.deps import get_services
 from rag.api.errors import COMMON, errors
 from rag.api.guard import check_question, note_answer, strongest
 from rag.api.params import CollectionName
-from rag.pipeline import AnswerOut, Question, answer, answer_stream
+from rag.answer_cache import answer, answer_stream  # the pipeline's, behind the answer cache
+from rag.pipeline import AnswerOut, Question
 from rag.prompts.registry import load_prompt
 from rag.security import Asker, visible
 from rag.services import Services
