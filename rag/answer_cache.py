@@ -55,10 +55,19 @@ async def cache_key(svc: Services, q: Question) -> tuple[str, PromptRef] | None:
     cfg = svc.settings.cache
     if not cfg.answers or q.injection is not None or set(q.collections) & set(cfg.answer_opt_out):
         return None
+    if not q.caller.sees_all(q.collections):
+        return None  # the pipeline answers that with its 404
     gen = pick_generator(svc, q.generator)
     prompt = await asyncio.to_thread(load_prompt, svc.settings.answer.prompt)
     grants = q.caller.grants()
+    # What else decides an answer: the collections' policies (flagged chunks left out or quoted) and the settings of
+    # retrieval and answering, which may differ after a restart (the cache outlives the process).
+    policies = await svc.catalog.collections.policies(sorted(set(q.collections)))
+    st = svc.settings
     parts: dict[str, Any] = {
+        "policies": {name: policy.model_dump() for name, policy in policies.items()},
+        "settings": [m.model_dump() for m in (st.answer, st.retrieval, st.rerank, st.checker)],
+        "embedder": svc.embedder.model_id,
         "question": normalise(q.standalone or q.text),
         "collections": sorted(set(q.collections)),
         "filters": q.filters,
