@@ -122,7 +122,6 @@ class Indexer:
     cache_stats: CacheStats = field(default_factory=CacheStats)
 
     def __post_init__(self) -> None:
-        self._encoder = ReusingEncoder(self.embedder, self.stored_vectors, self.cache_stats)
         # A parser process this indexer starts is also the one it stops (`close`).
         self._sandbox: ParseSandbox | None = None
         parser = self.parser
@@ -304,7 +303,8 @@ class Indexer:
         if not group:
             return not live.none_left
         texts = [c.text for _, c in group]
-        dense = (await self._encoder.embed(texts, self.encode_lock)).vectors
+        encoder = ReusingEncoder(self.embedder, self.stored_vectors, self.cache_stats)  # the embedder of the moment
+        dense = (await encoder.embed(texts, self.encode_lock)).vectors
         sparse = await asyncio.to_thread(self._encode_sparse, texts)
         flags = await asyncio.to_thread(_flag_all, texts)
         records = [
