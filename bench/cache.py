@@ -35,7 +35,7 @@ DATA = REPO.parent / "shared" / "data" / "scifact"
 
 
 def corpus(limit: int) -> list[dict]:
-    rows = []
+    rows: list[dict] = []
     with (DATA / "corpus.jsonl").open() as fh:
         for line in fh:
             if len(rows) >= limit:
@@ -87,7 +87,7 @@ async def run(limit: int, share: float, n_questions: int) -> None:
     enforce_offline()
     rows = corpus(limit)
     changed_rows, n_changed = edited(rows, share)
-    questions = []
+    questions: list[str] = []
     with (DATA / "queries.jsonl").open() as fh:
         for line in fh:
             if len(questions) >= n_questions:
@@ -110,7 +110,7 @@ async def run(limit: int, share: float, n_questions: int) -> None:
                 assert out["cached"], out
                 cached.append(ms)
 
-    print(f"SciFact, first {len(rows)} documents (a fixed subset), {n_changed} edited ({share:.0%}); one run, under load")
+    print(f"SciFact, first {len(rows)} documents (a fixed subset), {n_changed} edited ({share:.0%}); one run")
     print(f"{'import':<44}{'seconds':>9}{'chunks encoded':>16}{'time ratio':>12}")
     for label, r in (
         ("1. full import (baseline)", full),

@@ -11,7 +11,7 @@ import json
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import qdrant_edge as qe
 
@@ -149,11 +149,18 @@ class QdrantEdgeStore:
         # The same text may be stored many times (kept versions, other collections): stop once each is found.
         while len(found) < len(digests):
             request = qe.ScrollRequest(
-                filter=flt, limit=2 * len(digests), offset=offset, with_payload=[fields.TEXT_DIGEST], with_vector=[fields.DENSE]
+                filter=flt,
+                limit=2 * len(digests),
+                offset=offset,
+                with_payload=[fields.TEXT_DIGEST],
+                with_vector=[fields.DENSE],
             )
             points, offset = self.shard.scroll(request)
             for p in points:
-                found.setdefault(p.payload[fields.TEXT_DIGEST], list(p.vector[fields.DENSE]))
+                vectors = p.vector if isinstance(p.vector, dict) else {}
+                dense = vectors.get(fields.DENSE)
+                if p.payload is not None and isinstance(dense, list):
+                    found.setdefault(p.payload[fields.TEXT_DIGEST], cast(list[float], dense))
             if offset is None:
                 break
         return found

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from qdrant_client import AsyncQdrantClient, models
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
@@ -158,7 +158,7 @@ class QdrantServerStore:
                 vectors = p.vector if isinstance(p.vector, dict) else {}
                 dense = vectors.get(fields.DENSE)
                 if p.payload is not None and isinstance(dense, list):
-                    found.setdefault(p.payload[fields.TEXT_DIGEST], [float(x) for x in dense])
+                    found.setdefault(p.payload[fields.TEXT_DIGEST], cast(list[float], dense))
             if offset is None:
                 break
         return found

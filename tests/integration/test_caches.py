@@ -92,8 +92,8 @@ async def test_reuse_requires_the_same_model(svc: RunningService) -> None:
     digests = [p.payload["text_sha256"] for p in _points(svc, done["document_id"], 1)]
     store = svc.services.store
     model = svc.services.embedder.model_id
-    assert set(await store.dense_by_text(model, digests)) == set(digests)  # type: ignore[attr-defined]  # Edge
-    assert await store.dense_by_text("another/model", digests) == {}  # type: ignore[attr-defined]  # Edge
+    assert set(await store.dense_by_text(model, digests)) == set(digests)
+    assert await store.dense_by_text("another/model", digests) == {}
 
 
 async def test_the_same_text_in_another_collection_is_not_encoded_again(svc: RunningService) -> None:

@@ -33,8 +33,10 @@ def test_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_question_normalisation() -> None:
     from rag.answer_cache import normalise
 
-    assert normalise("  When did the bridge\u00a0OPEN?? ") == normalise("when did the bridge open") == (
-        "when did the bridge open"
+    assert (
+        normalise("  When did the bridge\u00a0OPEN?? ")
+        == normalise("when did the bridge open")
+        == ("when did the bridge open")
     )
     assert normalise("When did the bridge open?") != normalise("When did the bridge close?")
 
