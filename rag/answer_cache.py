@@ -86,7 +86,7 @@ async def _still_valid(svc: Services, store: AnswerCacheStore, original: StoredA
     if any(active.get(d) != v for d, v in read):
         return False
     # As of when it retrieved: a version activated while the answer was being generated counts as a change.
-    as_of = original.created_at - timedelta(milliseconds=float(original.timings_ms.get("total", 0.0)) + 1000)
+    as_of = original.created_at - timedelta(milliseconds=float(original.timings_ms.get("total", 0.0)))
     changed = await store.last_change(original.collections)
     return changed is None or changed < as_of
 

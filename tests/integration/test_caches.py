@@ -14,14 +14,14 @@ from tests.support.polling import wait_job
 from tests.support.service import RunningService, create_collection, import_records, start_service
 
 WORDS = ["amber", "basalt", "cedar", "delta", "ember", "fjord", "granite", "heron", "iris", "juniper", "kelp", "lark"]
-# About 40 sentences of 15 word pieces: several chunks of at most 256; only the last sentence changes in version 2.
+# About 80 sentences of 25 word pieces: several chunks of at most 256; only the last sentence changes in version 2.
 SENTENCES = [
     f"Survey note {i}: the {WORDS[i % 12]} trail climbs {i * 37 % 900 + 100} metres past the {WORDS[(i * 5) % 12]} "
     f"lake in {1900 + i * 3}."
-    for i in range(40)
+    for i in range(80)
 ]
 V1 = " ".join(SENTENCES)
-V2 = " ".join([*SENTENCES[:-1], "Survey note 39: the lark trail was closed after the flood of 2021."])
+V2 = " ".join([*SENTENCES[:-1], "Survey note 79: the lark trail was closed after the flood of 2021."])
 BRIDGE = [
     {"id": "bridge", "text": "The Golden Gate Bridge opened to traffic in 1937. Its main span is 1,280 metres long."},
     {"id": "tower", "text": "The Eiffel Tower was completed in 1889. It is 330 metres tall and stands in Paris."},
@@ -188,6 +188,7 @@ async def test_never_across_grants(tmp_path: Path) -> None:
         client = running.client
         root = await client.post("/v1/keys", json={"role": "admin", "collections": ["*"], "name": "root"})
         admin = {"Authorization": f"Bearer {root.json()['key']}"}
+        client.headers.update(admin)  # for the job polling; each question names its own key
         for name in ("bridges", "other"):
             assert (await client.post("/v1/collections", json={"name": name}, headers=admin)).status_code == 201
         body = "\n".join(f'{{"id": "{r["id"]}", "text": "{r["text"]}"}}' for r in BRIDGE).encode()
