@@ -174,6 +174,13 @@ async def test_a_repeated_question_is_served_from_cache_until_a_document_changes
     assert newest["cached"] is False
     assert "May 1937" in newest["answer"] or any(c["version"] == 2 for c in newest["citations"])
 
+    # The document it rests on deleted (which changes no other document): never served again.
+    assert (await _ask(svc))["cached_from"] == newest["answer_id"]
+    cited = newest["citations"][0]["document_id"]
+    assert (await client.delete(f"/v1/documents/{cited}")).status_code == 204
+    after = await _ask(svc)
+    assert after["cached"] is False and cited not in {c["document_id"] for c in after["citations"]}
+
 
 async def test_a_collection_can_opt_out(svc: RunningService) -> None:
     await create_collection(svc.client, "optout")
