@@ -23,11 +23,13 @@ from ingestion.chunk import chunk_elements
 from ingestion.live import LiveVersions
 from ingestion.load import DocumentParser, Loaded, Loader
 from ingestion.parse.sandbox import ParseSandbox
+from ingestion.reuse import ReusingEncoder, text_digest
 from ingestion.spill import ChunkSpill
+from kernel.cache_stats import CacheStats
 from kernel.errors import NotFound
 from kernel.injection import injection_flags
 from kernel.ports import BlobReader, DocumentCatalog, JobLedger, PolicyReader, VersionLedger, WriteGuard
-from kernel.protocols import Embedder, Redactor, SparseEncoder, VectorStore
+from kernel.protocols import Embedder, Redactor, SparseEncoder, StoredVectors, VectorStore
 from kernel.records import IndexedVersion, Job, JobItem
 from kernel.settings import ChunkingSettings, IngestionSettings
 from kernel.types import (
@@ -115,6 +117,9 @@ class Indexer:
     parser: DocumentParser | None = None
     # Where jobs spill chunks; None: the system's temporary directory.
     work_dir: Path | None = None
+    # The embedding cache (ingestion/reuse.py): vectors of chunk texts already stored; None encodes every chunk.
+    stored_vectors: StoredVectors | None = None
+    cache_stats: CacheStats = field(default_factory=CacheStats)
 
     def __post_init__(self) -> None:
         # A parser process this indexer starts is also the one it stops (`close`).
@@ -298,8 +303,8 @@ class Indexer:
         if not group:
             return not live.none_left
         texts = [c.text for _, c in group]
-        async with self.encode_lock:
-            dense = await asyncio.to_thread(self.embedder.embed_documents, texts)
+        encoder = ReusingEncoder(self.embedder, self.stored_vectors, self.cache_stats)  # the embedder of the moment
+        dense = (await encoder.embed(texts, self.encode_lock)).vectors
         sparse = await asyncio.to_thread(self._encode_sparse, texts)
         flags = await asyncio.to_thread(_flag_all, texts)
         records = [
@@ -338,6 +343,7 @@ class Indexer:
             "kind": item.kind,
             "content_sha256": item.sha256,
             "model_id": self.embedder.model_id,
+            "text_sha256": text_digest(chunk.text),
             "job_id": job_id,
             "state": ChunkState.staged.value,
             "created_at": created,

@@ -66,7 +66,16 @@ class SparseEncoder(Protocol):
     def encode_query(self, text: str) -> SparseVector: ...
 
 
-class VectorStore(Protocol):
+class StoredVectors(Protocol):
+    """Dense vectors already in the vector store, found by the text they encode: the embedding cache."""
+
+    async def dense_by_text(self, model_id: str, text_sha256: Sequence[str]) -> dict[str, list[float]]:
+        """{sha256 of a chunk's text: its dense vector} for the chunks made by `model_id` whose text has one of
+        these digests, in any state and collection (a vector depends only on the text and the model)."""
+        ...
+
+
+class VectorStore(StoredVectors, Protocol):
     """Chunk records with a dense and a sparse vector. Blocking or not, every method is async here."""
 
     async def ensure(self, dim: int) -> None:

@@ -198,6 +198,8 @@ class NewAnswer:
     # The request that made it and its trace (the X-Request-Id and X-Trace-Id headers of its response).
     request_id: str | None = None
     trace_id: str | None = None
+    cache_key: str | None = None  # may be served again under this key (rag/answer_cache.py)
+    cached_from: str | None = None  # served from cache: the original answer
 
 
 @dataclass(frozen=True)
@@ -225,6 +227,8 @@ class StoredAnswer:
     key_id: str | None = None
     request_id: str | None = None
     trace_id: str | None = None
+    cache_key: str | None = None
+    cached_from: str | None = None
 
 
 @dataclass(frozen=True)

@@ -6,11 +6,14 @@ server. Nothing is read at import time: `load_settings()` is called by the entry
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal, Self
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from kernel.types import COLLECTION_NAME_PATTERN
 
 
 class RedisSettings(BaseModel):
@@ -318,6 +321,38 @@ class ObservabilitySettings(BaseModel):
     )
 
     _http = field_validator("otlp_endpoint")(_http_url)
+class CacheSettings(BaseModel):
+    """Embedding, query-embedding and answer caches (README "Caching")."""
+
+    embeddings: bool = Field(
+        default=True,
+        description="Reuse the dense vector of a chunk whose text (and embedding model) is already in the vector "
+        "store instead of encoding it again: re-ingesting a document embeds only its changed chunks.",
+    )
+    query_embeddings: int = Field(
+        default=1024, ge=0, le=1_000_000, description="Query embeddings kept in memory (LRU); 0 switches it off."
+    )
+    answers: bool = Field(
+        default=True,
+        description="Serve a repeated question from an earlier answer while its documents, filters, grants, prompt "
+        "version and generator are unchanged (marked cached, with the original answer id).",
+    )
+    answer_ttl_seconds: int = Field(
+        default=86400, ge=1, description="A cached answer older than this is answered afresh."
+    )
+    answer_opt_out: list[str] = Field(
+        default_factory=list,
+        description="Collections whose answers are never served from cache (a question over any of them is "
+        'answered afresh). In the environment a JSON list: RAG_CACHE__ANSWER_OPT_OUT=["news"].',
+    )
+
+    @field_validator("answer_opt_out")
+    @classmethod
+    def _names(cls, v: list[str]) -> list[str]:
+        bad = [name for name in v if not re.fullmatch(COLLECTION_NAME_PATTERN, name)]
+        if bad:
+            raise ValueError(f"{bad[0]!r} is not a collection name (lower-case letters, digits, '-' and '_')")
+        return v
 
 
 class Settings(BaseSettings):
@@ -342,6 +377,7 @@ class Settings(BaseSettings):
     audit: AuditSettings = AuditSettings()
     limits: LimitsSettings = LimitsSettings()
     observability: ObservabilitySettings = ObservabilitySettings()
+    cache: CacheSettings = CacheSettings()
 
     @property
     def database_url(self) -> str:

@@ -62,6 +62,8 @@ class AnswerOut(BaseModel):
     )
     flagged_excluded: int = Field(default=0, description="Retrieved chunks left out: they address the model.")
     flagged_quoted: int = Field(default=0, description="Retrieved chunks that address the model, quoted as data.")
+    cached: bool = Field(default=False, description="Served from the answer cache; `cached_from` is the original.")
+    cached_from: str | None = None
 
 
 @dataclass

@@ -15,6 +15,7 @@ from evals.online import AnswerScoring
 from evals.scores import Scorer
 from ingestion.index import Indexer
 from ingestion.pii import PresidioRedactor
+from kernel.cache_stats import CacheStats
 from kernel.llm import Endpoint
 from kernel.privacy import enforce_offline
 from kernel.protocols import Embedder, SparseEncoder, VectorStore
@@ -66,6 +67,8 @@ class Services:
     guard: GuardStats = field(default_factory=GuardStats)
     # Metrics and the service's own TracerProvider (rag/observability).
     telemetry: Telemetry = field(default_factory=Telemetry.quiet)
+    # Hits and misses of the embedding, query-embedding and answer caches (README "Caching"), for metrics.
+    cache_stats: CacheStats = field(default_factory=CacheStats)
 
     async def close(self) -> None:
         for name, closer in (
@@ -138,6 +141,7 @@ async def build_services(settings: Settings) -> Services:
     scorer = make_scorer(settings, embedder, encode_lock, checker)
     telemetry = Telemetry.build(settings.observability)
     redactor = CountedRedactor(telemetry)
+    cache_stats = CacheStats(listener=telemetry.metrics.cache_counts)
     return Services(
         settings=settings,
         catalog=catalog,
@@ -167,10 +171,12 @@ async def build_services(settings: Settings) -> Services:
             guard=locks,
             encode_lock=encode_lock,
             work_dir=settings.work_dir,
+            stored_vectors=store if settings.cache.embeddings else None,
+            cache_stats=cache_stats,
         ),
         locks=locks,
         retriever=Retriever(
-            embedder,
+            query_embedder(settings, embedder, cache_stats),
             sparse,
             store,
             catalog.collections,
@@ -185,7 +191,17 @@ async def build_services(settings: Settings) -> Services:
         redactor=redactor,
         _valkey=valkey,
         telemetry=telemetry,
+        cache_stats=cache_stats,
     )
+
+
+def query_embedder(settings: Settings, embedder: Embedder, stats: CacheStats) -> Embedder:
+    """The retriever's embedder: behind an LRU of query vectors unless RAG_CACHE__QUERY_EMBEDDINGS is 0."""
+    if settings.cache.query_embeddings == 0:
+        return embedder
+    from retrieval.query_cache import CachingQueryEmbedder
+
+    return CachingQueryEmbedder(embedder, settings.cache.query_embeddings, stats)
 
 
 def make_reranker(settings: Settings, checker: SupportChecker | None = None) -> Reranker:

@@ -138,8 +138,15 @@ class Metrics:
             self.guardrail_events.labels(guard, event).inc(count)
 
     def cache(self, cache: str, hit: bool) -> None:
+        self.cache_counts(cache, int(hit), int(not hit))
+
+    def cache_counts(self, cache: str, hits: int, misses: int) -> None:
+        """`cache`: embeddings (chunks reused at ingestion), query_embeddings or answers (kernel/cache_stats.py)."""
         if self.enabled:
-            self.cache_requests.labels(cache, "hit" if hit else "miss").inc()
+            if hits:
+                self.cache_requests.labels(cache, "hit").inc(hits)
+            if misses:
+                self.cache_requests.labels(cache, "miss").inc(misses)
 
     def budget_refused(self, scope: str) -> None:
         """`scope`: which budget (key, collection)."""

@@ -102,6 +102,10 @@ answers = sa.Table(
     # The request that made the answer and its OpenTelemetry trace: logs, traces and the answer meet on these.
     sa.Column("request_id", sa.String(64), nullable=True),
     sa.Column("trace_id", sa.String(32), nullable=True),
+    # The answer cache (migration 0007): the key under which this answer may be served again, and on an answer
+    # served from cache, the original it copies.
+    sa.Column("cache_key", sa.String(64), nullable=True, index=True),
+    sa.Column("cached_from", sa.String(36), nullable=True),
 )
 
 # One row per collection an answer drew on: reports filter by collection in SQL, before their row limit.

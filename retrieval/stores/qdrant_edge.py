@@ -11,7 +11,7 @@ import json
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import qdrant_edge as qe
 
@@ -131,6 +131,39 @@ class QdrantEdgeStore:
     async def count(self, selector: ChunkSelector) -> int:
         request = qe.CountRequest(filter=edge_filter(selector), exact=True)
         return await asyncio.to_thread(self.shard.count, request)
+
+    async def dense_by_text(self, model_id: str, text_sha256: Sequence[str]) -> dict[str, list[float]]:
+        if not text_sha256:
+            return {}
+        return await asyncio.to_thread(self._dense_by_text, model_id, list(text_sha256))
+
+    def _dense_by_text(self, model_id: str, digests: list[str]) -> dict[str, list[float]]:
+        flt = qe.Filter(
+            must=[
+                qe.FieldCondition(key=fields.TEXT_DIGEST, match=qe.MatchAny(any=digests)),
+                qe.FieldCondition(key="model_id", match=qe.MatchValue(model_id)),
+            ]
+        )
+        found: dict[str, list[float]] = {}
+        offset = None
+        # The same text may be stored many times (kept versions, other collections): stop once each is found.
+        while len(found) < len(digests):
+            request = qe.ScrollRequest(
+                filter=flt,
+                limit=2 * len(digests),
+                offset=offset,
+                with_payload=[fields.TEXT_DIGEST],
+                with_vector=[fields.DENSE],
+            )
+            points, offset = self.shard.scroll(request)
+            for p in points:
+                vectors = p.vector if isinstance(p.vector, dict) else {}
+                dense = vectors.get(fields.DENSE)
+                if p.payload is not None and isinstance(dense, list):
+                    found.setdefault(p.payload[fields.TEXT_DIGEST], cast(list[float], dense))
+            if offset is None:
+                break
+        return found
 
     async def optimize(self) -> None:
         """Build the HNSW index; Edge builds it only when asked."""

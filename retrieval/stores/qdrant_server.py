@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from qdrant_client import AsyncQdrantClient, models
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
@@ -69,6 +69,10 @@ class QdrantServerStore:
                         f"Qdrant collection {self._collection!r} holds {size}-dimensional vectors but the "
                         f"embedding model makes {dim}: set RAG_QDRANT__COLLECTION to a new name"
                     )
+                # Indexed since the embedding cache came: a collection made before gets the index now (idempotent).
+                for name in (fields.TEXT_DIGEST, "model_id"):
+                    schema = models.KeywordIndexParams(type=models.KeywordIndexType.KEYWORD)
+                    await self._client.create_payload_index(self._collection, name, field_schema=schema)
                 return
             await self._client.create_collection(
                 self._collection,
@@ -127,6 +131,37 @@ class QdrantServerStore:
             self._client.count(self._collection, count_filter=server_filter(selector), exact=True)
         )
         return result.count
+
+    async def dense_by_text(self, model_id: str, text_sha256: Sequence[str]) -> dict[str, list[float]]:
+        digests = list(text_sha256)
+        flt = models.Filter(
+            must=[
+                models.FieldCondition(key=fields.TEXT_DIGEST, match=models.MatchAny(any=digests)),
+                models.FieldCondition(key="model_id", match=models.MatchValue(value=model_id)),
+            ]
+        )
+        found: dict[str, list[float]] = {}
+        offset: Any = None
+        # The same text may be stored many times (kept versions, other collections): stop once each is found.
+        while digests and len(found) < len(digests):
+            points, offset = await self._call(
+                self._client.scroll(
+                    self._collection,
+                    scroll_filter=flt,
+                    limit=2 * len(digests),
+                    offset=offset,
+                    with_payload=[fields.TEXT_DIGEST],
+                    with_vectors=[fields.DENSE],
+                )
+            )
+            for p in points:
+                vectors = p.vector if isinstance(p.vector, dict) else {}
+                dense = vectors.get(fields.DENSE)
+                if p.payload is not None and isinstance(dense, list):
+                    found.setdefault(p.payload[fields.TEXT_DIGEST], cast(list[float], dense))
+            if offset is None:
+                break
+        return found
 
     async def ensure_field_index(self, field: str, type_: FieldType) -> None:
         await self._call(self._client.create_payload_index(self._collection, field, field_schema=_SCHEMAS[type_]))

@@ -237,6 +237,39 @@ class VectorStoreContract:
     async def test_ping_an_open_store(self, seeded: VectorStore) -> None:
         await seeded.ping()  # raises when the store cannot be reached
 
+    # the embedding cache (ingestion/reuse.py)
+
+    async def test_dense_vectors_are_found_by_text_digest_and_model(self, store: VectorStore) -> None:
+        made = [("d1", "m"), ("d1", "m"), ("d2", "m"), ("d3", "other")]
+        records = [
+            ChunkRecord(
+                id=chunk_id("cache", 1, i),
+                dense=[float(i + 1), 0.5, 0.25, 1.0],
+                sparse=BM25.encode_document("word"),
+                payload={
+                    "collection": "c",
+                    "document_id": "cache",
+                    "version": 1,
+                    "chunk_index": i,
+                    "state": "retired",
+                    "model_id": model,
+                    "text_sha256": digest,
+                },
+            )
+            for i, (digest, model) in enumerate(made)
+        ]
+        await store.upsert(records)
+        found = await store.dense_by_text("m", ["d1", "d2", "d3", "missing"])
+        assert set(found) == {"d1", "d2"}  # any state; only the model's own vectors
+
+        def unit(v: Sequence[float]) -> np.ndarray:
+            return np.array(v) / np.linalg.norm(v)  # cosine collections keep vectors normalised
+
+        assert np.allclose(found["d2"], unit(records[2].dense), atol=1e-5)
+        assert any(np.allclose(found["d1"], unit(r.dense), atol=1e-5) for r in records[:2])
+        assert await store.dense_by_text("m", []) == {}
+        assert set(await store.dense_by_text("other", ["d1", "d3"])) == {"d3"}
+
     # upsert, count, set_state, delete
 
     async def test_a_fresh_store_is_empty(self, store: VectorStore) -> None:

@@ -53,6 +53,9 @@ class FlakyStore:
     async def ping(self) -> None:
         await self._inner.ping()
 
+    async def dense_by_text(self, model_id: str, text_sha256: Sequence[str]) -> dict[str, list[float]]:
+        return await self._inner.dense_by_text(model_id, text_sha256)
+
     async def close(self) -> None:
         await self._inner.close()
 

@@ -101,6 +101,8 @@ async def start_service(
             "database": {"url": None},
             "qdrant": {"url": None},
             "redis": {"queue_name": f"rag:test:{uuid.uuid4().hex[:12]}"},
+            # Tests ask the same questions again to see what the pipeline does; the answer cache's tests switch it on.
+            "cache": {"answers": False},
         }
         settings = load_settings(**_merge(isolation, overrides or {}))
 

@@ -17,13 +17,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from kernel.access import Principal
 from kernel.errors import InvalidInput, RagError
+from rag.answer_cache import answer, answer_stream  # the pipeline's, behind the answer cache
 from rag.api.audit import note
 from rag.api.bodies import CheckedRoute
 from rag.api.deps import get_services
 from rag.api.errors import COMMON, errors
 from rag.api.guard import check_question, note_answer, strongest
 from rag.api.params import CollectionName
-from rag.pipeline import AnswerOut, Question, answer, answer_stream
+from rag.pipeline import AnswerOut, Question
 from rag.prompts.registry import load_prompt
 from rag.security import Asker, visible
 from rag.services import Services
