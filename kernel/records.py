@@ -195,6 +195,8 @@ class NewAnswer:
     conversation_id: str | None = None
     id: str | None = None
     key_id: str | None = None
+    variant: str | None = None  # RAG_VARIANTS: "control" or the candidate's name; None outside an experiment
+    replay_of: str | None = None  # the answer this one replays (POST /v1/answers/{id}/replay); not in reports
 
 
 @dataclass(frozen=True)
@@ -220,6 +222,8 @@ class StoredAnswer:
     evidence: float | None
     created_at: datetime
     key_id: str | None = None
+    variant: str | None = None
+    replay_of: str | None = None
 
 
 @dataclass(frozen=True)
@@ -305,6 +309,9 @@ class ReportRow:
     prompt_version: str
     generator: str
     score: ScoreState | None
+    variant: str | None = None
+    usage: dict[str, Any] = field(default_factory=dict)
+    timings_ms: dict[str, Any] = field(default_factory=dict)
 
 
 # ----- keys and audit --------------------------------------------------------------------------------------------

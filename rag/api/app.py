@@ -18,9 +18,12 @@ from rag.api import errors
 from rag.api.audit import add_audit
 from rag.api.limits import RequestLimits
 from rag.api.routes import answers, audit, collections, documents, ingest, keys, scores, search
+from rag.api.routes import prompts as prompt_routes
+from rag.api.routes import replay as replay_routes
 from rag.api.schema import Health, openapi_schema
 from rag.security import Caller, check_open_mode
 from rag.services import Services, build_services
+from rag.variants import audit_changes as audit_variant_changes
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +45,7 @@ def create_app(
         svc = await services_factory(settings)
         try:
             open_mode = await check_open_mode(svc)
+            await audit_variant_changes(settings, svc.audit)  # refuses a variant naming a missing prompt
             limits = RequestLimits(settings.limits, svc.redis_url)
         except BaseException:
             await svc.close()
@@ -93,6 +97,8 @@ def create_app(
     app.include_router(scores.router)
     app.include_router(keys.router)
     app.include_router(audit.router)
+    app.include_router(prompt_routes.router)
+    app.include_router(replay_routes.router)
 
     @app.get("/openapi.json", include_in_schema=False)
     async def openapi(caller: Caller) -> JSONResponse:

@@ -99,6 +99,10 @@ answers = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, index=True),
     # The API key that asked (null in single-user mode): a reader sees only its own answers and conversations.
     sa.Column("key_id", sa.String(16), nullable=True, index=True),
+    # The variant of the collection's experiment that answered (RAG_VARIANTS); null outside one.
+    sa.Column("variant", sa.String(32), nullable=True),
+    # Set on a replay (POST /v1/answers/{id}/replay): the answer it replays. Reports leave replays out.
+    sa.Column("replay_of", sa.String(36), nullable=True, index=True),
 )
 
 # One row per collection an answer drew on: reports filter by collection in SQL, before their row limit.
