@@ -253,6 +253,8 @@ async def _finish(svc: Services, draft: Draft, answer: GeneratedAnswer | None) -
                 "version": c.version,
                 "filename": c.filename,
                 "page": c.page,
+                "section": c.section,  # with flags: what a replay needs to rebuild the context exactly
+                "flags": c.flags,
                 "text": c.text,
                 "scores": h.model_dump(exclude={"payload"}),
             }

@@ -9,6 +9,9 @@ again against the current versions, and the response says so.
 
 The replay is stored as an answer of its own (`replay_of` set: reports leave it out) and scored at once, with the
 original's reference answer if it has one, by the service's scorer.
+
+Answers record each context's section title and flags since replays exist; an older answer is replayed without
+them (the extractive generator reads the section title, so its replay may pick other sentences).
 """
 
 from __future__ import annotations
@@ -69,7 +72,7 @@ def _original_hits(contexts: list[dict[str, Any]]) -> list[Hit]:
     return [
         Hit(
             **{k: v for k, v in (c.get("scores") or {}).items() if k in Hit.model_fields and k != "payload"},
-            payload={k: c.get(k) for k in ("document_id", "version", "filename", "page", "text")},
+            payload={k: c.get(k) for k in ("document_id", "version", "filename", "page", "section", "flags", "text")},
         )
         for c in contexts
     ]
