@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from bs4 import Tag
 
 from tests.integration.test_answers import RECORDS
 from tests.integration.test_reports_page import chromium, number, one, rendered, text  # noqa: F401
@@ -15,6 +16,12 @@ from tests.support.polling import wait_scored_sync
 from tests.support.service import ServiceProcess, import_records_sync
 
 pytestmark = pytest.mark.slow
+
+
+def decimal(node: Tag, attribute: str) -> float:
+    value = node[attribute]
+    assert isinstance(value, str), value  # only class-like attributes hold lists
+    return float(value)
 
 
 @pytest.fixture(scope="module")
@@ -58,18 +65,18 @@ def test_the_page_shows_both_variants_with_their_intervals(chromium: str, canary
         v = variants[row["data-variant"]]
         assert text(row).split()[1] == str(v["count"])
         faith = one(row, 'td[data-measure="faithfulness"]')
-        assert float(faith["data-mean"]) == pytest.approx(v["faithfulness"]["mean"], abs=1e-4)
+        assert decimal(faith, "data-mean") == pytest.approx(v["faithfulness"]["mean"], abs=1e-4)
         assert number(faith, "data-n") == v["faithfulness"]["n"]
         abstention = one(row, 'td[data-measure="abstention"]')
-        assert float(abstention["data-rate"]) == pytest.approx(v["abstention"]["rate"], abs=1e-4)
-        assert float(abstention["data-hi"]) == pytest.approx(v["abstention"]["hi"], abs=1e-4)
+        assert decimal(abstention, "data-rate") == pytest.approx(v["abstention"]["rate"], abs=1e-4)
+        assert decimal(abstention, "data-hi") == pytest.approx(v["abstention"]["hi"], abs=1e-4)
         latency = one(row, 'td[data-measure="latency_ms"]')
-        assert float(latency["data-lo"]) == pytest.approx(v["latency_ms"]["lo"], abs=1e-3)
+        assert decimal(latency, "data-lo") == pytest.approx(v["latency_ms"]["lo"], abs=1e-3)
     versus = one(dom, "#by-variant tr.vs-control")
     assert versus["data-variant"] == "candidate"
     diff = variants["candidate"]["vs_control"]["latency_ms"]
     cell = one(versus, 'td[data-measure="latency_ms"]')
-    assert float(cell["data-diff"]) == pytest.approx(diff["diff"], abs=1e-3)
+    assert decimal(cell, "data-diff") == pytest.approx(diff["diff"], abs=1e-3)
     assert cell["data-significant"] == str(diff["significant"]).lower()
 
 
