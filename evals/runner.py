@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from evals.offline import average_precision
 from evals.scores import METRICS
@@ -42,6 +42,8 @@ class EvalItem(BaseModel):
 
 class Gate(BaseModel):
     """Least acceptable means (and most acceptable abstention rate); None: not gated."""
+
+    model_config = ConfigDict(extra="forbid")  # a misspelt threshold in a gate file must not pass silently
 
     faithfulness: float | None = None
     context_precision: float | None = None

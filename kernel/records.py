@@ -200,6 +200,8 @@ class NewAnswer:
     trace_id: str | None = None
     cache_key: str | None = None  # may be served again under this key (rag/answer_cache.py)
     cached_from: str | None = None  # served from cache: the original answer
+    variant: str | None = None  # RAG_VARIANTS: "control" or the candidate's name; None outside an experiment
+    replay_of: str | None = None  # the answer this one replays (POST /v1/answers/{id}/replay); not in reports
 
 
 @dataclass(frozen=True)
@@ -229,6 +231,8 @@ class StoredAnswer:
     trace_id: str | None = None
     cache_key: str | None = None
     cached_from: str | None = None
+    variant: str | None = None
+    replay_of: str | None = None
 
 
 @dataclass(frozen=True)
@@ -314,6 +318,9 @@ class ReportRow:
     prompt_version: str
     generator: str
     score: ScoreState | None
+    variant: str | None = None
+    usage: dict[str, Any] = field(default_factory=dict)
+    timings_ms: dict[str, Any] = field(default_factory=dict)
 
 
 # ----- keys and audit --------------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 from typing import Any, Literal, Self
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from kernel.types import COLLECTION_NAME_PATTERN
@@ -353,6 +353,49 @@ class CacheSettings(BaseModel):
         if bad:
             raise ValueError(f"{bad[0]!r} is not a collection name (lower-case letters, digits, '-' and '_')")
         return v
+class PromptSettings(BaseModel):
+    directory: Path | None = Field(
+        default=None,
+        description="A directory of the operator's own prompt templates (TOML, like rag/prompts/templates), looked "
+        "up after the shipped ones: candidates for a variant, or a replacement for RAG_ANSWER__PROMPT.",
+    )
+
+
+class VariantSettings(BaseModel):
+    """A canary in one collection: `share` of its conversations are answered by the candidate prompt and/or
+    generator, the rest as configured (the control). The split is sticky: a hash of the conversation id (or of the
+    key and question outside a conversation) decides."""
+
+    model_config = ConfigDict(extra="forbid")  # a misspelt RAG_VARIANTS__... must not be ignored
+
+    prompt: str | None = Field(default=None, description="The candidate prompt template's id.")
+    generator: Literal["extractive", "llm"] | None = Field(
+        default=None, description="The candidate generator, for requests that do not name one."
+    )
+    share: float = Field(default=0.0, ge=0.0, le=1.0, description="Share of conversations the candidate answers.")
+    name: str = Field(
+        default="candidate", pattern=r"^[a-z0-9][a-z0-9_.-]{0,31}$", description="Recorded on its answers."
+    )
+
+    @model_validator(mode="after")
+    def _something_to_try(self) -> Self:
+        if self.prompt is None and self.generator is None:
+            raise ValueError(
+                "a variant needs a candidate prompt or generator (e.g. RAG_VARIANTS__COLLECTIONS__<name>__PROMPT=...)"
+            )
+        if self.name == "control":
+            raise ValueError("'control' names the answers outside the candidate; name the candidate otherwise")
+        return self
+
+
+class VariantsSettings(BaseModel):
+    """Per collection: RAG_VARIANTS__COLLECTIONS__<collection>__PROMPT / __GENERATOR / __SHARE / __NAME, or all at
+    once as JSON: RAG_VARIANTS__COLLECTIONS='{"handbook": {"prompt": "grounded_answer_v2", "share": 0.1}}'.
+    Promote: make the candidate the setting (RAG_ANSWER__PROMPT, RAG_LLM__...) and remove the variant; roll back:
+    share 0 or remove it. The service records each change of this configuration in the audit log at start."""
+
+    collections: dict[str, VariantSettings] = Field(default_factory=dict)
+    salt: str = Field(default="", max_length=64, description="Changing it reshuffles which conversations are in.")
 
 
 class Settings(BaseSettings):
@@ -378,6 +421,8 @@ class Settings(BaseSettings):
     limits: LimitsSettings = LimitsSettings()
     observability: ObservabilitySettings = ObservabilitySettings()
     cache: CacheSettings = CacheSettings()
+    prompts: PromptSettings = PromptSettings()
+    variants: VariantsSettings = VariantsSettings()
 
     @property
     def database_url(self) -> str:

@@ -6,7 +6,7 @@ import asyncio
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 
@@ -226,13 +226,17 @@ def eval_run(
     min_id_context_precision: Annotated[float | None, typer.Option(min=0, max=1)] = None,
     min_id_context_recall: Annotated[float | None, typer.Option(min=0, max=1)] = None,
     max_abstention_rate: Annotated[float | None, typer.Option(min=0, max=1)] = None,
+    gate_file: Annotated[
+        Path | None,
+        typer.Option("--gate", dir_okay=False, help="JSON of thresholds (tests/data/gate/*.json); flags override."),
+    ] = None,
 ) -> None:
     """Run a dataset through the service; exit 1 when the quality gate fails, 2 when the run cannot start."""
     import httpx
 
     from evals.runner import DatasetError, Gate, RunOptions, load_dataset, run_eval, write_reports
 
-    gate = Gate(
+    flags = Gate(
         faithfulness=min_faithfulness,
         context_precision=min_context_precision,
         context_recall=min_context_recall,
@@ -240,6 +244,7 @@ def eval_run(
         id_context_recall=min_id_context_recall,
         max_abstention_rate=max_abstention_rate,
     )
+    gate = _gate(gate_file, flags)
 
     async def go() -> dict:
         # Concurrent questions that poll their scores can go over the service's rate: each 429 is waited out.
@@ -267,6 +272,22 @@ def eval_run(
         typer.echo("quality gate FAILED: " + "; ".join(summary["gate_failures"]), err=True)
         raise typer.Exit(1)
     typer.echo("quality gate passed")
+
+
+def _gate(path: Path | None, flags: Any) -> Any:
+    """The thresholds of a gate file (kept in the repository beside its dataset), with the flags given over them."""
+    if path is None:
+        return flags
+    from pydantic import ValidationError
+
+    from evals.runner import Gate
+
+    try:
+        base = Gate.model_validate_json(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, ValidationError) as exc:
+        typer.echo(f"--gate {path}: {exc}", err=True)
+        raise typer.Exit(2) from None
+    return base.model_copy(update=flags.model_dump(exclude_none=True))
 
 
 def main() -> None:

@@ -18,12 +18,14 @@ from kernel.records import NewAnswer
 from kernel.text import CITATION_MARKER, marker_numbers
 from kernel.types import Context, GeneratedAnswer, Hit, PromptRef, Usage
 from kernel.unmask import visible_text
+from rag.citation_gate import CitationGate
 from rag.generation.base import Generator
 from rag.guarded import obeys_injection, planted_phrases, screen_hits
 from rag.observability.stages import count_screened, observe_answer, observed_retrieval, trace_fields
 from rag.prompts.registry import load_prompt
 from rag.redaction import StreamRedactor, needs_redaction, redact_answer, snippet
 from rag.services import Services
+from rag.variants import assign, sticky_unit
 from retrieval.search import SearchOptions
 
 ABSTAIN_TEXT = "The documents don't say."
@@ -64,6 +66,7 @@ class AnswerOut(BaseModel):
     flagged_quoted: int = Field(default=0, description="Retrieved chunks that address the model, quoted as data.")
     cached: bool = Field(default=False, description="Served from the answer cache; `cached_from` is the original.")
     cached_from: str | None = None
+    variant: str | None = Field(default=None, description="The collection's variant that answered (RAG_VARIANTS).")
 
 
 @dataclass
@@ -125,53 +128,6 @@ def validate_citations(text: str, contexts: list[Context]) -> tuple[str, list[in
     return re.sub(r"\s+([.,;:])", r"\1", re.sub(r"[ \t]{2,}", " ", cleaned)).strip(), cited, removed
 
 
-_OPEN_MARKER = re.compile(r"\[[\d,\s\u2013-]*$")
-
-
-class CitationGate:
-    """What of an LLM's stream may be shown: nothing until the text holds a valid citation marker, then everything,
-    with each marker cleaned once it is complete (markers pointing to no context are dropped).
-
-    The final check turns an answer without a valid citation into an abstention, so tokens sent before the first
-    valid citation could be taken back; holding them until then means no token shown is ever retracted (the
-    first sentence arrives whole instead of word by word, the rest streams). A replacement event would show
-    words and then take them back, and OpenAI-compatible clients have no such event."""
-
-    def __init__(self, contexts: list[Context]) -> None:
-        self._contexts = contexts
-        self._valid = {c.n for c in contexts}
-        self._pending = ""
-        self.opened = False
-
-    def _clean(self, text: str) -> str:
-        def keep(match: re.Match[str]) -> str:
-            nums = marker_numbers(match.group(1))
-            if any(n in self._valid for n in nums):
-                self.opened = True
-            return "".join(f"[{n}]" for n in nums if n in self._valid)
-
-        return CITATION_MARKER.sub(keep, text)
-
-    def feed(self, delta: str) -> str:
-        self._pending += delta
-        tail = _OPEN_MARKER.search(self._pending)
-        cut = tail.start() if tail else len(self._pending)
-        head = self._pending[:cut]
-        if not self.opened:
-            probe = self._clean(head)
-            if not self.opened:
-                return ""
-            self._pending = self._pending[cut:]
-            return probe
-        self._pending = self._pending[cut:]
-        return self._clean(head)
-
-    def finish(self) -> str:
-        """The rest, if the answer was shown at all."""
-        rest, self._pending = self._pending, ""
-        return self._clean(rest) if self.opened else ""
-
-
 @dataclass
 class Draft:
     """Everything known about an answer before the generator runs."""
@@ -190,6 +146,8 @@ class Draft:
     planted: set[str] = field(default_factory=set)
     excluded: int = 0
     quoted: int = 0
+    variant: str | None = None  # control or the candidate's name; None outside an experiment
+    replay_of: str | None = None
 
 
 def _abstain_reason(svc: Services, draft: Draft, answer: GeneratedAnswer | None) -> str | None:
@@ -220,7 +178,8 @@ async def _prepare(svc: Services, q: Question) -> Draft:
         raise InvalidInput("the question is empty")
     if len(q.text) > cfg.max_question_chars:
         raise InvalidInput(f"the question has {len(q.text)} characters; the limit is {cfg.max_question_chars}")
-    gen = pick_generator(svc, q.generator)
+    variant = assign(svc.settings.variants, q.collections, sticky_unit(q.conversation_id, q.caller.key_id, q.text))
+    gen = pick_generator(svc, q.generator or variant.generator)
     top_k = q.top_k or cfg.context_k
     # A few more than needed: chunks flagged as addressing the model may be left out.
     fetch = min(top_k + FLAGGED_SPARE, max(top_k, svc.settings.retrieval.max_top_k))
@@ -229,11 +188,12 @@ async def _prepare(svc: Services, q: Question) -> Draft:
     screened = await screen_hits(retrieval.hits, svc.catalog.collections, top_k)
     count_screened(svc, screened)
     guarded = q.injection is not None or screened.quoted > 0
-    prompt = await asyncio.to_thread(load_prompt, cfg.guarded_prompt if guarded else cfg.prompt)
+    name = cfg.guarded_prompt if guarded else variant.prompt or cfg.prompt
+    prompt = await asyncio.to_thread(load_prompt, name, extra=svc.settings.prompts.directory)
     contexts = to_contexts(screened.hits)
     redact = await needs_redaction(svc.catalog.collections, q.collections)
     draft = Draft(q, gen, prompt, screened.hits, contexts, dict(retrieval.timings_ms), started, redact, guarded)
-    draft.excluded, draft.quoted = screened.excluded, screened.quoted
+    draft.excluded, draft.quoted, draft.variant = screened.excluded, screened.quoted, variant.name
     if guarded and gen.name != "extractive":
         untrusted = [c.text for c in contexts if c.flags] + ([q.standalone or q.text] if q.injection else [])
         trusted = [c.text for c in contexts if not c.flags]
@@ -296,6 +256,8 @@ async def _finish(svc: Services, draft: Draft, answer: GeneratedAnswer | None) -
                 "version": c.version,
                 "filename": c.filename,
                 "page": c.page,
+                "section": c.section,  # with flags: what a replay needs to rebuild the context exactly
+                "flags": c.flags,
                 "text": c.text,
                 "scores": h.model_dump(exclude={"payload"}),
             }
@@ -310,6 +272,8 @@ async def _finish(svc: Services, draft: Draft, answer: GeneratedAnswer | None) -
         removed_citations=removed,
         evidence=evidence,
         **trace_fields(),
+        variant=draft.variant,
+        replay_of=draft.replay_of,
     )
     scoring = svc.settings.scoring.enabled
     answer_id = await svc.answers.save(record, score=scoring)
@@ -333,6 +297,7 @@ async def _finish(svc: Services, draft: Draft, answer: GeneratedAnswer | None) -
         injection=q.injection,
         flagged_excluded=draft.excluded,
         flagged_quoted=draft.quoted,
+        variant=draft.variant,
     )
 
 

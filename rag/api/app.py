@@ -19,10 +19,13 @@ from rag.api.audit import add_audit
 from rag.api.limits import RequestLimits
 from rag.api.routes import answers, audit, collections, documents, ingest, keys, scores, search, signin
 from rag.api.routes import metrics as metrics_route
+from rag.api.routes import prompts as prompt_routes
+from rag.api.routes import replay as replay_routes
 from rag.api.schema import Health, openapi_schema
 from rag.observability.middleware import ObservabilityMiddleware
 from rag.security import Caller, check_open_mode
 from rag.services import Services, build_services
+from rag.variants import audit_changes as audit_variant_changes
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +47,7 @@ def create_app(
         svc = await services_factory(settings)
         try:
             open_mode = await check_open_mode(svc)
+            await audit_variant_changes(settings, svc.audit)  # refuses a variant naming a missing prompt
             limits = RequestLimits(settings.limits, svc.redis_url)
         except BaseException:
             await svc.close()
@@ -99,6 +103,8 @@ def create_app(
     app.include_router(audit.router)
     app.include_router(signin.router)
     app.include_router(metrics_route.router)
+    app.include_router(prompt_routes.router)
+    app.include_router(replay_routes.router)
 
     @app.get("/openapi.json", include_in_schema=False)
     async def openapi(caller: Caller) -> JSONResponse:

@@ -97,6 +97,7 @@ class AnswerStore:
             )
         columns = [answers.c[f.name] for f in dataclasses.fields(ReportRow) if f.name != "score"]
         select = sa.select(*columns, *(c.label(f"s_{c.name}") for c in scores.c)).select_from(source)
+        select = select.where(answers.c.replay_of.is_(None))  # an analyst's replay is not traffic
         if query.grants is not None:
             # Every collection the answer drew on must be granted: one forbidden collection hides the answer.
             forbidden = sa.select(answer_collections.c.answer_id).where(

@@ -106,6 +106,10 @@ answers = sa.Table(
     # served from cache, the original it copies.
     sa.Column("cache_key", sa.String(64), nullable=True, index=True),
     sa.Column("cached_from", sa.String(36), nullable=True),
+    # The variant of the collection's experiment that answered (RAG_VARIANTS); null outside one.
+    sa.Column("variant", sa.String(32), nullable=True),
+    # Set on a replay (POST /v1/answers/{id}/replay): the answer it replays. Reports leave replays out.
+    sa.Column("replay_of", sa.String(36), nullable=True, index=True),
 )
 
 # One row per collection an answer drew on: reports filter by collection in SQL, before their row limit.

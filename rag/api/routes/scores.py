@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
 from evals.reports import build_report, to_csv
 from evals.scores import METRICS, ScoreInput, Scores
+from evals.variants import compare_variants
 from kernel.access import Permission, Principal
 from kernel.errors import InvalidInput, NotFound
 from kernel.records import ReportQuery, ScoreState, StoredAnswer
@@ -236,6 +237,8 @@ async def groundedness_report(
         )
     thresholds = {m: cfg.threshold(m) for m in METRICS}
     report = await asyncio.to_thread(build_report, rows, feedback, thresholds, p.worst)
+    # Each variant of the collections' experiments side by side, with confidence intervals (RAG_VARIANTS).
+    report["by_variant"] = await asyncio.to_thread(compare_variants, rows, feedback)
     # Built from the real rows (the figures do not change), then the texts it shows are redacted.
     report = await redact_report(svc.catalog.collections, svc.redactor, report)
     return {
