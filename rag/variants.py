@@ -15,8 +15,9 @@ import logging
 from dataclasses import dataclass
 
 from kernel.errors import InvalidInput
+from kernel.ops_settings import VariantsSettings
 from kernel.records import AuditQuery, NewAuditEntry
-from kernel.settings import Settings, VariantsSettings
+from kernel.settings import Settings
 from rag.prompts.registry import load_prompt
 from rag.storage.audit import AuditLog
 

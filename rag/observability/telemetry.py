@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from opentelemetry.trace import Tracer
 
-from kernel.settings import ObservabilitySettings
+from kernel.ops_settings import ObservabilitySettings
 from rag.observability.metrics import Metrics
 from rag.observability.tracing import Tracing
 

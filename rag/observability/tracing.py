@@ -17,7 +17,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.trace import Link, Tracer
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from kernel.settings import ObservabilitySettings
+from kernel.ops_settings import ObservabilitySettings
 from rag.observability.context import current_request_id
 
 TRACER_NAME = "rag"

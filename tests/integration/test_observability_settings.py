@@ -10,7 +10,8 @@ import logging
 
 import pytest
 
-from kernel.settings import ObservabilitySettings, SettingsError, load_settings
+from kernel.ops_settings import ObservabilitySettings
+from kernel.settings import SettingsError, load_settings
 from rag.observability.logs import log_handler
 from rag.observability.tracing import Tracing
 from tests.integration.test_answers import RECORDS

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from evals.variants import compare_variants, mean_ci, wilson
-from kernel.settings import SettingsError, VariantSettings, VariantsSettings, load_settings
+from kernel.ops_settings import VariantSettings, VariantsSettings
+from kernel.settings import SettingsError, load_settings
 from rag.prompts.registry import list_prompts, load_prompt
 from rag.variants import CONTROL, assign, check, sticky_unit
 
