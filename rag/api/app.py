@@ -17,7 +17,7 @@ from kernel.settings import Settings, load_settings
 from rag.api import errors
 from rag.api.audit import add_audit
 from rag.api.limits import RequestLimits
-from rag.api.routes import answers, audit, collections, documents, ingest, keys, scores, search
+from rag.api.routes import answers, audit, collections, documents, ingest, keys, ready, scores, search
 from rag.api.schema import Health, openapi_schema
 from rag.security import Caller, check_open_mode
 from rag.services import Services, build_services
@@ -93,6 +93,8 @@ def create_app(
     app.include_router(scores.router)
     app.include_router(keys.router)
     app.include_router(audit.router)
+    # Readiness, open like /healthz (probes carry no key).
+    app.include_router(ready.router)
 
     @app.get("/openapi.json", include_in_schema=False)
     async def openapi(caller: Caller) -> JSONResponse:
