@@ -126,6 +126,13 @@ class IngestionSettings(BaseModel):
         description="How often a worker renews its heartbeat key in Redis; /readyz counts a worker live while its "
         "key is younger than three beats.",
     )
+    job_lease_seconds: float = Field(
+        default=60.0,
+        ge=5.0,
+        le=24 * 3600.0,
+        description="A running job's claim, renewed with each heartbeat: when its worker dies outright (SIGKILL, out "
+        "of memory), another worker takes the job over within this long, instead of after the job timeout.",
+    )
     shutdown_grace_seconds: int = Field(
         default=30,
         ge=0,
@@ -133,6 +140,15 @@ class IngestionSettings(BaseModel):
         description="On SIGTERM a worker takes no new job and gives its running jobs this long to finish; the rest "
         "are interrupted and go back on the queue for another worker. Keep it below the orchestrator's stop timeout.",
     )
+
+    @model_validator(mode="after")
+    def _lease_outlives_beats(self) -> Self:
+        if self.job_lease_seconds < 3 * self.heartbeat_seconds:
+            raise ValueError(
+                "RAG_INGESTION__JOB_LEASE_SECONDS must be at least three RAG_INGESTION__HEARTBEAT_SECONDS: a lease "
+                "renewed less often would lapse under a live worker"
+            )
+        return self
 
 
 class RetrievalSettings(BaseModel):

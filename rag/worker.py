@@ -104,7 +104,13 @@ def make_worker(svc: Services, *, handle_signals: bool) -> Worker:
 
     async def on_startup(ctx: dict[str, Any]) -> None:
         ctx["services"] = svc
-        heartbeat = Heartbeat(svc.queue.pool, svc.settings.redis.queue_name, ing.heartbeat_seconds)
+        heartbeat = Heartbeat(
+            svc.queue.pool,
+            svc.settings.redis.queue_name,
+            ing.heartbeat_seconds,
+            running=lambda: worker.job_tasks.keys(),
+            lease=ing.job_lease_seconds,
+        )
         await heartbeat.start()
         ctx["heartbeat"] = heartbeat
         # on_startup runs in arq's main task, which ends when the worker stops in either mode (the embedded one is
@@ -119,7 +125,7 @@ def make_worker(svc: Services, *, handle_signals: bool) -> Worker:
         if owed:
             log.info("re-enqueued %d owed answer scores", owed)
 
-    return Worker(
+    worker = Worker(
         functions=[
             func(ingest_job, name=INGEST_FUNCTION, max_tries=ing.max_tries + 1),
             func(score_answer, name=SCORE_FUNCTION, max_tries=svc.settings.scoring.max_tries + 1),
@@ -136,6 +142,7 @@ def make_worker(svc: Services, *, handle_signals: bool) -> Worker:
         job_completion_wait=ing.shutdown_grace_seconds if handle_signals else 0,
         on_shutdown=on_shutdown,
     )
+    return worker
 
 
 async def on_shutdown(ctx: dict[str, Any]) -> None:
