@@ -131,9 +131,19 @@ async def test_sigterm_requeues_then_finishes_the_job(tmp_path: Path) -> None:
             return dict((await client.get(job_url)).json())
 
         # 1. A short grace period: the job is interrupted and goes back on the queue.
-        first = WorkerProcess(tmp_path / "worker-1", api_dir, {**env, "RAG_INGESTION__SHUTDOWN_GRACE_SECONDS": "1"})
+        lease = {"RAG_INGESTION__HEARTBEAT_SECONDS": "1", "RAG_INGESTION__JOB_LEASE_SECONDS": "10"}
+        first = WorkerProcess(
+            tmp_path / "worker-1", api_dir, {**env, **lease, "RAG_INGESTION__SHUTDOWN_GRACE_SECONDS": "1"}
+        )
         try:
             await poll(job, _midway(1), what="the first worker to be midway through the job", every_s=0.05)
+            # Its heartbeat holds the job's claim to the lease, not to arq's job timeout (hours): had it been
+            # killed outright, the job would be free for another worker within 10 s.
+            await poll(
+                lambda: pool.pttl(f"arq:in-progress:{job_id}"),
+                lambda ms: 0 < ms <= 10_000,
+                what="the job's claim to be a lease",
+            )
             assert first.stop() == 0, first.log()
         finally:
             first.kill()
