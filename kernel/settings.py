@@ -60,6 +60,20 @@ class QdrantSettings(BaseModel):
     api_key: SecretStr | None = None
     collection: str = "rag_chunks"
     timeout_seconds: float = Field(default=30.0, gt=0)
+    # Used only when the service creates the collection on a Qdrant server; an existing collection keeps its own.
+    shards: int = Field(default=1, ge=1, le=1024, description="Shards of a new collection (spread over the nodes).")
+    replication_factor: int = Field(
+        default=1, ge=1, le=64, description="Copies of each shard on different nodes (a cluster of that many or more)."
+    )
+    write_consistency_factor: int = Field(
+        default=1, ge=1, le=64, description="Replicas that must confirm a write; at most the replication factor."
+    )
+
+    @model_validator(mode="after")
+    def _consistency_fits(self) -> Self:
+        if self.write_consistency_factor > self.replication_factor:
+            raise ValueError("RAG_QDRANT__WRITE_CONSISTENCY_FACTOR must be at most RAG_QDRANT__REPLICATION_FACTOR")
+        return self
 
 
 class EmbeddingSettings(BaseModel):
@@ -108,6 +122,36 @@ class IngestionSettings(BaseModel):
     parse_memory_mb: int = Field(
         default=3072, ge=256, description="Memory (heap and anonymous mappings) the parser process may allocate."
     )
+    heartbeat_seconds: float = Field(
+        default=5.0,
+        ge=0.5,
+        le=300.0,
+        description="How often a worker renews its heartbeat key in Redis; /readyz counts a worker live while its "
+        "key is younger than three beats.",
+    )
+    job_lease_seconds: float = Field(
+        default=60.0,
+        ge=5.0,
+        le=24 * 3600.0,
+        description="A running job's claim, renewed with each heartbeat: when its worker dies outright (SIGKILL, out "
+        "of memory), another worker takes the job over within this long, instead of after the job timeout.",
+    )
+    shutdown_grace_seconds: int = Field(
+        default=30,
+        ge=0,
+        le=24 * 3600,
+        description="On SIGTERM a worker takes no new job and gives its running jobs this long to finish; the rest "
+        "are interrupted and go back on the queue for another worker. Keep it below the orchestrator's stop timeout.",
+    )
+
+    @model_validator(mode="after")
+    def _lease_outlives_beats(self) -> Self:
+        if self.job_lease_seconds < 3 * self.heartbeat_seconds:
+            raise ValueError(
+                "RAG_INGESTION__JOB_LEASE_SECONDS must be at least three RAG_INGESTION__HEARTBEAT_SECONDS: a lease "
+                "renewed less often would lapse under a live worker"
+            )
+        return self
 
 
 class RetrievalSettings(BaseModel):

@@ -88,10 +88,12 @@ class Services:
 
 def make_store(settings: Settings) -> VectorStore:
     if settings.qdrant.url:
-        from retrieval.stores.qdrant_server import QdrantServerStore
+        from retrieval.stores.qdrant_server import CollectionLayout, QdrantServerStore
 
-        key = settings.qdrant.api_key.get_secret_value() if settings.qdrant.api_key else None
-        return QdrantServerStore(settings.qdrant.url, settings.qdrant.collection, key, settings.qdrant.timeout_seconds)
+        cfg = settings.qdrant
+        key = cfg.api_key.get_secret_value() if cfg.api_key else None
+        layout = CollectionLayout(cfg.shards, cfg.replication_factor, cfg.write_consistency_factor)
+        return QdrantServerStore(settings.qdrant.url, cfg.collection, key, cfg.timeout_seconds, layout=layout)
     from retrieval.stores.qdrant_edge import QdrantEdgeStore
 
     return QdrantEdgeStore(settings.qdrant_path)

@@ -6,6 +6,7 @@ is recorded on the job and raised, so that arq's own record says the job failed 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Mapping
@@ -17,6 +18,7 @@ from arq.worker import Worker, func
 from kernel.errors import TransientError
 from kernel.settings import Settings
 from kernel.types import JobStatus
+from rag.heartbeat import Heartbeat
 from rag.observability.jobs import job_scope
 from rag.queue import INGEST_FUNCTION, SCORE_FUNCTION, redis_settings
 from rag.services import Services, build_services
@@ -144,11 +146,30 @@ async def recover_jobs(svc: Services) -> int:
 
 
 def make_worker(svc: Services, *, handle_signals: bool) -> Worker:
-    """A worker that runs jobs with these services; arq's own retry count is ours plus one so ours decides."""
+    """A worker that runs jobs with these services; arq's own retry count is ours plus one so ours decides.
+
+    `handle_signals` (a standalone `rag worker`): on SIGTERM or SIGINT it takes no new job, gives running jobs
+    `shutdown_grace_seconds` to finish, then interrupts the rest; arq puts an interrupted job back on the queue
+    (its retry rule for a cancelled job), where another worker picks it up at once.
+    """
     ing = svc.settings.ingestion
 
     async def on_startup(ctx: dict[str, Any]) -> None:
         ctx["services"] = svc
+        heartbeat = Heartbeat(
+            svc.queue.pool,
+            svc.settings.redis.queue_name,
+            ing.heartbeat_seconds,
+            running=lambda: worker.job_tasks.keys(),
+            lease=ing.job_lease_seconds,
+        )
+        await heartbeat.start()
+        ctx["heartbeat"] = heartbeat
+        # on_startup runs in arq's main task, which ends when the worker stops in either mode (the embedded one is
+        # cancelled with its app, without arq's close()): the heartbeat stops with it.
+        main = asyncio.current_task()
+        if main is not None:
+            main.add_done_callback(lambda _task: heartbeat.stop_soon())
         recovered = await recover_jobs(svc)
         if recovered:
             log.info("re-enqueued %d unfinished jobs", recovered)
@@ -156,7 +177,7 @@ def make_worker(svc: Services, *, handle_signals: bool) -> Worker:
         if owed:
             log.info("re-enqueued %d owed answer scores", owed)
 
-    return Worker(
+    worker = Worker(
         functions=[
             func(ingest_job, name=INGEST_FUNCTION, max_tries=ing.max_tries + 1),
             func(score_answer, name=SCORE_FUNCTION, max_tries=svc.settings.scoring.max_tries + 1),
@@ -170,7 +191,16 @@ def make_worker(svc: Services, *, handle_signals: bool) -> Worker:
         keep_result=3600,
         poll_delay=0.2,
         handle_signals=handle_signals,
+        job_completion_wait=ing.shutdown_grace_seconds if handle_signals else 0,
+        on_shutdown=on_shutdown,
     )
+    return worker
+
+
+async def on_shutdown(ctx: dict[str, Any]) -> None:
+    heartbeat: Heartbeat | None = ctx.get("heartbeat")
+    if heartbeat is not None:
+        await heartbeat.stop()
 
 
 async def run_standalone(settings: Settings) -> None:
@@ -178,6 +208,9 @@ async def run_standalone(settings: Settings) -> None:
     worker = make_worker(svc, handle_signals=True)
     try:
         await worker.async_run()
+    except asyncio.CancelledError:
+        # arq's signal handler cancels its main task once the grace period is over: a requested stop, not a crash.
+        log.info("worker stopped by signal")
     finally:
         await worker.close()
         await svc.close()

@@ -17,7 +17,7 @@ from kernel.settings import Settings, load_settings
 from rag.api import errors
 from rag.api.audit import add_audit
 from rag.api.limits import RequestLimits
-from rag.api.routes import answers, audit, collections, documents, ingest, keys, scores, search, signin
+from rag.api.routes import answers, audit, collections, documents, ingest, keys, ready, scores, search, signin
 from rag.api.routes import metrics as metrics_route
 from rag.api.routes import prompts as prompt_routes
 from rag.api.routes import replay as replay_routes
@@ -105,6 +105,8 @@ def create_app(
     app.include_router(metrics_route.router)
     app.include_router(prompt_routes.router)
     app.include_router(replay_routes.router)
+    # Readiness, open like /healthz (probes carry no key).
+    app.include_router(ready.router)
 
     @app.get("/openapi.json", include_in_schema=False)
     async def openapi(caller: Caller) -> JSONResponse:

@@ -17,7 +17,7 @@ from kernel.settings import AuditSettings
 log = logging.getLogger(__name__)
 
 # Probes and the browser's own requests say nothing about anyone's data.
-UNAUDITED = frozenset({"/healthz", "/favicon.ico"})
+UNAUDITED = frozenset({"/healthz", "/readyz", "/favicon.ico"})
 REFUSED = frozenset({401, 403, 429})
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
 from qdrant_client import AsyncQdrantClient, models
@@ -49,13 +50,29 @@ _SCHEMAS = {
 }
 
 
+@dataclass(frozen=True)
+class CollectionLayout:
+    """How a collection this store creates is spread over a Qdrant cluster; an existing collection keeps its own."""
+
+    shards: int = 1
+    replication_factor: int = 1
+    write_consistency_factor: int = 1
+
+
 class QdrantServerStore:
     def __init__(
-        self, url: str, collection: str, api_key: str | None, timeout: float, client: AsyncQdrantClient | None = None
+        self,
+        url: str,
+        collection: str,
+        api_key: str | None,
+        timeout: float,
+        client: AsyncQdrantClient | None = None,
+        layout: CollectionLayout | None = None,
     ) -> None:
         # `client` lets the contract tests run this store on qdrant-client's in-process engine.
         self._client = client or AsyncQdrantClient(url=url, api_key=api_key, timeout=int(timeout))
         self._collection = collection
+        self._layout = layout or CollectionLayout()
 
     async def ensure(self, dim: int) -> None:
         try:
@@ -78,6 +95,9 @@ class QdrantServerStore:
                 self._collection,
                 vectors_config={fields.DENSE: models.VectorParams(size=dim, distance=models.Distance.COSINE)},
                 sparse_vectors_config={fields.SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF)},
+                shard_number=self._layout.shards,
+                replication_factor=self._layout.replication_factor,
+                write_consistency_factor=self._layout.write_consistency_factor,
             )
             for name in fields.KEYWORD_FIELDS:
                 schema = models.KeywordIndexParams(
