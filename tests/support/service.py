@@ -18,7 +18,7 @@ import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +62,7 @@ class RunningService:
     client: httpx.AsyncClient
     services: Services
     app: FastAPI
-    sent: SentRequests
+    sent: SentRequests = field(default_factory=SentRequests)
 
     @property
     def settings(self) -> Settings:
