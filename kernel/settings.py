@@ -57,6 +57,20 @@ class QdrantSettings(BaseModel):
     api_key: SecretStr | None = None
     collection: str = "rag_chunks"
     timeout_seconds: float = Field(default=30.0, gt=0)
+    store_url: str | None = Field(
+        default=None,
+        description="URL of a store owner (`rag store`) that serves one Qdrant Edge store to several processes, "
+        "e.g. http://127.0.0.1:8001: split API and worker processes on one machine. Unset (and no url): Qdrant Edge "
+        "in this process.",
+    )
+
+    _store_http = field_validator("store_url")(lambda v: _http_url(v))
+
+    @model_validator(mode="after")
+    def _one_store(self) -> Self:
+        if self.url and self.store_url:
+            raise ValueError("set RAG_QDRANT__URL (a Qdrant server) or RAG_QDRANT__STORE_URL (a `rag store`), not both")
+        return self
 
 
 class EmbeddingSettings(BaseModel):
@@ -88,6 +102,13 @@ class IngestionSettings(BaseModel):
     retry_base_seconds: float = Field(default=2.0, ge=0)
     job_timeout_seconds: int = Field(default=6 * 3600, ge=10)
     worker_concurrency: int = Field(default=2, ge=1, le=64)
+    job_lease_seconds: int = Field(
+        default=60,
+        ge=3,
+        le=24 * 3600,
+        description="A running job's claim on the queue, renewed every third of it while its worker lives: after a "
+        "worker process dies, its jobs wait at most this long before another worker runs them.",
+    )
     # Per document: a 20 MB single-line text file became 24,000 chunks and 90 minutes of embedding; a document
     # beyond these fails with the limit named instead.
     max_document_chars: int = Field(

@@ -84,6 +84,10 @@ def make_store(settings: Settings) -> VectorStore:
 
         key = settings.qdrant.api_key.get_secret_value() if settings.qdrant.api_key else None
         return QdrantServerStore(settings.qdrant.url, settings.qdrant.collection, key, settings.qdrant.timeout_seconds)
+    if settings.qdrant.store_url:
+        from retrieval.stores.remote import RemoteStore
+
+        return RemoteStore(settings.qdrant.store_url, settings.qdrant.timeout_seconds)
     from retrieval.stores.qdrant_edge import QdrantEdgeStore
 
     return QdrantEdgeStore(settings.qdrant_path)
