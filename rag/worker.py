@@ -17,6 +17,7 @@ from kernel.settings import Settings
 from kernel.types import JobStatus
 from rag.queue import INGEST_FUNCTION, SCORE_FUNCTION, redis_settings
 from rag.services import Services, build_services
+from rag.worker_lease import LeasedWorker
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +105,7 @@ def make_worker(svc: Services, *, handle_signals: bool) -> Worker:
         if owed:
             log.info("re-enqueued %d owed answer scores", owed)
 
-    return Worker(
+    return LeasedWorker(
         functions=[
             func(ingest_job, name=INGEST_FUNCTION, max_tries=ing.max_tries + 1),
             func(score_answer, name=SCORE_FUNCTION, max_tries=svc.settings.scoring.max_tries + 1),
@@ -118,6 +119,7 @@ def make_worker(svc: Services, *, handle_signals: bool) -> Worker:
         keep_result=3600,
         poll_delay=0.2,
         handle_signals=handle_signals,
+        lease_seconds=ing.job_lease_seconds,
     )
 
 
