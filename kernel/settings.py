@@ -102,6 +102,14 @@ class IngestionSettings(BaseModel):
     retry_base_seconds: float = Field(default=2.0, ge=0)
     job_timeout_seconds: int = Field(default=6 * 3600, ge=10)
     worker_concurrency: int = Field(default=2, ge=1, le=64)
+    worker_processes: int = Field(
+        default=0,
+        ge=0,
+        le=64,
+        description="`rag serve` only: ingestion worker processes beside the API process, so parsing and embedding "
+        "use more cores. 0: the API process runs the jobs itself. N: a store owner process (`rag store`) holds the "
+        "embedded Qdrant store and N worker processes run the jobs; all of them stop with the service.",
+    )
     job_lease_seconds: int = Field(
         default=60,
         ge=3,

@@ -26,10 +26,43 @@ def _serve(settings: Settings, embedded_worker: bool) -> None:
 
     from rag.api.app import create_app
 
+    if embedded_worker and settings.ingestion.worker_processes:
+        _serve_with_pool(settings)
+        return
     app_ = create_app(settings, embedded_worker=embedded_worker)
     base = f"http://{settings.host}:{settings.port}"
     typer.echo(f"RAG service on {base} — API docs at {base}/docs, health at {base}/healthz", err=True)
     uvicorn.run(app_, host=settings.host, port=settings.port, log_level=settings.log_level)
+
+
+def _serve_with_pool(settings: Settings) -> None:
+    """Embedded mode whose jobs run in worker processes around a store owner (RAG_INGESTION__WORKER_PROCESSES)."""
+    import uvicorn
+
+    from rag.api.app import create_app
+    from rag.services import Services, build_services
+    from rag.worker_pool import LocalPool
+
+    pool = LocalPool(settings)
+    try:
+        settings = pool.start_store()
+
+        async def services_with_workers(s: Settings) -> Services:
+            svc = await build_services(s)
+            await pool.start_workers(svc.redis_url)
+            svc.on_close.append(pool.stop_workers)  # before the embedded Valkey they use stops
+            return svc
+
+        app_ = create_app(settings, embedded_worker=False, services_factory=services_with_workers)
+        base = f"http://{settings.host}:{settings.port}"
+        typer.echo(
+            f"RAG service on {base} with {settings.ingestion.worker_processes} worker processes — API docs at "
+            f"{base}/docs, health at {base}/healthz",
+            err=True,
+        )
+        uvicorn.run(app_, host=settings.host, port=settings.port, log_level=settings.log_level)
+    finally:
+        pool.stop()
 
 
 @app.command()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from evals.checker import SupportChecker
@@ -62,8 +63,15 @@ class Services:
     locks: CollectionLocks
     _valkey: EmbeddedValkey | None = None
     guard: GuardStats = field(default_factory=GuardStats)
+    # Run first on close, newest first: what depends on these services (worker processes on the embedded Valkey).
+    on_close: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     async def close(self) -> None:
+        for hook in reversed(self.on_close):
+            try:
+                await hook()
+            except Exception:
+                log.exception("a close hook failed")
         for name, closer in (
             ("parser", self.indexer.close),
             ("queue", self.queue.close),
