@@ -30,7 +30,7 @@ from tests.support.polling import poll, poll_sync
 from tests.support.ports import free_port
 
 REDIS_URL = os.environ.get("RAG_TEST_SPLIT_REDIS_URL", "redis://127.0.0.1:6379/12")
-DOCS, ABSTRACTS_PER_DOC = 20, 10
+DOCS, ABSTRACTS_PER_DOC = 12, 8
 LEASE_SECONDS = 10  # a killed worker's job runs again on the other worker after at most this long
 
 
