@@ -73,6 +73,19 @@ class QdrantSettings(BaseModel):
     def _consistency_fits(self) -> Self:
         if self.write_consistency_factor > self.replication_factor:
             raise ValueError("RAG_QDRANT__WRITE_CONSISTENCY_FACTOR must be at most RAG_QDRANT__REPLICATION_FACTOR")
+    store_url: str | None = Field(
+        default=None,
+        description="URL of a store owner (`rag store`) that serves one Qdrant Edge store to several processes, "
+        "e.g. http://127.0.0.1:8001: split API and worker processes on one machine. Unset (and no url): Qdrant Edge "
+        "in this process.",
+    )
+
+    _store_http = field_validator("store_url")(lambda v: _http_url(v))
+
+    @model_validator(mode="after")
+    def _one_store(self) -> Self:
+        if self.url and self.store_url:
+            raise ValueError("set RAG_QDRANT__URL (a Qdrant server) or RAG_QDRANT__STORE_URL (a `rag store`), not both")
         return self
 
 
@@ -105,6 +118,21 @@ class IngestionSettings(BaseModel):
     retry_base_seconds: float = Field(default=2.0, ge=0)
     job_timeout_seconds: int = Field(default=6 * 3600, ge=10)
     worker_concurrency: int = Field(default=2, ge=1, le=64)
+    worker_processes: int = Field(
+        default=0,
+        ge=0,
+        le=64,
+        description="`rag serve` only: ingestion worker processes beside the API process, so parsing and embedding "
+        "use more cores. 0: the API process runs the jobs itself. N: a store owner process (`rag store`) holds the "
+        "embedded Qdrant store and N worker processes run the jobs; all of them stop with the service.",
+    )
+    job_lease_seconds: int = Field(
+        default=60,
+        ge=3,
+        le=24 * 3600,
+        description="A running job's claim on the queue, renewed every third of it while its worker lives: after a "
+        "worker process dies, its jobs wait at most this long before another worker runs them.",
+    )
     # Per document: a 20 MB single-line text file became 24,000 chunks and 90 minutes of embedding; a document
     # beyond these fails with the limit named instead.
     max_document_chars: int = Field(
@@ -129,13 +157,6 @@ class IngestionSettings(BaseModel):
         description="How often a worker renews its heartbeat key in Redis; /readyz counts a worker live while its "
         "key is younger than three beats.",
     )
-    job_lease_seconds: float = Field(
-        default=60.0,
-        ge=5.0,
-        le=24 * 3600.0,
-        description="A running job's claim, renewed with each heartbeat: when its worker dies outright (SIGKILL, out "
-        "of memory), another worker takes the job over within this long, instead of after the job timeout.",
-    )
     shutdown_grace_seconds: int = Field(
         default=30,
         ge=0,
@@ -143,15 +164,6 @@ class IngestionSettings(BaseModel):
         description="On SIGTERM a worker takes no new job and gives its running jobs this long to finish; the rest "
         "are interrupted and go back on the queue for another worker. Keep it below the orchestrator's stop timeout.",
     )
-
-    @model_validator(mode="after")
-    def _lease_outlives_beats(self) -> Self:
-        if self.job_lease_seconds < 3 * self.heartbeat_seconds:
-            raise ValueError(
-                "RAG_INGESTION__JOB_LEASE_SECONDS must be at least three RAG_INGESTION__HEARTBEAT_SECONDS: a lease "
-                "renewed less often would lapse under a live worker"
-            )
-        return self
 
 
 class RetrievalSettings(BaseModel):

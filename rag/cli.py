@@ -37,11 +37,44 @@ def _serve(settings: Settings, embedded_worker: bool) -> None:
 
     from rag.api.app import create_app
 
+    if embedded_worker and settings.ingestion.worker_processes:
+        _serve_with_pool(settings)
+        return
     app_ = create_app(settings, embedded_worker=embedded_worker)
     base = f"http://{settings.host}:{settings.port}"
     typer.echo(f"RAG service on {base} — API docs at {base}/docs, health at {base}/healthz", err=True)
     # log_config=None: the root logger set up by _observe (JSON lines with ids) writes uvicorn's lines too.
     uvicorn.run(app_, host=settings.host, port=settings.port, log_level=settings.log_level, log_config=None)
+
+
+def _serve_with_pool(settings: Settings) -> None:
+    """Embedded mode whose jobs run in worker processes around a store owner (RAG_INGESTION__WORKER_PROCESSES)."""
+    import uvicorn
+
+    from rag.api.app import create_app
+    from rag.services import Services, build_services
+    from rag.worker_pool import LocalPool
+
+    pool = LocalPool(settings)
+    try:
+        settings = pool.start_store()
+
+        async def services_with_workers(s: Settings) -> Services:
+            svc = await build_services(s)
+            await pool.start_workers(svc.redis_url)
+            svc.on_close.append(pool.stop_workers)  # before the embedded Valkey they use stops
+            return svc
+
+        app_ = create_app(settings, embedded_worker=False, services_factory=services_with_workers)
+        base = f"http://{settings.host}:{settings.port}"
+        typer.echo(
+            f"RAG service on {base} with {settings.ingestion.worker_processes} worker processes — API docs at "
+            f"{base}/docs, health at {base}/healthz",
+            err=True,
+        )
+        uvicorn.run(app_, host=settings.host, port=settings.port, log_level=settings.log_level)
+    finally:
+        pool.stop()
 
 
 @app.command()
@@ -77,20 +110,44 @@ def worker() -> None:
     asyncio.run(run_standalone(settings))
 
 
+@app.command()
+def store(
+    host: Annotated[str, typer.Option(help="Address to listen on; keep it on loopback or a private network.")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8001,
+) -> None:
+    """Own the embedded Qdrant Edge store (in RAG_DATA_DIR) and serve it to `rag api` and `rag worker` processes
+    that set RAG_QDRANT__STORE_URL=http://HOST:PORT: split mode on one machine without a Qdrant server."""
+    settings = cli_settings()
+    enforce_offline()
+    import uvicorn
+
+    from rag.store_owner import create_store_app
+    from retrieval.stores.qdrant_edge import QdrantEdgeStore
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    app_ = create_store_app(QdrantEdgeStore(settings.qdrant_path))
+    typer.echo(f"vector store owner for {settings.qdrant_path} on http://{host}:{port}", err=True)
+    # No access log: every chunk upsert and search is a request here.
+    uvicorn.run(app_, host=host, port=port, log_level=settings.log_level, access_log=False)
+
+
 def _require_servers(settings: Settings) -> None:
     missing = [
         name
         for name, value in (
             ("RAG_REDIS__URL", settings.redis.url),
             ("RAG_DATABASE__URL", settings.database.url),
-            ("RAG_QDRANT__URL", settings.qdrant.url),
+            ("RAG_QDRANT__URL or RAG_QDRANT__STORE_URL", settings.qdrant.url or settings.qdrant.store_url),
         )
         if not value
     ]
     if missing:
         typer.echo(
             f"split API/worker processes share servers; set {', '.join(missing)} "
-            "(the embedded Qdrant and Valkey belong to one process: use `rag serve` for that)",
+            "(the embedded Qdrant and Valkey belong to one process: use `rag serve` for that, or `rag store` "
+            "to share one embedded Qdrant between processes)",
             err=True,
         )
         raise typer.Exit(2)

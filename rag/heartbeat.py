@@ -5,11 +5,7 @@ run the jobs the API enqueues.
 arq's own health-check key is not used for this: arq renews it from its polling loop, which waits while every job
 slot is busy, so a worker in the middle of long jobs would look dead. It is also one key per queue, not per worker.
 
-The same beat renews a lease on each job the worker is running. arq marks a running job with an in-progress key
-that lives as long as the job timeout (hours); while it exists no other worker takes the job, so the job of a
-worker that was killed outright (SIGKILL, out of memory) would wait that long. Renewed here with a short
-time-to-live instead, the key of a dead worker's job expires within the lease, and arq hands the job, still on its
-queue, to another worker.
+The lease on each running job (a dead worker's job runs again soon) is the worker's own: rag/worker_lease.py.
 """
 
 from __future__ import annotations
@@ -21,9 +17,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Callable, Iterable
 
-from arq.constants import in_progress_key_prefix
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
@@ -38,33 +32,18 @@ def heartbeat_prefix(queue_name: str) -> str:
 
 
 class Heartbeat:
-    """Renews `<queue>:worker:<id>` every `interval` seconds, with a time-to-live of three intervals, and the
-    in-progress keys of the jobs `running()` names with a time-to-live of `lease` seconds."""
+    """Renews `<queue>:worker:<id>` every `interval` seconds, with a time-to-live of three intervals."""
 
-    def __init__(
-        self,
-        redis: Redis,
-        queue_name: str,
-        interval: float,
-        running: Callable[[], Iterable[str]] = tuple,
-        lease: float = 60.0,
-    ) -> None:
+    def __init__(self, redis: Redis, queue_name: str, interval: float) -> None:
         self._redis = redis
         self._interval = interval
-        self._running = running
-        self._lease_ms = int(lease * 1000)
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.key = heartbeat_prefix(queue_name) + self.worker_id
         self._task: asyncio.Task[None] | None = None
 
     async def beat(self) -> None:
         ttl_ms = int(self._interval * BEATS_TO_LIVE * 1000)
-        async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.set(self.key, str(int(time.time())), px=ttl_ms)
-            for job_id in list(self._running()):
-                # PEXPIRE never creates a key: a job that has just finished (its key deleted) stays finished.
-                pipe.pexpire(in_progress_key_prefix + job_id, self._lease_ms)
-            await pipe.execute()
+        await self._redis.set(self.key, str(int(time.time())), px=ttl_ms)
 
     async def _run(self) -> None:
         while True:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from evals.checker import SupportChecker
@@ -69,8 +70,15 @@ class Services:
     telemetry: Telemetry = field(default_factory=Telemetry.quiet)
     # Hits and misses of the embedding, query-embedding and answer caches (README "Caching"), for metrics.
     cache_stats: CacheStats = field(default_factory=CacheStats)
+    # Run first on close, newest first: what depends on these services (worker processes on the embedded Valkey).
+    on_close: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     async def close(self) -> None:
+        for hook in reversed(self.on_close):
+            try:
+                await hook()
+            except Exception:
+                log.exception("a close hook failed")
         for name, closer in (
             ("parser", self.indexer.close),
             ("queue", self.queue.close),
@@ -94,6 +102,12 @@ def make_store(settings: Settings) -> VectorStore:
         key = cfg.api_key.get_secret_value() if cfg.api_key else None
         layout = CollectionLayout(cfg.shards, cfg.replication_factor, cfg.write_consistency_factor)
         return QdrantServerStore(settings.qdrant.url, cfg.collection, key, cfg.timeout_seconds, layout=layout)
+        key = settings.qdrant.api_key.get_secret_value() if settings.qdrant.api_key else None
+        return QdrantServerStore(settings.qdrant.url, settings.qdrant.collection, key, settings.qdrant.timeout_seconds)
+    if settings.qdrant.store_url:
+        from retrieval.stores.remote import RemoteStore
+
+        return RemoteStore(settings.qdrant.store_url, settings.qdrant.timeout_seconds)
     from retrieval.stores.qdrant_edge import QdrantEdgeStore
 
     return QdrantEdgeStore(settings.qdrant_path)

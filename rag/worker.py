@@ -22,6 +22,7 @@ from rag.heartbeat import Heartbeat
 from rag.observability.jobs import job_scope
 from rag.queue import INGEST_FUNCTION, SCORE_FUNCTION, redis_settings
 from rag.services import Services, build_services
+from rag.worker_lease import LeasedWorker
 
 log = logging.getLogger(__name__)
 
@@ -160,8 +161,6 @@ def make_worker(svc: Services, *, handle_signals: bool) -> Worker:
             svc.queue.pool,
             svc.settings.redis.queue_name,
             ing.heartbeat_seconds,
-            running=lambda: worker.job_tasks.keys(),
-            lease=ing.job_lease_seconds,
         )
         await heartbeat.start()
         ctx["heartbeat"] = heartbeat
@@ -177,7 +176,7 @@ def make_worker(svc: Services, *, handle_signals: bool) -> Worker:
         if owed:
             log.info("re-enqueued %d owed answer scores", owed)
 
-    worker = Worker(
+    return LeasedWorker(
         functions=[
             func(ingest_job, name=INGEST_FUNCTION, max_tries=ing.max_tries + 1),
             func(score_answer, name=SCORE_FUNCTION, max_tries=svc.settings.scoring.max_tries + 1),
@@ -193,8 +192,8 @@ def make_worker(svc: Services, *, handle_signals: bool) -> Worker:
         handle_signals=handle_signals,
         job_completion_wait=ing.shutdown_grace_seconds if handle_signals else 0,
         on_shutdown=on_shutdown,
+        lease_seconds=ing.job_lease_seconds,
     )
-    return worker
 
 
 async def on_shutdown(ctx: dict[str, Any]) -> None:

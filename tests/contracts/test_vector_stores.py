@@ -8,13 +8,14 @@ store and open it again). The tests never ask which store they have.
 - The server store: QdrantServerStore on qdrant-client's local engine (`AsyncQdrantClient(path=...)`), since no
   Qdrant server runs here. The local engine mirrors the server's semantics (it rejects what the server rejects);
   it ignores payload indexes, so the tests assert what filters return, not that an index was used.
+- The remote store: RemoteStore, the client of a store owner (`rag store`) serving Qdrant Edge over loopback HTTP.
 """
 
 from __future__ import annotations
 
 import socket
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -480,3 +481,52 @@ class TestQdrantServerStore(VectorStoreContract):
                 await store.ensure(DIM)
         finally:
             await store.close()
+
+
+class TestRemoteStore(VectorStoreContract):
+    """The client of a store owner (`rag store`), which serves a Qdrant Edge store over HTTP on loopback."""
+
+    @pytest.fixture
+    def open_store(self, tmp_path: Path) -> Iterator[Callable[[], VectorStore]]:
+        from retrieval.stores.remote import RemoteStore
+        from tests.support.store_owner import served_edge_store
+
+        # One owner for the test: closing a client and opening another reaches the same store, as a restarted
+        # worker process does.
+        with served_edge_store(tmp_path / "edge") as url:
+            yield lambda: RemoteStore(url, 5)
+
+    async def test_an_unreachable_owner_is_a_transient_error(self) -> None:
+        from retrieval.stores.remote import RemoteStore
+
+        store = RemoteStore(f"http://127.0.0.1:{_closed_port()}", 5)
+        try:
+            with pytest.raises(TransientError, match=r"store owner .* is unavailable"):
+                await store.ping()
+            with pytest.raises(TransientError):
+                await store.ensure(DIM)
+        finally:
+            await store.close()
+
+    async def test_calls_before_ensure_are_refused_with_a_reason(self, open_store: Callable[[], VectorStore]) -> None:
+        store = open_store()
+        try:
+            await store.ping()  # the owner is up even with nothing opened
+            with pytest.raises(RagError, match="ensure") as caught:
+                await store.count(ChunkSelector())
+            assert not isinstance(caught.value, TransientError)  # a client bug, not an outage to retry
+        finally:
+            await store.close()
+
+    async def test_a_url_that_is_no_store_owner_names_the_setting(self) -> None:
+        from retrieval.stores.remote import RemoteStore
+        from tests.support.chat_server import ChatServer
+
+        with ChatServer(["not a store"]) as other:  # an HTTP server that is not a store owner: 404 for our paths
+            store = RemoteStore(other.base_url.removesuffix("/v1"), 5)
+            try:
+                with pytest.raises(RagError, match="RAG_QDRANT__STORE_URL") as caught:
+                    await store.ensure(DIM)
+                assert not isinstance(caught.value, TransientError)
+            finally:
+                await store.close()

@@ -137,7 +137,7 @@ async def test_sigterm_requeues_then_finishes_the_job(tmp_path: Path) -> None:
         )
         try:
             await poll(job, _midway(1), what="the first worker to be midway through the job", every_s=0.05)
-            # Its heartbeat holds the job's claim to the lease, not to arq's job timeout (hours): had it been
+            # The worker holds the job's claim to its lease, not to arq's job timeout (hours): had it been
             # killed outright, the job would be free for another worker within 10 s.
             await poll(
                 lambda: pool.pttl(f"arq:in-progress:{job_id}"),

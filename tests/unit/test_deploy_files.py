@@ -243,7 +243,7 @@ def test_every_rag_variable_is_a_setting_with_a_valid_value(
         ("RAG_QDRANT__SHARDS", "0"),  # a real setting with a value it refuses
         ("RAG_DATABASE__URL", "mysql://db/rag"),
         ("RAG_QDRANT__WRITE_CONSISTENCY_FACTOR", "5"),  # more confirmations than copies
-        ("RAG_INGESTION__JOB_LEASE_SECONDS", "5"),  # a lease shorter than three heartbeats
+        ("RAG_INGESTION__JOB_LEASE_SECONDS", "2"),  # a lease too short to renew every third of it
     ],
 )
 def test_a_wrong_variable_is_caught(
