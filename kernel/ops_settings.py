@@ -121,3 +121,57 @@ class VariantsSettings(BaseModel):
 
     collections: dict[str, VariantSettings] = Field(default_factory=dict)
     salt: str = Field(default="", max_length=64, description="Changing it reshuffles which conversations are in.")
+
+
+def _rate(v: str | None) -> str | None:
+    """A rate in the notation of the `limits` library; empty or "off" turns the limit off."""
+    if v is None or v.strip().lower() in ("", "off", "none"):
+        return None
+    from limits import parse_many  # the library that enforces it also judges the notation
+
+    try:
+        items = parse_many(v)
+    except ValueError:
+        raise ValueError(f"{v!r} is not a rate such as '1200/minute' or '20/second;1200/minute'") from None
+    if any(item.amount < 1 for item in items):
+        raise ValueError(f"{v!r} allows no request at all; use 'off' to turn the limit off")
+    return v.strip()
+
+
+class LimitsSettings(BaseModel):
+    """What one caller may ask of the API. Requests over a limit get 429 with a Retry-After header."""
+
+    rate: str | None = Field(
+        default="1200/minute",
+        description="Requests per API key (per client address in single-user mode), in the notation of the limits "
+        "library: '1200/minute', '20/second;1200/minute'. 'off' turns it off. A safety net against a runaway "
+        "client, not a quota: job polling at 10 per second stays under the default.",
+    )
+    storage: Literal["memory", "redis"] = Field(
+        default="memory",
+        description="memory: counted in each process (N processes allow N times the rate); redis: counted in the "
+        "Redis/Valkey server the job queue uses (RAG_REDIS__URL, or the embedded Valkey), shared by all processes "
+        "that use it.",
+    )
+    evaluate_concurrency: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="/v1/evaluate calls scored at once per process. Each runs the encoder that ingestion and online "
+        "scoring share; more would make them wait.",
+    )
+    evaluate_wait_seconds: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=300.0,
+        description="How long an /v1/evaluate call over the concurrency waits for a turn before it gets 429.",
+    )
+    max_json_bytes: int = Field(
+        default=4 * 1024 * 1024,
+        ge=1024,
+        le=1024 * 1024 * 1024,
+        description="Largest JSON request body (413 beyond it); uploads and imports have their own limits "
+        "(RAG_INGESTION__MAX_UPLOAD_BYTES, RAG_INGESTION__MAX_IMPORT_BYTES).",
+    )
+
+    _rate = field_validator("rate")(_rate)

@@ -84,6 +84,10 @@ def _router(owner: StoreOwner) -> APIRouter:
         await owner.opened().ensure_field_index(body.field, body.type)
         return {"status": "ok"}
 
+    @router.post("/dense_by_text")
+    async def dense_by_text(body: wire.DenseByTextBody) -> wire.DenseByTextResult:
+        return wire.DenseByTextResult(vectors=await owner.opened().dense_by_text(body.model_id, body.text_sha256))
+
     @router.post("/search")
     async def search(body: wire.SearchBody) -> wire.SearchResult:
         hits = await owner.opened().search(body.dense, body.sparse, body.spec, body.plan.plan())

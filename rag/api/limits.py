@@ -21,7 +21,7 @@ from limits.aio.strategies import MovingWindowRateLimiter
 from redis.asyncio import ConnectionPool
 
 from kernel.errors import TooManyRequests
-from kernel.settings import LimitsSettings
+from kernel.ops_settings import LimitsSettings
 
 # How long a caller turned away by the evaluation cap is told to wait: a turn frees when a running evaluation
 # ends, which no one can predict; a short wait keeps a polite client from hammering.

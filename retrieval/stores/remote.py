@@ -64,6 +64,12 @@ class RemoteStore:
     async def ensure_field_index(self, field: str, type_: FieldType) -> None:
         await self._post("/field_index", wire.FieldIndexBody(field=field, type=type_))
 
+    async def dense_by_text(self, model_id: str, text_sha256: Sequence[str]) -> dict[str, list[float]]:
+        if not text_sha256:
+            return {}
+        body = wire.DenseByTextBody(model_id=model_id, text_sha256=list(text_sha256))
+        return (await self._ask("/dense_by_text", body, wire.DenseByTextResult)).vectors
+
     async def search(self, dense: list[float], sparse: SparseVector, spec: FilterSpec, plan: SearchPlan) -> list[Hit]:
         body = wire.SearchBody(dense=dense, sparse=sparse, spec=spec, plan=wire.PlanBody.of(plan))
         return (await self._ask("/search", body, wire.SearchResult)).hits

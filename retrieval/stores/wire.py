@@ -67,6 +67,15 @@ class SearchResult(BaseModel):
     hits: list[Hit]
 
 
+class DenseByTextBody(BaseModel):
+    model_id: str = Field(min_length=1, max_length=512)
+    text_sha256: list[str]
+
+
+class DenseByTextResult(BaseModel):
+    vectors: dict[str, list[float]]
+
+
 class StoreError(BaseModel):
     """A refusal the caller can act on (`kind` "invalid", HTTP 409) or a store that is failing ("unavailable", 503)."""
 

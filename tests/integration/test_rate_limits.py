@@ -15,7 +15,8 @@ import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
-from kernel.settings import LimitsSettings, load_settings
+from kernel.ops_settings import LimitsSettings
+from kernel.settings import load_settings
 from rag.api.app import create_app
 from rag.api.limits import RateLimited, RequestLimits
 from rag.cli_support import service_transport
