@@ -77,12 +77,21 @@ def key_optional(schema: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
+def cookie_on_reads_only(schema: dict[str, Any]) -> dict[str, Any]:
+    """The browser's key cookie is honoured on GET and HEAD only (rag/security.py): other operations do not list it."""
+    for operations in schema["paths"].values():
+        for method, operation in operations.items():
+            if method not in ("get", "head") and operation.get("security"):
+                operation["security"] = [s for s in operation["security"] if "APIKeyCookie" not in s]
+    return schema
+
+
 def openapi_schema(app: FastAPI, settings: Settings, *, keyed: bool = True) -> dict[str, Any]:
     """The app's schema with its configured limits; `keyed=False`: as it is in single-user mode. Made once per app."""
     cache: dict[bool, dict[str, Any]] | None = getattr(app.state, "openapi_schemas", None)
     if cache is None:
         cache = app.state.openapi_schemas = {}
     if keyed not in cache:
-        schema = document_limits(app.openapi(), settings)
+        schema = cookie_on_reads_only(document_limits(app.openapi(), settings))
         cache[keyed] = schema if keyed else key_optional(schema)
     return cache[keyed]
