@@ -119,6 +119,8 @@ async def audit_changes(settings: Settings, audit: AuditLog) -> bool:
         last, after = batch[-1], batch[-1].seq
     if last is not None and last.detail == config:
         return False
+    if last is None and not settings.variants.collections:
+        return False  # never any experiment: nothing to record (a fresh service's log starts with its requests)
     await audit.append(
         NewAuditEntry(action=AUDIT_ACTION, method="START", path="settings", outcome="ok", status=0, detail=config)
     )
