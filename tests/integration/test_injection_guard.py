@@ -56,7 +56,9 @@ def bearer(key: str) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World]:
-    app = create_app(load_settings(data_dir=tmp_path_factory.mktemp("guard")))
+    # Counts of screened chunks need every question retrieved: a cache hit (same question earlier in the module) is
+    # answered without retrieval, so the answer cache is off here.
+    app = create_app(load_settings(data_dir=tmp_path_factory.mktemp("guard"), cache={"answers": False}))
     async with LifespanManager(app, startup_timeout=300, shutdown_timeout=60) as manager:
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://rag.test", timeout=300) as anyone:
