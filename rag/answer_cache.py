@@ -34,7 +34,8 @@ from kernel.cache_stats import ANSWERS
 from kernel.records import NewAnswer, StoredAnswer
 from kernel.types import Context, PromptRef, Usage
 from rag import pipeline
-from rag.pipeline import AnswerOut, Citation, Question, pick_generator
+from rag.observability.stages import trace_fields
+from rag.pipeline import AnswerOut, Citation, Question, pick_generator, save_answer
 from rag.prompts.registry import load_prompt
 from rag.redaction import needs_redaction, redact_answer
 from rag.services import Services
@@ -116,12 +117,9 @@ async def _serve(svc: Services, q: Question, original: StoredAnswer, started: fl
         removed_citations=original.removed_citations,
         evidence=original.evidence,
         cached_from=original.id,
+        **trace_fields(),  # the request that was served from cache, so its logs and trace meet this row
     )
-    # Scored like any answer: evaluation runs and reports wait for every answer's score.
-    scoring = svc.settings.scoring.enabled
-    answer_id = await svc.answers.save(record, score=scoring)
-    if scoring:
-        await svc.scoring.enqueue(answer_id)
+    answer_id = await save_answer(svc, record)  # scored like any answer
     out = AnswerOut(
         answer_id=answer_id,
         answer=original.answer,

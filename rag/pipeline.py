@@ -275,10 +275,7 @@ async def _finish(svc: Services, draft: Draft, answer: GeneratedAnswer | None) -
         variant=draft.variant,
         replay_of=draft.replay_of,
     )
-    scoring = svc.settings.scoring.enabled
-    answer_id = await svc.answers.save(record, score=scoring)
-    if scoring:
-        await svc.scoring.enqueue(answer_id)
+    answer_id = await save_answer(svc, record)
     return AnswerOut(
         answer_id=answer_id,
         answer=text,
@@ -363,3 +360,12 @@ async def answer_stream(svc: Services, q: Question) -> AsyncIterator[str | Answe
     elif rest:
         yield rest
     yield final
+
+
+async def save_answer(svc: Services, record: NewAnswer) -> str:
+    """Store an answer and, when scoring is on, owe it its scores (evaluation runs and reports wait for them)."""
+    scoring = svc.settings.scoring.enabled
+    answer_id = await svc.answers.save(record, score=scoring)
+    if scoring:
+        await svc.scoring.enqueue(answer_id)
+    return answer_id
