@@ -19,8 +19,9 @@ run: install
 	$(VENV)/bin/rag serve --host $(HOST) --port $(PORT)
 
 test: install
-	# The analyst page is tested in a real headless Chromium (Debian's package; needs root on a fresh machine).
-	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
+	# The analyst pages are tested in a real headless Chromium, the sign-in form through its chromedriver (Debian's
+	# packages; needs root on a fresh machine).
+	(command -v chromium && command -v chromedriver) >/dev/null || (apt-get update && apt-get install -y chromium chromium-driver)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/mypy
