@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -33,6 +33,7 @@ class World:
     llm: ChatServer
     keys: dict[str, str]  # who -> the key
     ids: dict[str, str]  # who -> the key id
+    unaudited: list[str] = field(default_factory=list)  # answers whose id the audit log does not hold
 
     def client(self, who: str) -> httpx.AsyncClient:
         return httpx.AsyncClient(
@@ -173,6 +174,12 @@ async def test_a_cost_budget_of_a_key_falls_back_to_extractive_where_the_collect
         assert len(world.llm.exchanges) == calls  # the LLM was not asked
         stored = (await admin.get(f"/v1/answers/{out['answer_id']}")).json()
         assert stored["fallback"] == f"budget:key/{kid}/month" and stored["generator"] == "extractive"
+        # The OpenAI-compatible endpoint says so too.
+        messages = [{"role": "user", "content": QUESTION}]
+        completion = await reader.post("/v1/chat/completions", json={"model": "fb", "messages": messages})
+        assert completion.status_code == 200, completion.text
+        assert (completion.json()["fallback"], completion.json()["fallback_budget"]) == ("budget", f"key/{kid}/month")
+        world.unaudited.append(completion.json()["answer_id"])
         # The same key over a collection without the fallback is refused by the same budget.
         refused = await ask(reader, "kb")
         assert refused.status_code == 429 and refused.json()["detail"]["budget"] == f"key/{kid}/month"
@@ -229,7 +236,7 @@ async def _answer_ids(world: World) -> list[str]:
     """Every answer id the service stored, from the audit log of the answering requests."""
     async with world.client("admin") as admin:
         entries = (await admin.get("/v1/audit", params={"action": "query", "outcome": "ok"})).json()["entries"]
-    return [e["answer_id"] for e in entries if e["answer_id"]]
+    return [e["answer_id"] for e in entries if e["answer_id"]] + world.unaudited
 
 
 @pytest.mark.parametrize(
