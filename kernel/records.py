@@ -202,6 +202,7 @@ class NewAnswer:
     cached_from: str | None = None  # served from cache: the original answer
     variant: str | None = None  # RAG_VARIANTS: "control" or the candidate's name; None outside an experiment
     replay_of: str | None = None  # the answer this one replays (POST /v1/answers/{id}/replay); not in reports
+    fallback: str | None = None  # "budget:<budget id>": answered extractively because an LLM answer was over budget
 
 
 @dataclass(frozen=True)
@@ -233,6 +234,7 @@ class StoredAnswer:
     cached_from: str | None = None
     variant: str | None = None
     replay_of: str | None = None
+    fallback: str | None = None
 
 
 @dataclass(frozen=True)

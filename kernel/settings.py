@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validat
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from kernel.checks import http_url as _http_url
+from kernel.cost_settings import CostSettings
 from kernel.ops_settings import CacheSettings, LimitsSettings, ObservabilitySettings, PromptSettings, VariantsSettings
 
 
@@ -317,6 +318,7 @@ class Settings(BaseSettings):
     cache: CacheSettings = CacheSettings()
     prompts: PromptSettings = PromptSettings()
     variants: VariantsSettings = VariantsSettings()
+    cost: CostSettings = CostSettings()
 
     @property
     def database_url(self) -> str:

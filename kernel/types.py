@@ -7,7 +7,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, SerializerFunctionWrapHandler, field_validator, model_serializer
 
 COLLECTION_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 
@@ -71,6 +71,12 @@ class CollectionPolicy(BaseModel):
         default="allow",
         description="Personal data: kept; redacted in answers and exports; or redacted before indexing (the stored "
         "chunk shows the redaction).",
+    )
+    over_budget: Literal["refuse", "extractive"] = Field(
+        default="refuse",
+        description="A question whose LLM answer would pass a budget (of the key or a collection): refused with 429, "
+        "or answered by the extractive generator, which uses no tokens (marked `fallback: budget`). Every collection "
+        "of the question must say extractive.",
     )
 
 
@@ -250,6 +256,19 @@ class PromptRef(BaseModel):
 class Usage(BaseModel):
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    estimated: bool = Field(
+        default=False,
+        description="The endpoint reported no usage (a stream without a usage chunk): the counts are estimated from "
+        "the text sent and received. Left out when false.",
+    )
+
+    @model_serializer(mode="wrap")
+    def _estimated_only_when_true(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # Usage as endpoints report it, which answers stored before estimates existed also hold.
+        data: dict[str, Any] = handler(self)
+        if not self.estimated:
+            data.pop("estimated", None)
+        return data
 
 
 class GeneratedAnswer(BaseModel):

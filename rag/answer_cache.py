@@ -163,7 +163,9 @@ async def _lookup(svc: Services, q: Question) -> tuple[AnswerOut | None, str | N
 
 async def _remember(svc: Services, key: str | None, prompt: PromptRef | None, out: AnswerOut) -> None:
     # The guarded prompt (flagged chunks quoted) is another prompt version: such an answer is not offered again.
-    if key is not None and prompt is not None and out.prompt == prompt and out.injection is None:
+    # Nor is a budget fallback: the key names the LLM, which answers again once the budget resets.
+    ok = out.injection is None and out.fallback is None
+    if key is not None and prompt is not None and out.prompt == prompt and ok:
         await AnswerCacheStore(svc.catalog.engine).remember(out.answer_id, key)
 
 

@@ -18,6 +18,7 @@ from kernel.records import NewAnswer
 from kernel.text import CITATION_MARKER, marker_numbers
 from kernel.types import Context, GeneratedAnswer, Hit, PromptRef, Usage
 from kernel.unmask import visible_text
+from rag.budgets import FALLBACK, Fallback, within_budget
 from rag.citation_gate import CitationGate
 from rag.generation.base import Generator
 from rag.guarded import obeys_injection, planted_phrases, screen_hits
@@ -67,6 +68,10 @@ class AnswerOut(BaseModel):
     cached: bool = Field(default=False, description="Served from the answer cache; `cached_from` is the original.")
     cached_from: str | None = None
     variant: str | None = Field(default=None, description="The collection's variant that answered (RAG_VARIANTS).")
+    fallback: str | None = Field(
+        default=None, description="`budget`: an LLM answer was over `fallback_budget`; answered extractively instead."
+    )
+    fallback_budget: str | None = None
 
 
 @dataclass
@@ -148,6 +153,7 @@ class Draft:
     quoted: int = 0
     variant: str | None = None  # control or the candidate's name; None outside an experiment
     replay_of: str | None = None
+    fallback: Fallback | None = None  # over budget: answered by the extractive generator (rag/budgets.py)
 
 
 def _abstain_reason(svc: Services, draft: Draft, answer: GeneratedAnswer | None) -> str | None:
@@ -179,7 +185,9 @@ async def _prepare(svc: Services, q: Question) -> Draft:
     if len(q.text) > cfg.max_question_chars:
         raise InvalidInput(f"the question has {len(q.text)} characters; the limit is {cfg.max_question_chars}")
     variant = assign(svc.settings.variants, q.collections, sticky_unit(q.conversation_id, q.caller.key_id, q.text))
-    gen = pick_generator(svc, q.generator or variant.generator)
+    gen, fallback = pick_generator(svc, q.generator or variant.generator), None
+    if q.caller.sees_all(q.collections):  # otherwise retrieval answers 404, naming no budget
+        gen, fallback = await within_budget(svc, gen, q.caller.key_id, q.collections)
     top_k = q.top_k or cfg.context_k
     # A few more than needed: chunks flagged as addressing the model may be left out.
     fetch = min(top_k + FLAGGED_SPARE, max(top_k, svc.settings.retrieval.max_top_k))
@@ -194,6 +202,7 @@ async def _prepare(svc: Services, q: Question) -> Draft:
     redact = await needs_redaction(svc.catalog.collections, q.collections)
     draft = Draft(q, gen, prompt, screened.hits, contexts, dict(retrieval.timings_ms), started, redact, guarded)
     draft.excluded, draft.quoted, draft.variant = screened.excluded, screened.quoted, variant.name
+    draft.fallback = fallback
     if guarded and gen.name != "extractive":
         untrusted = [c.text for c in contexts if c.flags] + ([q.standalone or q.text] if q.injection else [])
         trusted = [c.text for c in contexts if not c.flags]
@@ -274,6 +283,7 @@ async def _finish(svc: Services, draft: Draft, answer: GeneratedAnswer | None) -
         **trace_fields(),
         variant=draft.variant,
         replay_of=draft.replay_of,
+        fallback=draft.fallback.stored if draft.fallback else None,
     )
     answer_id = await save_answer(svc, record)
     return AnswerOut(
@@ -295,6 +305,8 @@ async def _finish(svc: Services, draft: Draft, answer: GeneratedAnswer | None) -
         flagged_excluded=draft.excluded,
         flagged_quoted=draft.quoted,
         variant=draft.variant,
+        fallback=FALLBACK if draft.fallback else None,
+        fallback_budget=draft.fallback.budget if draft.fallback else None,
     )
 
 

@@ -21,6 +21,7 @@ from rag.api.routes import answers, audit, collections, documents, ingest, keys,
 from rag.api.routes import metrics as metrics_route
 from rag.api.routes import prompts as prompt_routes
 from rag.api.routes import replay as replay_routes
+from rag.api.routes import usage as usage_routes
 from rag.api.schema import Health, openapi_schema
 from rag.observability.middleware import ObservabilityMiddleware
 from rag.security import Caller, check_open_mode
@@ -105,6 +106,7 @@ def create_app(
     app.include_router(metrics_route.router)
     app.include_router(prompt_routes.router)
     app.include_router(replay_routes.router)
+    app.include_router(usage_routes.router)
     # Readiness, open like /healthz (probes carry no key).
     app.include_router(ready.router)
 

@@ -11,6 +11,7 @@ names the endpoint and quotes the server's own error text.
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -74,10 +75,11 @@ class OpenAICompatibleGenerator:
 
     async def generate(self, question: str, contexts: Sequence[Context], prompt: Prompt) -> GeneratedAnswer:
         client = self._get_client()
+        messages = self._messages(question, contexts, prompt)
         try:
             response = await client.chat.completions.create(
                 model=self.model,
-                messages=self._messages(question, contexts, prompt),
+                messages=messages,
                 max_tokens=self.endpoint.max_tokens,
                 temperature=self.endpoint.temperature,
             )
@@ -89,7 +91,8 @@ class OpenAICompatibleGenerator:
         text = ""
         if response.choices:
             text = response.choices[0].message.content or ""
-        return GeneratedAnswer(text=text, usage=_usage(response.usage), model=response.model or self.model)
+        usage = _usage(response.usage) if response.usage is not None else _estimate(messages, text)
+        return GeneratedAnswer(text=text, usage=usage, model=response.model or self.model)
 
     async def stream(
         self, question: str, contexts: Sequence[Context], prompt: Prompt
@@ -97,7 +100,7 @@ class OpenAICompatibleGenerator:
         client = self._get_client()
         messages = self._messages(question, contexts, prompt)
         parts: list[str] = []
-        usage = Usage()
+        usage: Usage | None = None
         model = self.model
         received = 0
         try:
@@ -132,7 +135,8 @@ class OpenAICompatibleGenerator:
                 f"LLM endpoint {self.base_url} (model {self.model!r}) closed the stream without sending anything"
                 " (for llama.cpp: the prompt may not fit the server's context; see the server's log)"
             )
-        yield GeneratedAnswer(text="".join(parts), usage=usage, model=model)
+        text = "".join(parts)
+        yield GeneratedAnswer(text=text, usage=usage if usage is not None else _estimate(messages, text), model=model)
 
     async def _open_stream(
         self, client: AsyncOpenAI, messages: list[ChatCompletionMessageParam], *, include_usage: bool
@@ -183,6 +187,20 @@ def _usage(usage: Any) -> Usage:
     return Usage(
         prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
         completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
+    )
+
+
+# Characters per token of English text for GPT-style tokenizers: an estimate, marked as one, for endpoints that
+# report no usage (llama.cpp's server streams none), so budgets and /v1/usage still see what they were sent.
+_CHARS_PER_TOKEN = 4
+
+
+def _estimate(messages: list[ChatCompletionMessageParam], text: str) -> Usage:
+    sent = sum(len(str(m.get("content") or "")) for m in messages)
+    return Usage(
+        prompt_tokens=math.ceil(sent / _CHARS_PER_TOKEN),
+        completion_tokens=math.ceil(len(text) / _CHARS_PER_TOKEN),
+        estimated=True,
     )
 
 

@@ -99,10 +99,12 @@ class AnswerStore:
         select = sa.select(*columns, *(c.label(f"s_{c.name}") for c in scores.c)).select_from(source)
         select = select.where(answers.c.replay_of.is_(None))  # an analyst's replay is not traffic
         if query.grants is not None:
-            # Every collection the answer drew on must be granted: one forbidden collection hides the answer.
-            forbidden = sa.select(answer_collections.c.answer_id).where(
-                answer_collections.c.answer_id == answers.c.id,
-                answer_collections.c.collection.not_in(sorted(query.grants)),
+            # Every collection the answer drew on must be granted: one forbidden collection hides the answer. An alias
+            # of its own: with a collection filter the outer query joins answer_collections too, and a subquery
+            # correlated with that join had no FROM left (a 500 for an analyst who filtered by collection).
+            other = answer_collections.alias("other_collections")
+            forbidden = sa.select(other.c.answer_id).where(
+                other.c.answer_id == answers.c.id, other.c.collection.not_in(sorted(query.grants))
             )
             select = select.where(~sa.exists(forbidden))
         if query.since is not None:

@@ -110,6 +110,8 @@ answers = sa.Table(
     sa.Column("variant", sa.String(32), nullable=True),
     # Set on a replay (POST /v1/answers/{id}/replay): the answer it replays. Reports leave replays out.
     sa.Column("replay_of", sa.String(36), nullable=True, index=True),
+    # "budget:<budget id>" on an answer made by the extractive generator because an LLM answer was over budget.
+    sa.Column("fallback", sa.String(160), nullable=True),
 )
 
 # One row per collection an answer drew on: reports filter by collection in SQL, before their row limit.
@@ -211,6 +213,19 @@ audit_head = sa.Table(
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
     sa.Column("seq", sa.BigInteger, nullable=False),
     sa.Column("hash", sa.String(64), nullable=False),
+)
+
+# Token (or cost) budgets of a key or a collection per day or month, set by admins (PUT /v1/budgets/...).
+budgets = sa.Table(
+    "budgets",
+    metadata,
+    sa.Column("scope", sa.String(16), primary_key=True),
+    sa.Column("target", sa.String(64), primary_key=True),
+    sa.Column("period", sa.String(8), primary_key=True),
+    sa.Column("tokens", sa.BigInteger, nullable=True),
+    sa.Column("cost", sa.Float, nullable=True),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("key_id", sa.String(16), nullable=True),  # the admin key that set it (null in single-user mode)
 )
 
 AUDIT_GENESIS = "0" * 64

@@ -133,14 +133,17 @@ async def test_a_scripted_session_counts_exactly_and_one_request_id_links_log_tr
         outs.append(traced.json())
         outs.append((await client.post("/v1/query", json=extractive(UNRELATED, kb))).json())
         outs.append((await client.post("/v1/query", json=extractive("What is the span?", empty))).json())
-        # And one answered by the LLM, which reports the tokens it used.
-        outs.append((await client.post("/v1/query", json={**extractive(ANSWERABLE[0], kb), "generator": "llm"})).json())
+        # And one answered by the LLM, which reports the tokens it used; the collection's budget allows that one.
+        budget = await client.put(f"/v1/budgets/collection/{kb}/day", json={"tokens": 130})
+        assert budget.status_code == 200, budget.text
+        by_llm = {**extractive(ANSWERABLE[0], kb), "generator": "llm"}
+        outs.append((await client.post("/v1/query", json=by_llm)).json())
+        # A second LLM answer would pass the budget: refused (429) before anything is retrieved or generated.
+        over = await client.post("/v1/query", json=by_llm)
+        assert over.status_code == 429 and over.json()["detail"]["budget"] == f"collection/{kb}/day", over.text
         # A guardrail event: an injection attempt in a search query is recorded, not refused.
         assert (await client.post("/v1/search", json={"query": INJECTION, "collections": [kb]})).status_code == 200
         stored = [await wait_scored(client, o["answer_id"]) for o in outs]
-        # BUDGET: budgets are another helper's part (issue 11, Cost); until a request can run over one, the counter
-        # the budget check calls is driven directly. Replace with an over-budget request when budgets land.
-        running.services.telemetry.metrics.budget_refused("key")
         before = Counter(seen)
         sent_before_scrape = sum(before.values())
         scrape = await client.get("/metrics")
@@ -156,7 +159,8 @@ async def test_a_scripted_session_counts_exactly_and_one_request_id_links_log_tr
     assert value(found, "rag_http_requests_total", method="POST", route="/v1/query", status="200") == 6
     route = "/v1/collections/{name}/documents/import"
     assert value(found, "rag_http_requests_total", method="POST", route=route, status="202") == 2
-    assert value(found, "rag_http_request_seconds_count", method="POST", route="/v1/query") == 6
+    assert value(found, "rag_http_requests_total", method="POST", route="/v1/query", status="429") == 1
+    assert value(found, "rag_http_request_seconds_count", method="POST", route="/v1/query") == 7
     assert total(found, "rag_http_request_seconds_count") == sent_before_scrape
 
     # Answers and abstentions.
@@ -188,7 +192,8 @@ async def test_a_scripted_session_counts_exactly_and_one_request_id_links_log_tr
 
     # Guardrails, budget; tokens: only the LLM's (the extractive generator uses none), as its server reported them.
     assert value(found, "rag_guardrail_events_total", guard="injection", event="search_flagged") == 1
-    assert value(found, "rag_budget_refusals_total", scope="key") == 1
+    assert value(found, "rag_budget_refusals_total", scope="collection") == 1
+    assert total(found, "rag_budget_refusals_total") == 1
     assert [e.usage for e in llm.exchanges] == [{"prompt_tokens": 100, "completion_tokens": 30, "total_tokens": 130}]
     assert value(found, "rag_tokens_total", model="canned", direction="in") == 100
     assert value(found, "rag_tokens_total", model="canned", direction="out") == 30

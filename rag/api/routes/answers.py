@@ -276,6 +276,9 @@ async def chat_completions(body: CompletionRequest, svc: Svc, caller: Asker, req
         "citations": [c.model_dump() for c in out.citations],
         "answer_id": out.answer_id,
         "abstained": out.abstained,
+        # Over a budget, where the collection's owner chose it: answered extractively (rag/budgets.py).
+        "fallback": out.fallback,
+        "fallback_budget": out.fallback_budget,
     }
 
 
