@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validat
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from kernel.checks import http_url as _http_url
+from kernel.drift_settings import DriftSettings
 from kernel.ops_settings import CacheSettings, LimitsSettings, ObservabilitySettings, PromptSettings, VariantsSettings
 
 
@@ -317,6 +318,7 @@ class Settings(BaseSettings):
     cache: CacheSettings = CacheSettings()
     prompts: PromptSettings = PromptSettings()
     variants: VariantsSettings = VariantsSettings()
+    drift: DriftSettings = DriftSettings()
 
     @property
     def database_url(self) -> str:
