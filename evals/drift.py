@@ -1,9 +1,11 @@
 """Daily drift indicators of one collection's traffic, and the alerts their thresholds raise (issue 11).
 
 Pure computation on what the caller read: question embeddings, best retrieval scores, abstentions, faithfulness
-and feedback per day. Query drift is the cosine distance between mean embeddings (a linear-kernel MMD): the day's
-questions against the collection's chunks, and against the questions of the previous period. Means of unit vectors
-move little with sampling noise and much with a change of topic, which is what an operator wants to hear about.
+and feedback per day. Query drift is the unbiased squared distance between mean embeddings (MMD² with a linear
+kernel): the day's questions against the collection's chunks, and against the questions of the previous period.
+Unlike the angle between the two means, it stays near 0 for varied traffic on unchanged topics (measured on CLAP-NQ
+questions: the angle between two days' means was 0.84 to 0.9 in cosine distance, this statistic about 0), and grows
+with a change of topic (SciFact claims against CLAP-NQ: about 0.12).
 """
 
 from __future__ import annotations
@@ -56,19 +58,31 @@ class Breach:
     above: bool
 
 
-def mean_direction(vectors: Sequence[Sequence[float]]) -> np.ndarray | None:
-    """The unit vector of the vectors' mean, or None for none (or a mean of zero length)."""
-    if not vectors:
-        return None
-    mean = np.asarray(vectors, dtype=np.float64).mean(axis=0)
-    norm = float(np.linalg.norm(mean))
-    return mean / norm if norm > 0 else None
+@dataclass(frozen=True)
+class Moments:
+    """What the statistic needs of a set of embeddings: their count, their sum and the sum of their squared norms."""
+
+    n: int
+    total: np.ndarray
+    squares: float
+
+    @classmethod
+    def of(cls, vectors: Sequence[Sequence[float]]) -> Moments | None:
+        if not vectors:
+            return None
+        x = np.asarray(vectors, dtype=np.float64)
+        return cls(len(x), x.sum(axis=0), float((x * x).sum()))
 
 
-def cosine_distance(a: np.ndarray | None, b: np.ndarray | None) -> float | None:
-    if a is None or b is None:
+def drift_distance(a: Moments | None, b: Moments | None) -> float | None:
+    """The unbiased squared distance between the two sets' mean embeddings (MMD² with a linear kernel): about 0
+    for two samples of the same traffic, whatever its spread, and the more the further apart their topics."""
+    if a is None or b is None or a.n < 2 or b.n < 2:
         return None
-    return round(float(1.0 - np.clip(a @ b, -1.0, 1.0)), 4)
+    within_a = (a.total @ a.total - a.squares) / (a.n * (a.n - 1))
+    within_b = (b.total @ b.total - b.squares) / (b.n * (b.n - 1))
+    across = (a.total @ b.total) / (a.n * b.n)
+    return round(float(within_a + within_b - 2 * across), 4)
 
 
 def _mean(values: Sequence[float]) -> float | None:
@@ -76,18 +90,18 @@ def _mean(values: Sequence[float]) -> float | None:
 
 
 def day_indicators(
-    today: DayTraffic, previous: Sequence[DayTraffic], collection: np.ndarray | None
+    today: DayTraffic, previous: Sequence[DayTraffic], collection: Moments | None
 ) -> dict[str, float | int | None]:
     """The day's indicators; None where there is nothing to compute one from."""
-    here = mean_direction(today.vectors)
-    before = mean_direction([v for d in previous for v in d.vectors])
+    here = Moments.of(today.vectors)
+    before = Moments.of([v for d in previous for v in d.vectors])
     score, score_before = _mean(today.top_scores), _mean([s for d in previous for s in d.top_scores])
     rated = today.up + today.down
     return {
         "answers": today.answers,
         "questions_embedded": len(today.vectors),
-        "query_drift_collection": cosine_distance(here, collection),
-        "query_drift_previous": cosine_distance(here, before),
+        "query_drift_collection": drift_distance(here, collection),
+        "query_drift_previous": drift_distance(here, before),
         "retrieval_score": score,
         "retrieval_score_previous": score_before,
         "retrieval_score_drop": None if score is None or score_before is None else round(score_before - score, 4),

@@ -30,17 +30,17 @@ class DriftThresholds(BaseModel):
     """An alert is raised for a day and collection when an indicator crosses its threshold. null: never alert."""
 
     query_drift_collection: float | None = Field(
-        default=0.45,
+        default=0.05,
         ge=0.0,
-        le=2.0,
-        description="Most cosine distance between the day's mean question embedding and the collection's mean chunk "
-        "embedding. Questions and passages differ in form, so on-topic traffic already sits some way off.",
+        le=4.0,
+        description="Most distance (unbiased squared distance of mean embeddings, MMD² with a linear kernel) of the "
+        "day's questions from the collection's chunks. About 0 for on-topic traffic; 0.12 for another field's.",
     )
     query_drift_previous: float | None = Field(
-        default=0.25,
+        default=0.05,
         ge=0.0,
-        le=2.0,
-        description="Most cosine distance between the day's mean question embedding and the previous period's.",
+        le=4.0,
+        description="Most distance (as above) of the day's questions from the previous period's questions.",
     )
     retrieval_score_drop: float | None = Field(
         default=0.08,
@@ -65,8 +65,8 @@ class DriftSettings(BaseModel):
         default=7, ge=1, le=90, description="The previous period: this many days before the day judged."
     )
     min_questions: int = Field(
-        default=5,
-        ge=1,
+        default=10,
+        ge=2,
         le=10_000,
         description="A day with fewer answers (or ratings, for the feedback ratio) raises no alert: too few to judge.",
     )

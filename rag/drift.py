@@ -19,9 +19,8 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import httpx
-import numpy as np
 
-from evals.drift import DayTraffic, breaches, day_indicators, mean_direction
+from evals.drift import DayTraffic, Moments, breaches, day_indicators
 from kernel.types import ChunkSelector, ChunkState
 from rag.services import Services
 from rag.storage.ops import OpsStore, Scope
@@ -36,11 +35,11 @@ def day_start(day: date) -> datetime:
     return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
 
-async def collection_direction(svc: Services, collection: str) -> np.ndarray | None:
-    """The unit mean of (a sample of) the collection's active chunk vectors."""
+async def collection_moments(svc: Services, collection: str) -> Moments | None:
+    """The moments of (a sample of) the collection's active chunk vectors."""
     selector = ChunkSelector(collection=collection, state=ChunkState.active)
     vectors = await svc.store.sample_dense(selector, svc.settings.drift.collection_sample)
-    return mean_direction(vectors)
+    return Moments.of(vectors)
 
 
 async def _traffic(svc: Services, scope: Scope) -> dict[str, DayTraffic]:
@@ -97,7 +96,7 @@ async def drift(
     first = last_day - timedelta(days=days - 1)
     window = Scope(day_start(first - timedelta(days=cfg.previous_days)), day_start(last_day + timedelta(1)), collection)
     traffic = await _traffic(svc, dataclasses.replace(window, grants=grants))
-    reference = await collection_direction(svc, collection)
+    reference = await collection_moments(svc, collection)
     out = []
     for n in range(days):
         day = first + timedelta(days=n)
