@@ -21,6 +21,7 @@ import sqlalchemy as sa
 
 from evals.shared_data import clapnq_rows, scifact_queries
 from rag.storage.schema import answers
+from rag.worker import drift_alerts
 from tests.support.loopback import send, serve, shut
 from tests.support.service import RunningService, create_collection, import_records
 
@@ -127,6 +128,8 @@ async def test_another_topic_raises_query_drift_and_a_stable_day_does_not(world:
     assert not any(q in json.dumps(hooks.bodies) for q in ("?", "what", "who"))
     again = (await client.post("/v1/ops/alerts/evaluate")).json()["raised"]
     assert again == [] and len(hooks.bodies) == len(raised)
+    # The worker's hourly job judges the same way: nothing new to raise.
+    assert await drift_alerts({"services": world.svc.services}) == 0
 
     listed = (await client.get("/v1/ops/drift", params={"days": 1})).json()
     assert {a["indicator"] for a in listed["alerts"]} == {a["indicator"] for a in raised}
