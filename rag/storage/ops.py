@@ -83,9 +83,12 @@ class OpsStore:
                 & (answer_collections.c.collection == scope.collection),
             )
         if scope.grants is not None:
-            forbidden = sa.select(answer_collections.c.answer_id).where(
-                answer_collections.c.answer_id == answers.c.id,
-                answer_collections.c.collection.not_in(sorted(scope.grants)),
+            # Every collection the answer drew on must be granted; an alias, so the join above is not correlated.
+            links = answer_collections.alias("granted_links")
+            forbidden = (
+                sa.select(links.c.answer_id)
+                .where(links.c.answer_id == answers.c.id, links.c.collection.not_in(sorted(scope.grants)))
+                .correlate(answers)
             )
             select = select.where(~sa.exists(forbidden))
         # An analyst's replay is not traffic.
