@@ -200,3 +200,27 @@ async def test_a_reader_may_not_see_operations(own_service) -> None:
     assert (page.status_code, page.headers["location"]) == (303, "/login?next=/ops")
     ok = await client.get("/v1/ops/summary", headers={"Authorization": f"Bearer {admin}"})
     assert ok.status_code == 200
+
+
+async def test_an_analyst_sees_only_its_collections(own_service) -> None:
+    svc = await own_service({"scoring": {"enabled": False}})
+    client: httpx.AsyncClient = svc.client
+    for name, text in (("a", "The Eiffel Tower is 330 metres tall."), ("b", "The Golden Gate Bridge opened in 1937.")):
+        await create_collection(client, name)
+        await import_records(client, name, [{"id": name, "text": text}])
+        resp = await client.post("/v1/query", json={"question": "How tall is it?", "collections": [name]})
+        assert resp.status_code == 200, resp.text
+    admin = (await client.post("/v1/keys", json={"role": "admin", "collections": ["*"]})).json()["key"]
+    made = await client.post(
+        "/v1/keys", json={"role": "analyst", "collections": ["a"]}, headers={"Authorization": f"Bearer {admin}"}
+    )
+    analyst, root = {"Authorization": f"Bearer {made.json()['key']}"}, {"Authorization": f"Bearer {admin}"}
+    mine = (await client.get("/v1/ops/summary", params={"days": 1}, headers=analyst)).json()
+    everything = (await client.get("/v1/ops/summary", params={"days": 1}, headers=root)).json()
+    assert (mine["days"][0]["answers"], everything["days"][0]["answers"]) == (1, 2)
+    one = (await client.get("/v1/ops/summary", params={"days": 1, "collection": "a"}, headers=analyst)).json()
+    assert one["days"][0]["answers"] == 1
+    drift = (await client.get("/v1/ops/drift", params={"days": 1}, headers=analyst)).json()
+    assert [c["collection"] for c in drift["collections"]] == ["a"]
+    hidden = await client.get("/v1/ops/drift", params={"collection": "b"}, headers=analyst)
+    assert hidden.status_code == 404
