@@ -227,9 +227,16 @@ class OpsStore:
             {"answer_id": k, "model_id": model_id, "vector": np.asarray(v, dtype="<f4").tobytes()}
             for k, v in found.items()
         ]
-        async with Transaction(self._engine) as conn:
-            await conn.execute(question_vectors.delete().where(question_vectors.c.answer_id.in_(list(found))))
-            await conn.execute(question_vectors.insert(), rows)
+        try:
+            async with Transaction(self._engine) as conn:
+                ids = list(found)
+                for i in range(0, len(ids), _BATCH):
+                    await conn.execute(
+                        question_vectors.delete().where(question_vectors.c.answer_id.in_(ids[i : i + _BATCH]))
+                    )
+                await conn.execute(question_vectors.insert(), rows)
+        except sa.exc.IntegrityError:
+            pass  # another request stored the same questions' vectors meanwhile: the same vectors
 
     # ----- alerts ----------------------------------------------------------------------------------------------
     async def raise_alert(
