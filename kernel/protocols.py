@@ -75,7 +75,15 @@ class StoredVectors(Protocol):
         ...
 
 
-class VectorStore(StoredVectors, Protocol):
+class SampledVectors(Protocol):
+    """Dense vectors of a selection of chunks, for statistics (a collection's mean embedding, for query drift)."""
+
+    async def sample_dense(self, selector: ChunkSelector, limit: int) -> list[list[float]]:
+        """Up to `limit` dense vectors of the chunks `selector` picks, in the store's own order (not random)."""
+        ...
+
+
+class VectorStore(StoredVectors, SampledVectors, Protocol):
     """Chunk records with a dense and a sparse vector. Blocking or not, every method is async here."""
 
     async def ensure(self, dim: int) -> None:

@@ -14,6 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from kernel.checks import http_url as _http_url
 from kernel.cost_settings import CostSettings
+from kernel.drift_settings import DriftSettings
 from kernel.ops_settings import CacheSettings, LimitsSettings, ObservabilitySettings, PromptSettings, VariantsSettings
 
 
@@ -319,6 +320,7 @@ class Settings(BaseSettings):
     prompts: PromptSettings = PromptSettings()
     variants: VariantsSettings = VariantsSettings()
     cost: CostSettings = CostSettings()
+    drift: DriftSettings = DriftSettings()
 
     @property
     def database_url(self) -> str:

@@ -88,6 +88,10 @@ def _router(owner: StoreOwner) -> APIRouter:
     async def dense_by_text(body: wire.DenseByTextBody) -> wire.DenseByTextResult:
         return wire.DenseByTextResult(vectors=await owner.opened().dense_by_text(body.model_id, body.text_sha256))
 
+    @router.post("/sample_dense")
+    async def sample_dense(body: wire.SampleBody) -> wire.SampleResult:
+        return wire.SampleResult(vectors=await owner.opened().sample_dense(body.selector, body.limit))
+
     @router.post("/search")
     async def search(body: wire.SearchBody) -> wire.SearchResult:
         hits = await owner.opened().search(body.dense, body.sparse, body.spec, body.plan.plan())

@@ -13,11 +13,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from arq import Retry
+from arq.cron import cron
 from arq.worker import Worker, func
 
 from kernel.errors import TransientError
 from kernel.settings import Settings
 from kernel.types import JobStatus
+from rag.drift import evaluate_alerts
 from rag.heartbeat import Heartbeat
 from rag.observability.jobs import job_scope
 from rag.queue import INGEST_FUNCTION, SCORE_FUNCTION, redis_settings
@@ -146,6 +148,14 @@ async def recover_jobs(svc: Services) -> int:
     return count
 
 
+async def drift_alerts(ctx: dict[str, Any]) -> int:
+    """Hourly: judge yesterday's and today's drift indicators; new alerts are recorded, counted and sent once."""
+    raised = await evaluate_alerts(ctx["services"])
+    if raised:
+        log.warning("%d drift alerts raised", len(raised), extra={"alerts": [a["id"] for a in raised]})
+    return len(raised)
+
+
 def make_worker(svc: Services, *, handle_signals: bool) -> Worker:
     """A worker that runs jobs with these services; arq's own retry count is ours plus one so ours decides.
 
@@ -185,6 +195,8 @@ def make_worker(svc: Services, *, handle_signals: bool) -> Worker:
         redis_pool=svc.queue.pool,
         redis_settings=redis_settings(svc.redis_url),
         on_startup=on_startup,
+        # Every worker process has the cron; arq runs each hour's run once (its job id is the hour).
+        cron_jobs=[cron(drift_alerts, minute={7}, run_at_startup=False)] if svc.settings.drift.enabled else None,
         max_jobs=ing.worker_concurrency,
         job_timeout=ing.job_timeout_seconds,
         keep_result=3600,

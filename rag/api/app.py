@@ -19,6 +19,7 @@ from rag.api.audit import add_audit
 from rag.api.limits import RequestLimits
 from rag.api.routes import answers, audit, collections, documents, ingest, keys, ready, scores, search, signin
 from rag.api.routes import metrics as metrics_route
+from rag.api.routes import ops as ops_routes
 from rag.api.routes import prompts as prompt_routes
 from rag.api.routes import replay as replay_routes
 from rag.api.routes import usage as usage_routes
@@ -107,6 +108,7 @@ def create_app(
     app.include_router(prompt_routes.router)
     app.include_router(replay_routes.router)
     app.include_router(usage_routes.router)
+    app.include_router(ops_routes.router)
     # Readiness, open like /healthz (probes carry no key).
     app.include_router(ready.router)
 

@@ -102,6 +102,14 @@ class Metrics:
             "rag_budget_refusals", "Requests refused (or sent to the fallback) because a budget was spent.",
             ["scope"], registry=r,
         )
+        self.drift_indicators = Gauge(
+            "rag_drift_indicator", "The latest day's drift indicators per collection (set when alerts are evaluated).",
+            ["collection", "indicator"], registry=r, multiprocess_mode="mostrecent",
+        )
+        self.alerts_raised = Counter("rag_alerts", "Drift alerts raised, by indicator.", ["indicator"], registry=r)
+        self.alert_deliveries = Counter(
+            "rag_alert_deliveries", "Alerts POSTed to the webhook, by outcome (sent, failed).", ["outcome"], registry=r
+        )
 
     # ----- the API ---------------------------------------------------------------------------------------------
     def request(self, method: str, route: str, status: int, seconds: float) -> None:
@@ -171,6 +179,20 @@ class Metrics:
         if self.enabled:
             self.queue_depth.set(queued)
             self.scores_owed.set(owed)
+
+    # ----- drift and alerts (rag/drift.py) -----------------------------------------------------------------------
+    def drift(self, collection: str, indicators: dict[str, float]) -> None:
+        if self.enabled:
+            for name, value in indicators.items():
+                self.drift_indicators.labels(collection, name).set(value)
+
+    def alert(self, indicator: str) -> None:
+        if self.enabled:
+            self.alerts_raised.labels(indicator).inc()
+
+    def alert_delivery(self, outcome: str) -> None:
+        if self.enabled:
+            self.alert_deliveries.labels(outcome).inc()
 
     # ----- exposition ------------------------------------------------------------------------------------------
     def render(self) -> tuple[bytes, str]:

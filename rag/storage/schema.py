@@ -228,6 +228,32 @@ budgets = sa.Table(
     sa.Column("key_id", sa.String(16), nullable=True),  # the admin key that set it (null in single-user mode)
 )
 
+# A question's embedding (float32 bytes) and the model that made it: the raw material of query drift (migration 0010).
+question_vectors = sa.Table(
+    "question_vectors",
+    metadata,
+    sa.Column("answer_id", sa.String(36), sa.ForeignKey("answers.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("model_id", sa.String(256), nullable=False),
+    sa.Column("vector", sa.LargeBinary, nullable=False),
+)
+
+# Drift alerts, once per day, collection and indicator; delivered_at: the webhook took it.
+ops_alerts = sa.Table(
+    "ops_alerts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("day", sa.String(10), nullable=False, index=True),
+    sa.Column("collection", sa.String(64), nullable=False),
+    sa.Column("indicator", sa.String(48), nullable=False),
+    sa.Column("value", sa.Float, nullable=False),
+    sa.Column("threshold", sa.Float, nullable=False),
+    sa.Column("above", sa.Boolean, nullable=False),
+    sa.Column("raised_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("delivered_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("delivery_error", sa.Text, nullable=True),
+    sa.UniqueConstraint("day", "collection", "indicator", name="uq_ops_alerts_day_collection_indicator"),
+)
+
 AUDIT_GENESIS = "0" * 64
 
 METRIC_COLUMNS = ("faithfulness", "context_precision", "context_recall")

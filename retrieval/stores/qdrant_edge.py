@@ -165,6 +165,29 @@ class QdrantEdgeStore:
                 break
         return found
 
+    async def sample_dense(self, selector: ChunkSelector, limit: int) -> list[list[float]]:
+        return await asyncio.to_thread(self._sample_dense, selector, limit)
+
+    def _sample_dense(self, selector: ChunkSelector, limit: int) -> list[list[float]]:
+        out: list[list[float]] = []
+        offset = None
+        while len(out) < limit:
+            request = qe.ScrollRequest(
+                filter=edge_filter(selector),
+                limit=min(256, limit - len(out)),
+                offset=offset,
+                with_payload=False,
+                with_vector=[fields.DENSE],
+            )
+            points, offset = self.shard.scroll(request)
+            for p in points:
+                dense = p.vector.get(fields.DENSE) if isinstance(p.vector, dict) else None
+                if isinstance(dense, list):
+                    out.append(cast(list[float], dense))
+            if offset is None or not points:
+                break
+        return out[:limit]
+
     async def optimize(self) -> None:
         """Build the HNSW index; Edge builds it only when asked."""
         await asyncio.to_thread(self._optimize)

@@ -183,6 +183,28 @@ class QdrantServerStore:
                 break
         return found
 
+    async def sample_dense(self, selector: ChunkSelector, limit: int) -> list[list[float]]:
+        out: list[list[float]] = []
+        offset: Any = None
+        while len(out) < limit:
+            points, offset = await self._call(
+                self._client.scroll(
+                    self._collection,
+                    scroll_filter=server_filter(selector),
+                    limit=min(256, limit - len(out)),
+                    offset=offset,
+                    with_payload=False,
+                    with_vectors=[fields.DENSE],
+                )
+            )
+            for p in points:
+                dense = p.vector.get(fields.DENSE) if isinstance(p.vector, dict) else None
+                if isinstance(dense, list):
+                    out.append(cast(list[float], dense))
+            if offset is None or not points:
+                break
+        return out[:limit]
+
     async def ensure_field_index(self, field: str, type_: FieldType) -> None:
         await self._call(self._client.create_payload_index(self._collection, field, field_schema=_SCHEMAS[type_]))
 

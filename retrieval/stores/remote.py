@@ -70,6 +70,10 @@ class RemoteStore:
         body = wire.DenseByTextBody(model_id=model_id, text_sha256=list(text_sha256))
         return (await self._ask("/dense_by_text", body, wire.DenseByTextResult)).vectors
 
+    async def sample_dense(self, selector: ChunkSelector, limit: int) -> list[list[float]]:
+        body = wire.SampleBody(selector=selector, limit=limit)
+        return (await self._ask("/sample_dense", body, wire.SampleResult)).vectors
+
     async def search(self, dense: list[float], sparse: SparseVector, spec: FilterSpec, plan: SearchPlan) -> list[Hit]:
         body = wire.SearchBody(dense=dense, sparse=sparse, spec=spec, plan=wire.PlanBody.of(plan))
         return (await self._ask("/search", body, wire.SearchResult)).hits

@@ -76,6 +76,15 @@ class DenseByTextResult(BaseModel):
     vectors: dict[str, list[float]]
 
 
+class SampleBody(BaseModel):
+    selector: ChunkSelector
+    limit: int = Field(ge=1, le=100_000)
+
+
+class SampleResult(BaseModel):
+    vectors: list[list[float]]
+
+
 class StoreError(BaseModel):
     """A refusal the caller can act on (`kind` "invalid", HTTP 409) or a store that is failing ("unavailable", 503)."""
 

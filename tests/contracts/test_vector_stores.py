@@ -271,6 +271,18 @@ class VectorStoreContract:
         assert await store.dense_by_text("m", []) == {}
         assert set(await store.dense_by_text("other", ["d1", "d3"])) == {"d3"}
 
+    # statistics (query drift, rag/drift.py)
+
+    async def test_dense_vectors_are_sampled_from_a_selection(self, seeded: VectorStore) -> None:
+        name = RECORDS[0].payload["collection"]
+        mine = [r for r in RECORDS if r.payload["collection"] == name]
+        sample = await seeded.sample_dense(ChunkSelector(collection=name), limit=1000)
+        assert len(sample) == len(mine) and all(len(v) == DIM for v in sample)
+        unit = [np.array(r.dense) / np.linalg.norm(r.dense) for r in mine]  # cosine collections normalise
+        assert all(any(np.allclose(v, u, atol=1e-5) for u in unit) for v in sample)
+        assert len(await seeded.sample_dense(ChunkSelector(collection=name), limit=1)) == 1
+        assert await seeded.sample_dense(ChunkSelector(collection="no-such-collection"), limit=10) == []
+
     # upsert, count, set_state, delete
 
     async def test_a_fresh_store_is_empty(self, store: VectorStore) -> None:

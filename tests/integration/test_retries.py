@@ -56,6 +56,9 @@ class FlakyStore:
     async def dense_by_text(self, model_id: str, text_sha256: Sequence[str]) -> dict[str, list[float]]:
         return await self._inner.dense_by_text(model_id, text_sha256)
 
+    async def sample_dense(self, selector: ChunkSelector, limit: int) -> list[list[float]]:
+        return await self._inner.sample_dense(selector, limit)
+
     async def close(self) -> None:
         await self._inner.close()
 

@@ -1,0 +1,106 @@
+"""The operations summary behind `/ops` (issue 11): per day, requests and errors (from the audit log, which records
+every request the API served), answer latency percentiles, abstentions, answer-cache hits, tokens, faithfulness and
+ingestion throughput; and now, the queue depth, ingestion jobs waiting and scores owed.
+
+Tokens come from each answer's `usage`. Cost is not recorded yet: `cost` is null and `usage.cost_recorded` false
+until answers carry one (fill `_day_cost` then).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import date, timedelta
+from typing import Any
+
+import numpy as np
+
+from rag.services import Services
+from rag.storage.ops import AnswerFacts, OpsStore, Scope
+
+log = logging.getLogger(__name__)
+
+MAX_ANSWERS = 100_000
+PERCENTILES = (50, 95, 99)
+
+
+def _rate(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+def _percentiles(values: list[float]) -> dict[str, float | None]:
+    if not values:
+        return {f"p{p}": None for p in PERCENTILES}
+    found = np.percentile(np.asarray(values, dtype=np.float64), PERCENTILES)
+    return {f"p{p}": round(float(v), 1) for p, v in zip(PERCENTILES, found, strict=True)}
+
+
+def _day_cost(facts: list[AnswerFacts]) -> float | None:
+    """The hook for cost: answers do not record one yet."""
+    return None
+
+
+def _answers_day(facts: list[AnswerFacts]) -> dict[str, Any]:
+    n = len(facts)
+    faith = [f.faithfulness for f in facts if f.faithfulness is not None]
+    return {
+        "answers": n,
+        "latency_ms": _percentiles([f.total_ms for f in facts if f.total_ms is not None]),
+        "abstention_rate": _rate(sum(f.abstained for f in facts), n),
+        "cache_hit_rate": _rate(sum(f.cached for f in facts), n),
+        "prompt_tokens": sum(f.prompt_tokens for f in facts),
+        "completion_tokens": sum(f.completion_tokens for f in facts),
+        "cost": _day_cost(facts),
+        "faithfulness": round(sum(faith) / len(faith), 4) if faith else None,
+        "faithfulness_scored": len(faith),
+    }
+
+
+async def _now(svc: Services, ops: OpsStore, scope: Scope) -> dict[str, int | None]:
+    try:
+        queued: int | None = int(await svc.queue.pool.zcard(svc.queue.queue_name))
+    except Exception as exc:  # the page still shows the rest; the figure says it is unknown
+        log.warning("could not read the queue depth: %s", exc)
+        queued = None
+    return {
+        "queue_depth": queued,
+        "jobs_waiting": await ops.jobs_waiting(scope),
+        "scores_owed": await ops.scores_owed(),
+    }
+
+
+async def summary(svc: Services, scope: Scope, first: date, days: int) -> dict[str, Any]:
+    ops = OpsStore(svc.catalog.engine)
+    facts = await ops.answer_facts(scope, MAX_ANSWERS)
+    by_day: dict[str, list[AnswerFacts]] = {}
+    for f in facts:
+        by_day.setdefault(f.created_at.date().isoformat(), []).append(f)
+    requests = await ops.requests_by_day(scope)
+    ingestion = await ops.ingestion_by_day(scope)
+    rows = []
+    for n in range(days):
+        key = (first + timedelta(days=n)).isoformat()
+        total, client, server = requests.get(key, (0, 0, 0))
+        jobs = ingestion.get(key, {"succeeded": 0, "failed": 0, "chunks": 0})
+        rows.append(
+            {
+                "day": key,
+                "requests": total,
+                "requests_per_minute": round(total / 1440, 4),
+                "errors_4xx": client,
+                "errors_5xx": server,
+                "error_rate": _rate(server, total),
+                **_answers_day(by_day.get(key, [])),
+                "ingest_jobs_succeeded": jobs["succeeded"],
+                "ingest_jobs_failed": jobs["failed"],
+                "chunks_indexed": jobs["chunks"],
+            }
+        )
+    tokens = sum(r["prompt_tokens"] + r["completion_tokens"] for r in rows)
+    return {
+        "days": rows,
+        "now": await _now(svc, ops, scope),
+        "usage": {"tokens_recorded": tokens > 0, "cost_recorded": any(r["cost"] is not None for r in rows)},
+        "truncated": len(facts) == MAX_ANSWERS,
+        # Requests and errors are read from the audit log: none are counted while it is off.
+        "requests_recorded": svc.settings.audit.enabled,
+    }
