@@ -202,6 +202,7 @@ class NewAnswer:
     cached_from: str | None = None  # served from cache: the original answer
     variant: str | None = None  # RAG_VARIANTS: "control" or the candidate's name; None outside an experiment
     replay_of: str | None = None  # the answer this one replays (POST /v1/answers/{id}/replay); not in reports
+    attempts: list[dict[str, Any]] | None = None  # the model gateway's attempts (kernel.types.Attempt), in order
 
 
 @dataclass(frozen=True)
@@ -233,6 +234,7 @@ class StoredAnswer:
     cached_from: str | None = None
     variant: str | None = None
     replay_of: str | None = None
+    attempts: list[dict[str, Any]] | None = None
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validat
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from kernel.checks import http_url as _http_url
+from kernel.gateway_settings import GatewaySettings
 from kernel.ops_settings import CacheSettings, LimitsSettings, ObservabilitySettings, PromptSettings, VariantsSettings
 
 
@@ -317,6 +318,12 @@ class Settings(BaseSettings):
     cache: CacheSettings = CacheSettings()
     prompts: PromptSettings = PromptSettings()
     variants: VariantsSettings = VariantsSettings()
+    gateway: GatewaySettings = GatewaySettings()
+
+    @model_validator(mode="after")
+    def _gateway_names(self) -> Self:
+        self.gateway.check_names(llm=bool(self.llm.base_url))
+        return self
 
     @property
     def database_url(self) -> str:

@@ -16,10 +16,11 @@ from kernel.access import Principal
 from kernel.errors import InvalidInput
 from kernel.records import NewAnswer
 from kernel.text import CITATION_MARKER, marker_numbers
-from kernel.types import Context, GeneratedAnswer, Hit, PromptRef, Usage
+from kernel.types import Attempt, Context, GeneratedAnswer, Hit, PromptRef, Usage
 from kernel.unmask import visible_text
 from rag.citation_gate import CitationGate
-from rag.generation.base import Generator
+from rag.generation.base import Generator, Routed
+from rag.generation.extractive import enough_evidence
 from rag.guarded import obeys_injection, planted_phrases, screen_hits
 from rag.observability.stages import count_screened, observe_answer, observed_retrieval, trace_fields
 from rag.prompts.registry import load_prompt
@@ -67,6 +68,14 @@ class AnswerOut(BaseModel):
     cached: bool = Field(default=False, description="Served from the answer cache; `cached_from` is the original.")
     cached_from: str | None = None
     variant: str | None = Field(default=None, description="The collection's variant that answered (RAG_VARIANTS).")
+    attempts: list[Attempt] = Field(
+        default_factory=list, description="The model gateway's attempts, in order (RAG_GATEWAY); empty without it."
+    )
+    fallback: bool = Field(
+        default=False,
+        description="Answered by a fallback: an endpoint before it failed, timed out, was over budget or skipped "
+        'by its breaker. The last attempt names who answered ("extractive": no endpoint did).',
+    )
 
 
 @dataclass
@@ -87,9 +96,14 @@ def pick_generator(svc: Services, name: str | None) -> Generator:
     if name is None:
         return svc.generators.get("llm") or svc.generators["extractive"]
     if name not in svc.generators:
-        hint = "" if "llm" in svc.generators else " (set RAG_LLM__BASE_URL to enable 'llm')"
+        hint = "" if "llm" in svc.generators else " (set RAG_LLM__BASE_URL or RAG_GATEWAY__ENDPOINTS for 'llm')"
         raise InvalidInput(f"unknown generator {name!r}; available: {', '.join(sorted(svc.generators))}{hint}")
     return svc.generators[name]
+
+
+def routed(gen: Generator, collections: list[str], question: str) -> Generator:
+    """The generator for this question: the gateway's route for its collections and length, else `gen` itself."""
+    return gen.route(collections, question) if isinstance(gen, Routed) else gen
 
 
 def to_contexts(hits: list[Hit]) -> list[Context]:
@@ -154,11 +168,9 @@ def _abstain_reason(svc: Services, draft: Draft, answer: GeneratedAnswer | None)
     cfg = svc.settings.answer
     if not draft.hits:
         return "no_results"
-    if draft.gen.name == "extractive":
-        if answer is None or not answer.text:
-            return "weak_evidence"
-        least = cfg.min_answerable if answer.evidence_method == "checker" else cfg.min_evidence
-        if (answer.evidence or 0.0) < least:
+    # An extractive answer (also the gateway's last resort, which carries its evidence) abstains on its evidence.
+    if draft.gen.name == "extractive" or (answer is not None and answer.evidence_method is not None):
+        if answer is None or not enough_evidence(answer, cfg.min_evidence, cfg.min_answerable):
             return "weak_evidence"
         return None
     best = max((h.dense_score for h in draft.hits if h.dense_score is not None), default=None)
@@ -179,7 +191,7 @@ async def _prepare(svc: Services, q: Question) -> Draft:
     if len(q.text) > cfg.max_question_chars:
         raise InvalidInput(f"the question has {len(q.text)} characters; the limit is {cfg.max_question_chars}")
     variant = assign(svc.settings.variants, q.collections, sticky_unit(q.conversation_id, q.caller.key_id, q.text))
-    gen = pick_generator(svc, q.generator or variant.generator)
+    gen = routed(pick_generator(svc, q.generator or variant.generator), q.collections, q.standalone or q.text)
     top_k = q.top_k or cfg.context_k
     # A few more than needed: chunks flagged as addressing the model may be left out.
     fetch = min(top_k + FLAGGED_SPARE, max(top_k, svc.settings.retrieval.max_top_k))
@@ -237,6 +249,7 @@ async def _finish(svc: Services, draft: Draft, answer: GeneratedAnswer | None) -
     if evidence is None and gen.name != "extractive":
         evidence = max((h.dense_score for h in hits if h.dense_score is not None), default=None)
     model = answer.model if answer else gen.name
+    attempts = answer.attempts if answer else []
     record = NewAnswer(
         key_id=q.caller.key_id,
         conversation_id=q.conversation_id,
@@ -274,6 +287,7 @@ async def _finish(svc: Services, draft: Draft, answer: GeneratedAnswer | None) -
         **trace_fields(),
         variant=draft.variant,
         replay_of=draft.replay_of,
+        attempts=[a.model_dump() for a in attempts] or None,
     )
     answer_id = await save_answer(svc, record)
     return AnswerOut(
@@ -295,6 +309,8 @@ async def _finish(svc: Services, draft: Draft, answer: GeneratedAnswer | None) -
         flagged_excluded=draft.excluded,
         flagged_quoted=draft.quoted,
         variant=draft.variant,
+        attempts=attempts,
+        fallback=any(a.outcome != "ok" for a in attempts),
     )
 
 

@@ -110,6 +110,8 @@ answers = sa.Table(
     sa.Column("variant", sa.String(32), nullable=True),
     # Set on a replay (POST /v1/answers/{id}/replay): the answer it replays. Reports leave replays out.
     sa.Column("replay_of", sa.String(36), nullable=True, index=True),
+    # The model gateway's attempts for this answer (migration 0010): endpoint, model, outcome, duration_ms each.
+    sa.Column("attempts", sa.JSON, nullable=True),
 )
 
 # One row per collection an answer drew on: reports filter by collection in SQL, before their row limit.
