@@ -326,6 +326,11 @@ class Settings(BaseSettings):
         return self
 
     @property
+    def has_llm(self) -> bool:
+        """Whether the "llm" generator exists: one endpoint (RAG_LLM__BASE_URL) or the gateway's."""
+        return bool(self.llm.base_url or self.gateway.endpoints)
+
+    @property
     def database_url(self) -> str:
         return self.database.url or f"sqlite+aiosqlite:///{(self.data_dir / 'rag.db').resolve()}"
 

@@ -264,13 +264,13 @@ def make_gateway(
     """The model gateway over RAG_GATEWAY__ENDPOINTS (and RAG_LLM's endpoint as "llm", if set)."""
     from functools import partial
 
-    from rag.generation.extractive import enough_evidence
-    from rag.generation.gateway import Breakers, GatewayCore, GatewayEndpoint, GatewayGenerator
-    from rag.generation.openai_compat import OpenAICompatibleGenerator
-
     # Imported at start: on first use its import (seconds on a busy machine) would count against the first attempt's
     # timeout, and blocks the event loop.
     import openai  # noqa: F401
+
+    from rag.generation.extractive import enough_evidence
+    from rag.generation.gateway import Breakers, GatewayCore, GatewayEndpoint, GatewayGenerator
+    from rag.generation.openai_compat import OpenAICompatibleGenerator
 
     cfg = settings.gateway
     endpoints: dict[str, GatewayEndpoint] = {}

@@ -23,7 +23,7 @@ class Prompt(Protocol):
 class Generator(Protocol):
     @property
     def name(self) -> str:
-        """'extractive' or 'openai:<model>': recorded with every answer."""
+        """'extractive', 'openai:<model>' or 'gateway': recorded with every answer."""
         ...
 
     async def generate(self, question: str, contexts: Sequence[Context], prompt: Prompt) -> GeneratedAnswer: ...

@@ -9,7 +9,8 @@ only until the first token is sent: from then on the answer is that endpoint's, 
 Every attempt is recorded on the answer (`GeneratedAnswer.attempts`) and reported to `on_attempt` (the metrics).
 
 The breakers are purgatory's: after `breaker_threshold` failures in a row an endpoint is not called for
-`breaker_recovery_seconds`; then one request probes it, and a success closes the breaker (a failure re-opens it).
+`breaker_recovery_seconds`; then it is called again (half-open), and a success closes the breaker while a failure
+opens it again at once.
 Failures that say nothing about the endpoint's health are not counted: a cancelled request, a budget refusal, and a
 refusal of this one request (HTTP 400, 413, 422: e.g. a prompt too long for its context).
 
