@@ -159,6 +159,10 @@ class GatewayGenerator:
                 return GatewayGenerator(self._core, route.chain)
         return GatewayGenerator(self._core, self._core.chain)
 
+    def admit_with(self, admit: Admit | None) -> None:
+        """The budget hook (see the module's doc): called with each endpoint's name before it is called."""
+        self._core.admit = admit
+
     async def aclose(self) -> None:
         for endpoint in self._core.endpoints.values():
             closer = getattr(endpoint.generator, "aclose", None)

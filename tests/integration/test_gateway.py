@@ -18,7 +18,7 @@ from kernel.errors import TransientError
 from kernel.protocols import Embedder
 from kernel.settings import SettingsError, load_settings
 from kernel.types import Context, GeneratedAnswer
-from rag.generation.gateway import GatewayGenerator
+from rag.generation.gateway import BudgetExhausted, GatewayGenerator
 from rag.generation.openai_compat import OpenAICompatibleGenerator
 from rag.observability.metrics import Metrics
 from rag.services import make_embedder, make_generators
@@ -178,6 +178,34 @@ async def test_without_the_extractive_fallback_a_failed_chain_is_a_503(embedder)
         await gen.generate(QUESTION, CONTEXTS, PROMPT)
 
 
+async def test_an_endpoint_over_budget_is_skipped_and_not_held_against_it(embedder):
+    with ChatServer([MOON_ANSWER], model="primary") as primary, ChatServer([MOON_ANSWER], model="second") as second:
+        cfg = {"primary": endpoint(primary.base_url), "second": endpoint(second.base_url)}
+        gen = gateway(embedder, endpoints=cfg, breaker_threshold=1, breaker_recovery_seconds=3600)
+        spent = {"primary"}
+
+        async def admit(name: str) -> None:  # the hook a budget plugs into
+            if name in spent:
+                raise BudgetExhausted(f"{name} is over its budget")
+
+        gen.admit_with(admit)
+        for _ in range(2):
+            answer = await gen.generate(QUESTION, CONTEXTS, PROMPT)
+            assert outcomes(answer) == [("primary", "budget"), ("second", "ok")] and answer.model == "second"
+        _, streamed = await collect(gen)
+        assert outcomes(streamed) == [("primary", "budget"), ("second", "ok")]
+        assert primary.requests == 0
+
+        spent.clear()  # a budget refusal is not the endpoint's failure: its breaker (threshold 1) stayed closed
+        assert outcomes(await gen.generate(QUESTION, CONTEXTS, PROMPT)) == [("primary", "ok")]
+
+        spent.update({"primary", "second"})
+        gen = gateway(embedder, endpoints=cfg, extractive_fallback=False)
+        gen.admit_with(admit)
+        with pytest.raises(BudgetExhausted, match="every endpoint of the chain is over its budget"):
+            await gen.generate(QUESTION, CONTEXTS, PROMPT)
+
+
 # ----- the circuit breaker ----------------------------------------------------------------------------------------
 async def test_breaker_opens_and_the_failing_endpoint_is_no_longer_called(embedder):
     with ChatServer([MOON_ANSWER], status=500) as failing, ChatServer([MOON_ANSWER], model="second") as second:
@@ -236,6 +264,15 @@ async def test_breaker_closes_after_its_recovery_period_when_the_endpoint_is_bac
     for state in ("opened", "half-opened", "closed"):
         key = ("rag_gateway_breaker_transitions_total", frozenset({("endpoint", "primary"), ("state", state)}))
         assert found[key] >= 1, state
+
+
+async def test_a_refusal_of_one_request_does_not_open_the_breaker(embedder):
+    with ChatServer([MOON_ANSWER], status=400) as refusing, ChatServer([MOON_ANSWER], model="second") as second:
+        cfg = {"primary": endpoint(refusing.base_url), "second": endpoint(second.base_url)}
+        gen = gateway(embedder, endpoints=cfg, breaker_threshold=1, breaker_recovery_seconds=3600)
+        for _ in range(3):  # refused (a prompt too long for it, say): the next endpoint answers this request
+            assert outcomes(await gen.generate(QUESTION, CONTEXTS, PROMPT)) == [("primary", "error"), ("second", "ok")]
+        assert refusing.requests == 3  # still called: a 400 says nothing about the endpoint's health
 
 
 async def test_a_failed_probe_opens_the_breaker_again(embedder):
