@@ -73,12 +73,13 @@ def _status(exc: BaseException) -> int | None:
 
 
 def _is_timeout(exc: BaseException) -> bool:
-    import httpx
+    from rag.generation.openai_compat import transport_errors
 
+    timeouts: tuple[type[Exception], ...] = (TimeoutError, *transport_errors()[0])
     seen: BaseException | None = exc
     while seen is not None:
         # openai.APITimeoutError derives from APIConnectionError; its name is the stable part of its API.
-        if isinstance(seen, TimeoutError | httpx.TimeoutException) or type(seen).__name__ == "APITimeoutError":
+        if isinstance(seen, timeouts) or type(seen).__name__ == "APITimeoutError":
             return True
         seen = seen.__cause__
     return False

@@ -153,6 +153,19 @@ async def test_primary_5xx_falls_back(embedder, status: int):
         assert failing.requests == 2
 
 
+async def test_no_fallback_once_the_first_token_is_sent(embedder):
+    with ChatServer(["The Moon ", "orbits [1]."]) as cut, ChatServer([MOON_ANSWER], model="second") as second:
+        cut.cut_stream = True
+        gen = gateway(embedder, endpoints={"primary": endpoint(cut.base_url), "second": endpoint(second.base_url)})
+        shown: list[str] = []
+        with pytest.raises(TransientError, match="dropped the connection"):
+            async for item in gen.stream(QUESTION, CONTEXTS, PROMPT):
+                assert isinstance(item, str)
+                shown.append(item)
+        assert shown == ["The Moon "]  # what was sent stays the primary's: no other endpoint's answer follows it
+        assert second.requests == 0 and cut.requests == 1
+
+
 async def test_all_down_answers_extractively_and_says_so(embedder):
     with ChatServer([MOON_ANSWER], status=502) as failing:
         metrics = Metrics()

@@ -12,7 +12,8 @@ it) runs unmodified:
   and used what it said.
 
 Either mode can be made to fail on demand, for the model gateway's fallbacks: `status=503` answers every POST with
-that status, `delay_s=5` answers only after that long (past a client's timeout). `requests` counts every POST
+that status, `delay_s=5` answers only after that long (past a client's timeout), `cut_stream = True` drops a streamed
+answer's connection after its first event. `requests` counts every POST
 received, answered or not; `port=` serves on a given port (an endpoint that was down comes back).
 """
 
@@ -93,6 +94,7 @@ class ChatServer:
         self.pieces = pieces or []
         self.status = status  # may be changed between requests, like `pieces`
         self.delay_s = delay_s
+        self.cut_stream = False  # True: a streamed answer stops after its first event (the connection drops)
         self.port = port
         self.requests = 0
         self._lock = threading.Lock()
@@ -150,6 +152,18 @@ class ChatServer:
                 self._send(*server._answer(self.path, body))
 
             def _send(self, status: int, kind: str, data: bytes) -> None:
+                if server.cut_stream and kind.startswith("text/event-stream"):
+                    # The first event, then the connection drops before the announced length: a server that
+                    # fails mid-answer.
+                    first = data.split(b"\n\n", 1)[0] + b"\n\n"
+                    self.send_response(status)
+                    self.send_header("Content-Type", kind)
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(first)
+                    self.wfile.flush()
+                    self.close_connection = True
+                    return
                 send(self, status, kind, data)
 
             def log_message(self, format: str, *args: Any) -> None:  # quiet
