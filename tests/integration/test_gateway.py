@@ -3,12 +3,12 @@ servers made to fail on demand (5xx, too slow), and ports where nothing listens.
 
 Fallback (down, timeout, 5xx, then extractive), the circuit breaker opening (the failing server stops receiving
 requests) and closing after its recovery period, routing by collection and question length, the attempts on the
-stored answer and in /metrics, and the settings refused at start.
+stored answer and in /metrics.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
@@ -16,11 +16,12 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from kernel.errors import TransientError
 from kernel.protocols import Embedder
-from kernel.settings import SettingsError, load_settings
+from kernel.settings import load_settings
 from kernel.types import Context, GeneratedAnswer
 from rag.generation.gateway import BudgetExhausted, GatewayGenerator
 from rag.generation.openai_compat import OpenAICompatibleGenerator
 from rag.observability.metrics import Metrics
+from rag.prompts.registry import load_prompt
 from rag.services import make_embedder, make_generators
 from tests.llm_server import LlamaServer, llm_server  # noqa: F401
 from tests.support.chat_server import ChatServer
@@ -31,30 +32,9 @@ from tests.support.service import create_collection, import_records
 MOON_ANSWER = "The Moon orbits the Earth every 27.3 days [1]."
 
 
-class TinyPrompt:
-    id = "test-tiny"
-    version = "1"
-
-    def system(self) -> str:
-        return "Answer the question using the numbered contexts. Cite them as [n]."
-
-    def user(self, question: str, contexts: Sequence[Context]) -> str:
-        blocks = "\n".join(f"[{c.n}] {c.text}" for c in contexts)
-        return f"{blocks}\n\nQuestion: {question}\nAnswer:"
-
-
-PROMPT = TinyPrompt()
-CONTEXTS = [
-    Context(
-        n=1,
-        chunk_id="c1",
-        document_id="d1",
-        version=1,
-        filename="moon.txt",
-        text="The Moon orbits the Earth every 27.3 days. It is the only natural satellite of the Earth.",
-        score=0.9,
-    )
-]
+PROMPT = load_prompt("grounded_answer")
+MOON_TEXT = "The Moon orbits the Earth every 27.3 days. It is the only natural satellite of the Earth."
+CONTEXTS = [Context(n=1, chunk_id="c1", document_id="d1", version=1, filename="moon.txt", score=0.9, text=MOON_TEXT)]
 QUESTION = "How long does the Moon take to orbit the Earth?"
 
 
@@ -335,42 +315,7 @@ async def test_routes_by_collection_and_question_length(embedder, three):
     assert (a.requests, b.requests, c.requests) == (3, 4, 1)
 
 
-# ----- settings ---------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize(
-    ("gateway_settings", "message"),
-    [
-        ({"endpoints": {"a": endpoint("http://127.0.0.1:1/v1")}, "routes": [{"chain": ["b"]}]}, "unknown endpoint 'b'"),
-        ({"endpoints": {"a": endpoint("http://127.0.0.1:1/v1")}, "chain": ["a", "z"]}, "unknown endpoint 'z'"),
-        ({"endpoints": {"a": endpoint("http://127.0.0.1:1/v1")}, "chain": ["llm"]}, "set RAG_LLM__BASE_URL"),
-        ({"endpoints": {"a": endpoint("http://127.0.0.1:1/v1")}, "chain": []}, "RAG_GATEWAY__CHAIN is empty"),
-        ({"endpoints": {"a": endpoint("http://127.0.0.1:1/v1")}, "routes": [{"chain": []}]}, "empty chain"),
-        ({"endpoints": {"a": endpoint("http://127.0.0.1:1/v1", timeout_seconds=-1)}}, "TIMEOUT_SECONDS"),
-        ({"endpoints": {"a": endpoint("http://127.0.0.1:1/v1", timeout_seconds=0)}}, "greater than 0"),
-        ({"endpoints": {"a": endpoint("127.0.0.1:1/v1")}}, "http:// or https://"),
-        ({"endpoints": {"extractive": endpoint("http://127.0.0.1:1/v1")}}, "reserved"),
-        ({"endpoints": {"a": endpoint("http://127.0.0.1:1/v1", modle="x")}}, "MODLE: Extra inputs"),
-        ({"chain": ["a"]}, "without endpoints"),
-        ({"endpoints": {"a": endpoint("http://127.0.0.1:1/v1")}, "breaker_threshold": 0}, "BREAKER_THRESHOLD"),
-    ],
-)
-def test_bad_gateway_settings_are_refused_at_start(gateway_settings: dict[str, Any], message: str):
-    with pytest.raises(SettingsError, match=message):
-        load_settings(gateway=gateway_settings)
-
-
-def test_bad_gateway_settings_from_the_environment_name_the_variable(monkeypatch):
-    monkeypatch.setenv("RAG_GATEWAY__ENDPOINTS__FAST__BASE_URL", "http://127.0.0.1:1/v1")
-    monkeypatch.setenv("RAG_GATEWAY__ENDPOINTS__FAST__TIMEOUT_SECONDS", "-3")
-    with pytest.raises(SettingsError, match="RAG_GATEWAY__ENDPOINTS__FAST__TIMEOUT_SECONDS"):
-        load_settings()
-    monkeypatch.setenv("RAG_GATEWAY__ENDPOINTS__FAST__TIMEOUT_SECONDS", "3")
-    monkeypatch.setenv("RAG_GATEWAY__ROUTES", '[{"collections": ["legal"], "chain": ["slow"]}]')
-    with pytest.raises(SettingsError, match="unknown endpoint 'slow'"):
-        load_settings()
-    monkeypatch.setenv("RAG_GATEWAY__ROUTES", '[{"collections": ["legal"], "chain": ["fast"]}]')
-    assert load_settings().gateway.routes[0].chain == ["fast"]
-
-
+# ----- backward compatible (the settings refused at start: tests/unit/test_gateway_settings.py) ------------------
 def test_single_endpoint_settings_work_as_before(embedder):
     only_llm = load_settings(llm={"base_url": "http://127.0.0.1:1/v1", "model": "m"})
     assert isinstance(make_generators(only_llm, embedder)["llm"], OpenAICompatibleGenerator)
