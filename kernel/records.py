@@ -203,6 +203,7 @@ class NewAnswer:
     variant: str | None = None  # RAG_VARIANTS: "control" or the candidate's name; None outside an experiment
     replay_of: str | None = None  # the answer this one replays (POST /v1/answers/{id}/replay); not in reports
     fallback: str | None = None  # "budget:<budget id>": answered extractively because an LLM answer was over budget
+    attempts: list[dict[str, Any]] | None = None  # the model gateway's attempts (kernel.types.Attempt), in order
 
 
 @dataclass(frozen=True)
@@ -235,6 +236,7 @@ class StoredAnswer:
     variant: str | None = None
     replay_of: str | None = None
     fallback: str | None = None
+    attempts: list[dict[str, Any]] | None = None
 
 
 @dataclass(frozen=True)

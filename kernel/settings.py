@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from kernel.checks import http_url as _http_url
 from kernel.cost_settings import CostSettings
 from kernel.drift_settings import DriftSettings
+from kernel.gateway_settings import GatewaySettings
 from kernel.ops_settings import CacheSettings, LimitsSettings, ObservabilitySettings, PromptSettings, VariantsSettings
 
 
@@ -321,6 +322,17 @@ class Settings(BaseSettings):
     variants: VariantsSettings = VariantsSettings()
     cost: CostSettings = CostSettings()
     drift: DriftSettings = DriftSettings()
+    gateway: GatewaySettings = GatewaySettings()
+
+    @model_validator(mode="after")
+    def _gateway_names(self) -> Self:
+        self.gateway.check_names(llm=bool(self.llm.base_url))
+        return self
+
+    @property
+    def has_llm(self) -> bool:
+        """Whether the "llm" generator exists: one endpoint (RAG_LLM__BASE_URL) or the gateway's."""
+        return bool(self.llm.base_url or self.gateway.endpoints)
 
     @property
     def database_url(self) -> str:

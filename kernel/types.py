@@ -271,6 +271,21 @@ class Usage(BaseModel):
         return data
 
 
+AttemptOutcome = Literal["ok", "error", "timeout", "5xx", "breaker_open", "budget"]
+
+
+class Attempt(BaseModel):
+    """One endpoint the model gateway tried for an answer (rag/generation/gateway.py), in the order tried."""
+
+    endpoint: str = Field(description='Its name in RAG_GATEWAY__ENDPOINTS; "extractive" for the last resort.')
+    model: str
+    outcome: AttemptOutcome = Field(
+        description="ok; error (refused, unreachable, unusable answer); timeout; 5xx; breaker_open (not called: "
+        "it kept failing); budget (not called: over a budget)."
+    )
+    duration_ms: float
+
+
 class GeneratedAnswer(BaseModel):
     text: str = Field(description="The answer with [n] citation markers that refer to Context.n.")
     usage: Usage = Field(default_factory=Usage)
@@ -281,6 +296,7 @@ class GeneratedAnswer(BaseModel):
     evidence_method: Literal["checker", "similarity"] | None = Field(
         default=None, description="checker: evidence is a probability that the answer answers; similarity: a score."
     )
+    attempts: list[Attempt] = Field(default_factory=list, description="The gateway's attempts; empty otherwise.")
 
 
 class Hit(BaseModel):

@@ -76,6 +76,8 @@ async def cache_key(svc: Services, q: Question) -> tuple[str, PromptRef] | None:
         "grants": "*" if grants is None else sorted(grants),
         "prompt": [prompt.id, prompt.version],
         "generator": [gen.name, svc.settings.llm.model if gen.name != "extractive" else None],
+        # The gateway's endpoints, models and routes decide who answers (secrets are dumped masked).
+        "gateway": st.gateway.model_dump(mode="json") if gen.name == "gateway" else None,
     }
     digest = hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
     return digest, PromptRef(id=prompt.id, version=prompt.version)
@@ -117,6 +119,7 @@ async def _serve(svc: Services, q: Question, original: StoredAnswer, started: fl
         removed_citations=original.removed_citations,
         evidence=original.evidence,
         cached_from=original.id,
+        attempts=None,  # a served copy calls no model
         **trace_fields(),  # the request that was served from cache, so its logs and trace meet this row
     )
     answer_id = await save_answer(svc, record)  # scored like any answer
@@ -163,7 +166,8 @@ async def _lookup(svc: Services, q: Question) -> tuple[AnswerOut | None, str | N
 
 async def _remember(svc: Services, key: str | None, prompt: PromptRef | None, out: AnswerOut) -> None:
     # The guarded prompt (flagged chunks quoted) is another prompt version: such an answer is not offered again.
-    # Nor is a budget fallback: the key names the LLM, which answers again once the budget resets.
+    # Nor is a fallback's (over budget, or the gateway's first choice failed): the key names the LLM, which the next
+    # asker gets again once the budget resets or the endpoint is back.
     ok = out.injection is None and out.fallback is None
     if key is not None and prompt is not None and out.prompt == prompt and ok:
         await AnswerCacheStore(svc.catalog.engine).remember(out.answer_id, key)

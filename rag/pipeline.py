@@ -16,11 +16,13 @@ from kernel.access import Principal
 from kernel.errors import InvalidInput
 from kernel.records import NewAnswer
 from kernel.text import CITATION_MARKER, marker_numbers
-from kernel.types import Context, GeneratedAnswer, Hit, PromptRef, Usage
+from kernel.types import Attempt, Context, GeneratedAnswer, Hit, PromptRef, Usage
 from kernel.unmask import visible_text
 from rag.budgets import FALLBACK, Fallback, within_budget
 from rag.citation_gate import CitationGate
-from rag.generation.base import Generator
+from rag.generation.base import Generator, Routed
+from rag.generation.extractive import enough_evidence
+from rag.generation.gateway import fallback_reason
 from rag.guarded import obeys_injection, planted_phrases, screen_hits
 from rag.observability.stages import count_screened, observe_answer, observed_retrieval, trace_fields
 from rag.prompts.registry import load_prompt
@@ -68,8 +70,14 @@ class AnswerOut(BaseModel):
     cached: bool = Field(default=False, description="Served from the answer cache; `cached_from` is the original.")
     cached_from: str | None = None
     variant: str | None = Field(default=None, description="The collection's variant that answered (RAG_VARIANTS).")
+    attempts: list[Attempt] = Field(
+        default_factory=list, description="The model gateway's attempts, in order (RAG_GATEWAY); empty without it."
+    )
     fallback: str | None = Field(
-        default=None, description="`budget`: an LLM answer was over `fallback_budget`; answered extractively instead."
+        default=None,
+        description="Why a fallback answered: `budget` (an LLM answer was over `fallback_budget`; answered "
+        "extractively instead) or `gateway` (an endpoint before it failed, timed out or was skipped by its breaker; "
+        'the last attempt names who answered, "extractive" when no endpoint did).',
     )
     fallback_budget: str | None = None
 
@@ -92,9 +100,14 @@ def pick_generator(svc: Services, name: str | None) -> Generator:
     if name is None:
         return svc.generators.get("llm") or svc.generators["extractive"]
     if name not in svc.generators:
-        hint = "" if "llm" in svc.generators else " (set RAG_LLM__BASE_URL to enable 'llm')"
+        hint = "" if "llm" in svc.generators else " (set RAG_LLM__BASE_URL or RAG_GATEWAY__ENDPOINTS for 'llm')"
         raise InvalidInput(f"unknown generator {name!r}; available: {', '.join(sorted(svc.generators))}{hint}")
     return svc.generators[name]
+
+
+def routed(gen: Generator, collections: list[str], question: str) -> Generator:
+    """The generator for this question: the gateway's route for its collections and length, else `gen` itself."""
+    return gen.route(collections, question) if isinstance(gen, Routed) else gen
 
 
 def to_contexts(hits: list[Hit]) -> list[Context]:
@@ -160,11 +173,9 @@ def _abstain_reason(svc: Services, draft: Draft, answer: GeneratedAnswer | None)
     cfg = svc.settings.answer
     if not draft.hits:
         return "no_results"
-    if draft.gen.name == "extractive":
-        if answer is None or not answer.text:
-            return "weak_evidence"
-        least = cfg.min_answerable if answer.evidence_method == "checker" else cfg.min_evidence
-        if (answer.evidence or 0.0) < least:
+    # An extractive answer (also the gateway's last resort, which carries its evidence) abstains on its evidence.
+    if draft.gen.name == "extractive" or (answer is not None and answer.evidence_method is not None):
+        if answer is None or not enough_evidence(answer, cfg.min_evidence, cfg.min_answerable):
             return "weak_evidence"
         return None
     best = max((h.dense_score for h in draft.hits if h.dense_score is not None), default=None)
@@ -185,7 +196,8 @@ async def _prepare(svc: Services, q: Question) -> Draft:
     if len(q.text) > cfg.max_question_chars:
         raise InvalidInput(f"the question has {len(q.text)} characters; the limit is {cfg.max_question_chars}")
     variant = assign(svc.settings.variants, q.collections, sticky_unit(q.conversation_id, q.caller.key_id, q.text))
-    gen, fallback = pick_generator(svc, q.generator or variant.generator), None
+    gen = routed(pick_generator(svc, q.generator or variant.generator), q.collections, q.standalone or q.text)
+    fallback = None
     if q.caller.sees_all(q.collections):  # otherwise retrieval answers 404, naming no budget
         gen, fallback = await within_budget(svc, gen, q.caller.key_id, q.collections)
     top_k = q.top_k or cfg.context_k
@@ -246,6 +258,7 @@ async def _finish(svc: Services, draft: Draft, answer: GeneratedAnswer | None) -
     if evidence is None and gen.name != "extractive":
         evidence = max((h.dense_score for h in hits if h.dense_score is not None), default=None)
     model = answer.model if answer else gen.name
+    attempts = answer.attempts if answer else []
     record = NewAnswer(
         key_id=q.caller.key_id,
         conversation_id=q.conversation_id,
@@ -284,6 +297,7 @@ async def _finish(svc: Services, draft: Draft, answer: GeneratedAnswer | None) -
         variant=draft.variant,
         replay_of=draft.replay_of,
         fallback=draft.fallback.stored if draft.fallback else None,
+        attempts=[a.model_dump() for a in attempts] or None,
     )
     answer_id = await save_answer(svc, record)
     return AnswerOut(
@@ -305,7 +319,8 @@ async def _finish(svc: Services, draft: Draft, answer: GeneratedAnswer | None) -
         flagged_excluded=draft.excluded,
         flagged_quoted=draft.quoted,
         variant=draft.variant,
-        fallback=FALLBACK if draft.fallback else None,
+        attempts=attempts,
+        fallback=FALLBACK if draft.fallback else fallback_reason(attempts),
         fallback_budget=draft.fallback.budget if draft.fallback else None,
     )
 

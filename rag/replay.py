@@ -28,7 +28,7 @@ from kernel.access import Principal
 from kernel.errors import Conflict, InvalidInput, NotFound
 from kernel.records import StoredAnswer
 from kernel.types import Hit, VersionStatus
-from rag.pipeline import Draft, Question, _finish, _generate, _prepare, _should_generate, to_contexts
+from rag.pipeline import Draft, Question, _finish, _generate, _prepare, _should_generate, routed, to_contexts
 from rag.prompts.registry import load_prompt
 from rag.services import Services
 
@@ -94,7 +94,9 @@ async def _draft(svc: Services, original: StoredAnswer, caller: Principal, use_o
         raise Conflict(f"the answer's prompt {original.prompt_id!r} no longer exists: {exc.message}") from None
     if use_original:
         hits = _original_hits(original.contexts)
-        gen = svc.generators[question.generator or "extractive"]
+        gen = routed(
+            svc.generators[question.generator or "extractive"], question.collections, original.standalone_question
+        )
         guarded = original.prompt_id == svc.settings.answer.guarded_prompt
         draft = Draft(question, gen, prompt, hits, to_contexts(hits), {}, time.perf_counter(), guarded=guarded)
     else:

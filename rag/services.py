@@ -26,6 +26,7 @@ from rag.generation.base import Generator
 from rag.guarded import GuardStats
 from rag.locks import CollectionLocks
 from rag.observability.instruments import CountedEmbedder, CountedRedactor, MeteredScorer
+from rag.observability.metrics import Metrics
 from rag.observability.telemetry import Telemetry
 from rag.queue import JobQueue
 from rag.storage.answers import AnswerStore
@@ -168,7 +169,7 @@ async def build_services(settings: Settings) -> Services:
         queue=queue,
         redis_url=redis_url,
         answers=answers,
-        generators=make_generators(settings, embedder, checker),
+        generators=make_generators(settings, embedder, checker, telemetry.metrics),
         reranker=reranker,
         scorer=scorer,
         checker=checker,
@@ -234,13 +235,14 @@ def make_reranker(settings: Settings, checker: SupportChecker | None = None) -> 
 
 
 def make_generators(
-    settings: Settings, embedder: Embedder, checker: SupportChecker | None = None
+    settings: Settings, embedder: Embedder, checker: SupportChecker | None = None, metrics: Metrics | None = None
 ) -> dict[str, Generator]:
     from rag.generation.extractive import ExtractiveGenerator
 
     picker = checker if settings.checker.answer_selection else None
     generators: dict[str, Generator] = {"extractive": ExtractiveGenerator(embedder, checker=picker)}
     llm = settings.llm
+    single: Generator | None = None
     if llm.base_url:
         from rag.generation.openai_compat import OpenAICompatibleGenerator
 
@@ -248,8 +250,51 @@ def make_generators(
         endpoint = Endpoint(
             llm.base_url, llm.model, key, llm.timeout_seconds, llm.max_retries, llm.max_tokens, llm.temperature
         )
-        generators["llm"] = OpenAICompatibleGenerator(endpoint)
+        single = OpenAICompatibleGenerator(endpoint)
+    if settings.gateway.endpoints:
+        generators["llm"] = make_gateway(settings, generators["extractive"], single, metrics)
+    elif single is not None:
+        generators["llm"] = single  # one endpoint and no gateway settings: exactly as before the gateway
     return generators
+
+
+def make_gateway(
+    settings: Settings, extractive: Generator, single: Generator | None, metrics: Metrics | None = None
+) -> Generator:
+    """The model gateway over RAG_GATEWAY__ENDPOINTS (and RAG_LLM's endpoint as "llm", if set)."""
+    from functools import partial
+
+    # Imported at start: on first use its import (seconds on a busy machine) would count against the first attempt's
+    # timeout, and blocks the event loop.
+    import openai  # noqa: F401
+
+    from rag.generation.extractive import enough_evidence
+    from rag.generation.gateway import Breakers, GatewayCore, GatewayEndpoint, GatewayGenerator
+    from rag.generation.openai_compat import OpenAICompatibleGenerator
+
+    cfg = settings.gateway
+    endpoints: dict[str, GatewayEndpoint] = {}
+    if single is not None:
+        endpoints["llm"] = GatewayEndpoint("llm", single, settings.llm.model, settings.llm.timeout_seconds)
+    for name, ep in cfg.endpoints.items():
+        key = ep.api_key.get_secret_value() if ep.api_key else None
+        spec = Endpoint(ep.base_url, ep.model, key, ep.timeout_seconds, ep.max_retries, ep.max_tokens, ep.temperature)
+        endpoints[name] = GatewayEndpoint(name, OpenAICompatibleGenerator(spec), ep.model, ep.timeout_seconds)
+    answer = settings.answer
+    core = GatewayCore(
+        endpoints=endpoints,
+        chain=cfg.default_chain(llm=single is not None),
+        breakers=Breakers(
+            cfg.breaker_threshold,
+            cfg.breaker_recovery_seconds,
+            metrics.gateway_breaker_changed if metrics is not None else None,
+        ),
+        routes=list(cfg.routes),
+        fallback=extractive if cfg.extractive_fallback else None,
+        sufficient=partial(enough_evidence, min_evidence=answer.min_evidence, min_answerable=answer.min_answerable),
+        on_attempt=(lambda a: metrics.gateway_attempt(a.endpoint, a.outcome)) if metrics is not None else None,
+    )
+    return GatewayGenerator(core)
 
 
 def make_checker(settings: Settings) -> SupportChecker | None:

@@ -98,8 +98,10 @@ def check(settings: Settings) -> dict[str, object]:
         except InvalidInput as exc:
             problems.append(f"{where}: {exc.message}")
     for name, variant in settings.variants.collections.items():
-        if variant.generator == "llm" and not settings.llm.base_url:
-            problems.append(f"RAG_VARIANTS__COLLECTIONS__{name}__GENERATOR=llm needs RAG_LLM__BASE_URL")
+        if variant.generator == "llm" and not settings.has_llm:
+            problems.append(
+                f"RAG_VARIANTS__COLLECTIONS__{name}__GENERATOR=llm needs RAG_LLM__BASE_URL or RAG_GATEWAY__ENDPOINTS"
+            )
     if problems:
         raise RuntimeError("invalid variant settings:\n  " + "\n  ".join(problems))
     return describe(settings)

@@ -49,7 +49,7 @@ def document_limits(schema: dict[str, Any], settings: Settings) -> dict[str, Any
     models = schema["components"]["schemas"]
     answering_top_k = min(50, settings.retrieval.max_top_k)
     _constrain(models, "SearchRequest", "top_k", maximum=settings.retrieval.max_top_k)
-    generators = ["extractive", "llm"] if settings.llm.base_url else ["extractive"]
+    generators = ["extractive", "llm"] if settings.has_llm else ["extractive"]
     question_chars = settings.answer.max_question_chars
     for model, text in (("QueryRequest", "question"), ("ChatRequest", "message")):
         _constrain(models, model, text, maxLength=question_chars)

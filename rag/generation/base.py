@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from kernel.types import Context, GeneratedAnswer
 
@@ -23,7 +23,7 @@ class Prompt(Protocol):
 class Generator(Protocol):
     @property
     def name(self) -> str:
-        """'extractive' or 'openai:<model>': recorded with every answer."""
+        """'extractive', 'openai:<model>' or 'gateway': recorded with every answer."""
         ...
 
     async def generate(self, question: str, contexts: Sequence[Context], prompt: Prompt) -> GeneratedAnswer: ...
@@ -33,3 +33,10 @@ class Generator(Protocol):
     ) -> AsyncIterator[str | GeneratedAnswer]:
         """Yields text deltas, then exactly one final GeneratedAnswer (full text and usage)."""
         ...
+
+
+@runtime_checkable
+class Routed(Protocol):
+    """A generator that picks how to answer by the question's collections and length (the model gateway)."""
+
+    def route(self, collections: list[str], question: str) -> Generator: ...

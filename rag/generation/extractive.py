@@ -46,6 +46,15 @@ def content_words(text: str) -> set[str]:
     return {w for w in _WORD.findall(text.lower()) if w not in _STOP and len(w) > 1}
 
 
+def enough_evidence(answer: GeneratedAnswer, min_evidence: float, min_answerable: float) -> bool:
+    """Whether an extractive answer may be shown: its best evidence reaches the threshold of its method
+    (RAG_ANSWER__MIN_ANSWERABLE with the checker, RAG_ANSWER__MIN_EVIDENCE by similarity)."""
+    if not answer.text:
+        return False
+    least = min_answerable if answer.evidence_method == "checker" else min_evidence
+    return (answer.evidence or 0.0) >= least
+
+
 @dataclass
 class Candidate:
     n: int

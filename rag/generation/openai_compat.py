@@ -153,9 +153,9 @@ class OpenAICompatibleGenerator:
 
     def _translate(self, exc: Exception) -> RagError | None:
         """Map an SDK (or transport) exception to TransientError or GeneratorError; None for anything else."""
-        import httpx
         import openai
 
+        timeouts, transports = transport_errors()
         where = f"LLM endpoint {self.base_url} (model {self.model!r})"
         if isinstance(exc, openai.APITimeoutError):
             return TransientError(f"{where} did not answer within {self.endpoint.timeout_seconds:g} s")
@@ -169,16 +169,33 @@ class OpenAICompatibleGenerator:
             if code >= 500 or code in (408, 409):
                 return TransientError(f"{where} failed with HTTP {code}: {_server_text(exc)}")
             return GeneratorError(f"{where} refused the request with HTTP {code}: {_server_text(exc)}")
-        if isinstance(exc, httpx.TimeoutException):
+        if isinstance(exc, timeouts):
             return TransientError(
                 f"{where} stopped answering mid-stream (no data for {self.endpoint.timeout_seconds:g} s)"
             )
-        if isinstance(exc, httpx.TransportError):
+        if isinstance(exc, transports):
             return TransientError(f"{where} dropped the connection: {_describe(exc)}")
         if isinstance(exc, openai.APIError):
             # E.g. an error event inside the stream, or a response that is not the OpenAI shape.
             return GeneratorError(f"{where} returned an unusable response: {_server_text(exc)}")
         return None
+
+
+def transport_errors() -> tuple[tuple[type[Exception], ...], tuple[type[Exception], ...]]:
+    """(timeouts, transport errors) of the HTTP clients under the SDK: openai 3 speaks httpx2, older ones httpx. A
+    stream that stalls or drops mid-answer raises these, not the SDK's own errors."""
+    import httpx
+
+    timeouts: list[type[Exception]] = [httpx.TimeoutException]
+    transports: list[type[Exception]] = [httpx.TransportError]
+    try:
+        import httpx2
+    except ImportError:
+        pass
+    else:
+        timeouts.append(httpx2.TimeoutException)
+        transports.append(httpx2.TransportError)
+    return tuple(timeouts), tuple(transports)
 
 
 def _usage(usage: Any) -> Usage:

@@ -110,6 +110,14 @@ class Metrics:
         self.alert_deliveries = Counter(
             "rag_alert_deliveries", "Alerts POSTed to the webhook, by outcome (sent, failed).", ["outcome"], registry=r
         )
+        self.gateway_attempts = Counter(
+            "rag_gateway_attempts", "Model gateway attempts by endpoint and outcome (ok, error, timeout, 5xx, "
+            "breaker_open, budget).", ["endpoint", "outcome"], registry=r,
+        )
+        self.gateway_breaker = Counter(
+            "rag_gateway_breaker_transitions", "Circuit breaker state changes by endpoint and new state (opened, "
+            "half-opened, closed).", ["endpoint", "state"], registry=r,
+        )
 
     # ----- the API ---------------------------------------------------------------------------------------------
     def request(self, method: str, route: str, status: int, seconds: float) -> None:
@@ -160,6 +168,14 @@ class Metrics:
         """`scope`: which budget (key, collection)."""
         if self.enabled:
             self.budget_refusals.labels(scope).inc()
+
+    def gateway_attempt(self, endpoint: str, outcome: str) -> None:
+        if self.enabled:
+            self.gateway_attempts.labels(endpoint, outcome).inc()
+
+    def gateway_breaker_changed(self, endpoint: str, state: str) -> None:
+        if self.enabled:
+            self.gateway_breaker.labels(endpoint, state).inc()
 
     # ----- jobs ------------------------------------------------------------------------------------------------
     def ingest_job(self, outcome: str, seconds: float) -> None:

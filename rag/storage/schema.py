@@ -112,6 +112,8 @@ answers = sa.Table(
     sa.Column("replay_of", sa.String(36), nullable=True, index=True),
     # "budget:<budget id>" on an answer made by the extractive generator because an LLM answer was over budget.
     sa.Column("fallback", sa.String(160), nullable=True),
+    # The model gateway's attempts for this answer (migration 0011): endpoint, model, outcome, duration_ms each.
+    sa.Column("attempts", sa.JSON, nullable=True),
 )
 
 # One row per collection an answer drew on: reports filter by collection in SQL, before their row limit.

@@ -10,12 +10,18 @@ it) runs unmodified:
 - forwarding, `ChatServer(upstream=llama.base_url)`: each request goes to a real server and its answer comes back
   unchanged (a streamed answer is passed on whole, once complete), so a test can prove the service asked the model
   and used what it said.
+
+Either mode can be made to fail on demand, for the model gateway's fallbacks: `status=503` answers every POST with
+that status, `delay_s=5` answers only after that long (past a client's timeout), `cut_stream = True` drops a streamed
+answer's connection after its first event. `requests` counts every POST
+received, answered or not; `port=` serves on a given port (an endpoint that was down comes back).
 """
 
 from __future__ import annotations
 
 import json
 import threading
+import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -74,9 +80,24 @@ def reply(body: bytes, content_type: str) -> tuple[str, dict[str, Any] | None]:
 
 
 class ChatServer:
-    def __init__(self, pieces: list[str] | None = None, *, upstream: str | None = None, model: str = "canned"):
+    def __init__(
+        self,
+        pieces: list[str] | None = None,
+        *,
+        upstream: str | None = None,
+        model: str = "canned",
+        status: int | None = None,
+        delay_s: float = 0.0,
+        port: int = 0,
+    ):
         assert (pieces is None) != (upstream is None), "either canned pieces or an upstream URL"
         self.pieces = pieces or []
+        self.status = status  # may be changed between requests, like `pieces`
+        self.delay_s = delay_s
+        self.cut_stream = False  # True: a streamed answer stops after its first event (the connection drops)
+        self.port = port
+        self.requests = 0
+        self._lock = threading.Lock()
         self.upstream = upstream.rstrip("/") if upstream else None
         self.model = model
         self.exchanges: list[Exchange] = []
@@ -90,6 +111,13 @@ class ChatServer:
 
     def _answer(self, path: str, body: bytes) -> tuple[int, str, bytes]:
         """(status, content type, body) for a POST."""
+        with self._lock:
+            self.requests += 1
+        if self.delay_s:
+            time.sleep(self.delay_s)
+        if self.status is not None:
+            error = {"error": {"message": f"failing on purpose with HTTP {self.status}", "type": "server_error"}}
+            return self.status, "application/json", json.dumps(error).encode()
         if self.upstream is not None:
             assert path.startswith("/v1/")
             resp = httpx.post(
@@ -124,12 +152,24 @@ class ChatServer:
                 self._send(*server._answer(self.path, body))
 
             def _send(self, status: int, kind: str, data: bytes) -> None:
+                if server.cut_stream and kind.startswith("text/event-stream"):
+                    # The first event, then the connection drops before the announced length: a server that
+                    # fails mid-answer.
+                    first = data.split(b"\n\n", 1)[0] + b"\n\n"
+                    self.send_response(status)
+                    self.send_header("Content-Type", kind)
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(first)
+                    self.wfile.flush()
+                    self.close_connection = True
+                    return
                 send(self, status, kind, data)
 
             def log_message(self, format: str, *args: Any) -> None:  # quiet
                 pass
 
-        self._httpd, self._thread = serve(Handler, "chat-server")
+        self._httpd, self._thread = serve(Handler, "chat-server", self.port)
 
     def stop(self) -> None:
         shut(self._httpd, self._thread)

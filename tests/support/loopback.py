@@ -6,9 +6,11 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
-def serve(handler: type[BaseHTTPRequestHandler], name: str) -> tuple[ThreadingHTTPServer, threading.Thread]:
-    """A server on a free port of 127.0.0.1, serving in a daemon thread."""
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+def serve(
+    handler: type[BaseHTTPRequestHandler], name: str, port: int = 0
+) -> tuple[ThreadingHTTPServer, threading.Thread]:
+    """A server on 127.0.0.1 (a free port unless `port` is given), serving in a daemon thread."""
+    httpd = ThreadingHTTPServer(("127.0.0.1", port), handler)
     httpd.daemon_threads = True
     thread = threading.Thread(target=httpd.serve_forever, name=name, daemon=True)
     thread.start()
