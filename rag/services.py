@@ -189,6 +189,7 @@ async def build_services(settings: Settings) -> Services:
             work_dir=settings.work_dir,
             stored_vectors=store if settings.cache.embeddings else None,
             cache_stats=cache_stats,
+            generations=catalog.generations,
         ),
         locks=locks,
         retriever=Retriever(
@@ -200,6 +201,7 @@ async def build_services(settings: Settings) -> Services:
             reranker,
             settings.retrieval,
             settings.rerank,
+            catalog.generations,
         ),
         scoring=AnswerScoring(answers, answers.scores, queue, MeteredScorer(scorer, telemetry), settings.scoring),
         keys=KeyStore(catalog.engine),
