@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from ingestion.parse.sandbox import ParseSandbox
 from ingestion.reindex import ChunkSizes, Progress, Rebuilder
 from kernel.errors import RagError
+from kernel.types import ChunkSelector
 from rag.services import Services
 
 log = logging.getLogger(__name__)
@@ -88,6 +89,8 @@ async def reindex_collection(
     )
     await asyncio.sleep(drain_seconds)
     await services.store.drop_generations(name, keep=ticket.target)
+    if services.optimizer is not None:
+        services.optimizer.note(sum(v.chunk_count for v in indexed))  # a rebuild is a large import
     return ReindexReport(
         collection=name,
         generation=ticket.target,
@@ -99,8 +102,6 @@ async def reindex_collection(
 
 
 async def _drop_built(services: Services, name: str, generation: int) -> None:
-    from kernel.types import ChunkSelector
-
     try:
         await services.store.delete(ChunkSelector(collection=name, generation=generation))
     except RagError:

@@ -132,6 +132,10 @@ class GenerationStore:
                 .where(collections.c.name == ticket.collection)
                 .values(generation=ticket.target, reindex=None)
             )
+            # Cached answers cite chunks of the old generation: the answer cache serves none from before a change.
+            await conn.execute(
+                documents.update().where(documents.c.collection == ticket.collection).values(updated_at=now())
+            )
 
     async def abort(self, ticket: ReindexTicket) -> None:
         """Release the collection after a failed reindex; the live generation stays as it was."""
