@@ -10,6 +10,9 @@ each refused with what to do, and the collection works afterwards.
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -19,10 +22,13 @@ import pytest
 
 from ingestion.reindex import ChunkSizes
 from kernel.errors import Conflict, InvalidInput, NotFound
+from kernel.records import NewCollection
 from kernel.types import ChunkSelector
 from rag.reindex import reindex_collection
 from rag.services import Services
+from rag.storage.catalog import Catalog
 from retrieval.search import SearchOptions
+from tests.conftest import REPO
 from tests.support.service import RunningService, create_collection, import_records, start_service
 
 TOPICS = [
@@ -218,3 +224,32 @@ async def test_a_reindex_that_fails_leaves_the_live_generation_whole(running: Ru
     assert found.hits and {h.payload.get("generation", 0) for h in found.hits} == {0}
     # And the next reindex succeeds.
     assert (await reindex_collection(services, name, drain_seconds=0)).generation == 1
+
+
+def test_the_command_reports_refusals_in_one_line_and_reindexes(tmp_path: Path) -> None:
+    """`rag reindex` on a stopped embedded service's data directory: refusals exit 1 with the reason, a reindex of
+    an existing collection exits 0 and names the live generation."""
+    data = tmp_path / "data"
+    data.mkdir()
+
+    async def create() -> None:
+        catalog = Catalog(f"sqlite+aiosqlite:///{data / 'rag.db'}")
+        await catalog.prepare_schema()
+        await catalog.collections.create(NewCollection(name="empty"))
+        await catalog.close()
+
+    asyncio.run(create())
+
+    def rag(*args: str) -> subprocess.CompletedProcess[str]:
+        environ = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
+        environ.update(RAG_DATA_DIR=str(data), RAG_LOG_LEVEL="warning")
+        cmd = [sys.executable, "-m", "rag", "reindex", *args]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=environ, cwd=REPO)
+
+    unknown = rag("--collection", "nope")
+    assert unknown.returncode == 1 and "collection 'nope' does not exist" in unknown.stderr, unknown.stderr
+    too_small = rag("--collection", "empty", "--chunk-tokens", "8")
+    assert too_small.returncode == 1 and "chunk size 8 tokens is out of range" in too_small.stderr, too_small.stderr
+    done = rag("--collection", "empty", "--drain-seconds", "0")
+    assert done.returncode == 0, done.stderr
+    assert "empty: generation 1 is live (0 versions, 0 chunks" in done.stdout
