@@ -28,7 +28,15 @@ from ingestion.spill import ChunkSpill
 from kernel.cache_stats import CacheStats
 from kernel.errors import NotFound
 from kernel.injection import injection_flags
-from kernel.ports import BlobReader, DocumentCatalog, JobLedger, PolicyReader, VersionLedger, WriteGuard
+from kernel.ports import (
+    BlobReader,
+    DocumentCatalog,
+    GenerationReader,
+    JobLedger,
+    PolicyReader,
+    VersionLedger,
+    WriteGuard,
+)
 from kernel.protocols import Embedder, Redactor, SparseEncoder, StoredVectors, VectorStore
 from kernel.records import IndexedVersion, Job, JobItem
 from kernel.settings import ChunkingSettings, IngestionSettings
@@ -120,6 +128,8 @@ class Indexer:
     # The embedding cache (ingestion/reuse.py): vectors of chunk texts already stored; None encodes every chunk.
     stored_vectors: StoredVectors | None = None
     cache_stats: CacheStats = field(default_factory=CacheStats)
+    # Chunks are written into their collection's live generation (`rag reindex`); None: generation 0.
+    generations: GenerationReader | None = None
 
     def __post_init__(self) -> None:
         # A parser process this indexer starts is also the one it stops (`close`).
@@ -307,12 +317,14 @@ class Indexer:
         dense = (await encoder.embed(texts, self.encode_lock)).vectors
         sparse = await asyncio.to_thread(self._encode_sparse, texts)
         flags = await asyncio.to_thread(_flag_all, texts)
+        # Stable while the job runs: a reindex does not start while a job of its collection is unfinished.
+        generation = 0 if self.generations is None else await self.generations.generation(job.collection)
         records = [
             ChunkRecord(
                 id=chunk_id(job.job_id, item.document_id, item.version, c.index),
                 dense=vec,
                 sparse=sp,
-                payload={**self._payload(job.job_id, item, c, created), "flags": flag},
+                payload={**self._payload(job.job_id, item, c, created), "flags": flag, "generation": generation},
             )
             for (item, c), vec, sp, flag in zip(group, dense, sparse, flags, strict=True)
         ]

@@ -25,3 +25,6 @@ class FilterSpec(BaseModel):
 
     collections: list[str]
     conditions: list[Condition] = []
+    # The live generation of each collection (`rag reindex`); a collection left out is seen whole, as before
+    # generations. Generation 0 includes chunks that carry no generation (indexed before generations existed).
+    generations: dict[str, int] = {}

@@ -103,6 +103,16 @@ class FieldRegistry(Protocol):
         ...
 
 
+class GenerationReader(Protocol):
+    """Which generation of a collection's chunks is live (`rag reindex` builds the next one beside it)."""
+
+    async def live(self, names: Sequence[str]) -> dict[str, int]:
+        """The live generation of each of these collections that exists."""
+        ...
+
+    async def generation(self, name: str) -> int: ...
+
+
 class PolicyReader(Protocol):
     async def policies(self, names: Sequence[str]) -> dict[str, CollectionPolicy]:
         """Each collection's policy; NotFound for an unknown name."""

@@ -98,6 +98,11 @@ class VectorStore(StoredVectors, SampledVectors, Protocol):
 
     async def count(self, selector: ChunkSelector) -> int: ...
 
+    async def drop_generations(self, collection: str, keep: int) -> None:
+        """Delete the collection's chunks of every generation but `keep`, chunks without a generation included:
+        what a reindex does once queries see the new generation (`rag reindex`)."""
+        ...
+
     async def ensure_field_index(self, field: str, type_: FieldType) -> None:
         """Index a payload field (e.g. `metadata.year`) so filters on it are fast and allowed."""
         ...

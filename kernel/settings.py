@@ -123,6 +123,12 @@ class IngestionSettings(BaseModel):
     retry_base_seconds: float = Field(default=2.0, ge=0)
     job_timeout_seconds: int = Field(default=6 * 3600, ge=10)
     worker_concurrency: int = Field(default=2, ge=1, le=64)
+    optimize_after_chunks: int = Field(
+        default=20_000,
+        ge=0,
+        description="Build the embedded store's search index (HNSW) in the background once this many chunks were "
+        "written since the last build (0: never automatically). A Qdrant server builds its own.",
+    )
     worker_processes: int = Field(
         default=0,
         ge=0,

@@ -223,6 +223,8 @@ class ChunkSelector(BaseModel):
     version: int | None = None
     job_id: str | None = None
     state: ChunkState | None = None
+    # A collection's generation (`rag reindex`); chunks indexed before generations existed carry none.
+    generation: int | None = None
 
 
 class ErrorBody(BaseModel):

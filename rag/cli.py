@@ -13,6 +13,7 @@ import typer
 from kernel.privacy import enforce_offline
 from kernel.settings import Settings
 from rag.cli_admin import audit_app, keys_app
+from rag.cli_reindex import reindex
 from rag.cli_support import cli_settings, run_on_database, service_transport
 
 T = TypeVar("T")
@@ -200,6 +201,7 @@ def ask(
         typer.echo(f"  [{c['n']}] {c['filename']}{where} (version {c['version']})")
 
 
+app.command()(reindex)
 app.add_typer(keys_app, name="keys")
 app.add_typer(audit_app, name="audit")
 

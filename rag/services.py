@@ -15,6 +15,7 @@ from evals.checker import SupportChecker
 from evals.online import AnswerScoring
 from evals.scores import Scorer
 from ingestion.index import Indexer
+from ingestion.optimize import AutoOptimizer
 from ingestion.pii import PresidioRedactor
 from kernel.cache_stats import CacheStats
 from kernel.llm import Endpoint
@@ -73,6 +74,8 @@ class Services:
     cache_stats: CacheStats = field(default_factory=CacheStats)
     # Run first on close, newest first: what depends on these services (worker processes on the embedded Valkey).
     on_close: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    # Builds the embedded store's search index after large imports, in the background (ingestion/optimize.py).
+    optimizer: AutoOptimizer | None = None
 
     async def close(self) -> None:
         for hook in reversed(self.on_close):
@@ -80,6 +83,8 @@ class Services:
                 await hook()
             except Exception:
                 log.exception("a close hook failed")
+        if self.optimizer is not None:
+            await self.optimizer.idle()  # the store closes next: a build ends first
         for name, closer in (
             ("parser", self.indexer.close),
             ("queue", self.queue.close),
@@ -190,6 +195,7 @@ async def build_services(settings: Settings) -> Services:
             work_dir=settings.work_dir,
             stored_vectors=store if settings.cache.embeddings else None,
             cache_stats=cache_stats,
+            generations=catalog.generations,
         ),
         locks=locks,
         retriever=Retriever(
@@ -201,6 +207,7 @@ async def build_services(settings: Settings) -> Services:
             reranker,
             settings.retrieval,
             settings.rerank,
+            catalog.generations,
         ),
         scoring=AnswerScoring(answers, answers.scores, queue, MeteredScorer(scorer, telemetry), settings.scoring),
         keys=KeyStore(catalog.engine),
@@ -209,6 +216,7 @@ async def build_services(settings: Settings) -> Services:
         _valkey=valkey,
         telemetry=telemetry,
         cache_stats=cache_stats,
+        optimizer=AutoOptimizer(store, settings.ingestion.optimize_after_chunks),
     )
 
 

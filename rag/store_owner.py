@@ -75,6 +75,11 @@ def _router(owner: StoreOwner) -> APIRouter:
         await owner.opened().delete(body.selector)
         return {"status": "ok"}
 
+    @router.post("/drop_generations")
+    async def drop_generations(body: wire.DropGenerationsBody) -> dict[str, str]:
+        await owner.opened().drop_generations(body.collection, body.keep)
+        return {"status": "ok"}
+
     @router.post("/count")
     async def count(body: wire.SelectorBody) -> wire.CountResult:
         return wire.CountResult(count=await owner.opened().count(body.selector))

@@ -89,6 +89,8 @@ async def _ingest(ctx: dict[str, Any], svc: Services, job_id: str) -> str:
         raise JobFailed(f"job {job_id} failed; its error is on the job")
     if status == JobStatus.cancelled:
         return "cancelled"
+    if status == JobStatus.succeeded and svc.optimizer is not None and svc.optimizer.active:
+        svc.optimizer.note((await jobs.get(job_id)).total)  # a build, if due, runs in the background
     return "done" if status is not None else "gone"
 
 

@@ -29,13 +29,20 @@ RANGE_OPS = ("gte", "gt", "lte", "lt")
 _INT64 = 2**63
 
 
-Clause = tuple[str, Literal["eq", "any", "range", "datetime"], Any]
+Clause = tuple[str, Literal["eq", "any", "range", "datetime", "live"], Any]
+# The payload field of a chunk's generation (`rag reindex`).
+GENERATION_FIELD = "generation"
 
 
 def spec_clauses(spec: FilterSpec) -> list[Clause]:
     """The store-neutral form of a FilterSpec: (field, kind, value) clauses, all required. Each store maps the
     four kinds to its own condition classes."""
     clauses: list[Clause] = [("collection", "any", spec.collections), ("state", "eq", "active")]
+    if spec.generations:
+        # "live": one of these (collection, generation) pairs; None: the collection whole. Generation 0 is "no
+        # generation above 0", so that chunks indexed before generations existed (no field) stay visible.
+        live = [(name, spec.generations.get(name)) for name in spec.collections]
+        clauses.append((GENERATION_FIELD, "live", live))
     for cond in spec.conditions:
         if cond.eq is not None:
             clauses.append((cond.field, "eq", cond.eq))

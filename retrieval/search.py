@@ -15,7 +15,7 @@ from typing import Any, cast
 
 from kernel.errors import InvalidInput, collection_not_found
 from kernel.filters import FieldType, FilterSpec
-from kernel.ports import DocumentCatalog, FieldRegistry
+from kernel.ports import DocumentCatalog, FieldRegistry, GenerationReader
 from kernel.protocols import Embedder, SearchMode, SearchPlan, SparseEncoder, VectorStore
 from kernel.settings import RerankSettings, RetrievalSettings
 from kernel.types import Hit
@@ -75,6 +75,9 @@ class Retriever:
     reranker: Reranker
     retrieval: RetrievalSettings
     rerank: RerankSettings
+    # The collections' live generations (`rag reindex`): a search sees one generation of each, never a mix. None:
+    # every chunk, as before generations.
+    generations: GenerationReader | None = None
 
     async def allowed_fields(self, collections: list[str]) -> dict[str, FieldType]:
         allowed: dict[str, FieldType] = dict(BUILTIN_FIELDS)
@@ -98,6 +101,8 @@ class Retriever:
                 if name not in opts.grants:
                     raise collection_not_found(name)
         spec = FilterSpec(collections=unique, conditions=parse_filters(opts.filters, await self.allowed_fields(unique)))
+        if self.generations is not None:
+            spec.generations = await self.generations.live(unique)
 
         t0 = time.perf_counter()
         dense = await asyncio.to_thread(self.embedder.embed_query, query)

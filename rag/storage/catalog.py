@@ -8,6 +8,7 @@ from rag.storage import migrate
 from rag.storage.collections import CollectionStore
 from rag.storage.documents import DocumentStore
 from rag.storage.engine import Transaction, make_engine
+from rag.storage.generations import GenerationStore
 from rag.storage.jobs import JobStore
 from rag.storage.versions import VersionStore
 
@@ -22,6 +23,7 @@ class Catalog:
         self.documents = DocumentStore(self.engine)
         self.versions = VersionStore(self.engine)
         self.jobs = JobStore(self.engine)
+        self.generations = GenerationStore(self.engine)
 
     async def prepare_schema(self, *, auto_upgrade: bool = True) -> None:
         """Upgrade the database to this release's schema, or (`auto_upgrade` off) refuse with the command to run."""

@@ -98,9 +98,14 @@ class CollectionStore:
 
 async def require_collection(conn: AsyncConnection, name: str) -> None:
     """NotFound, with what to do about it, unless the collection exists (inside the caller's transaction)."""
-    row = (await conn.execute(sa.select(collections.c.name).where(collections.c.name == name))).first()
+    row = (
+        await conn.execute(sa.select(collections.c.name, collections.c.reindex).where(collections.c.name == name))
+    ).first()
     if row is None:
         raise NotFound(f"collection {name!r} does not exist: create it first with POST /v1/collections")
+    if row.reindex:
+        # Its chunks are being rebuilt from the stored versions: a version added now would miss the new generation.
+        raise Conflict(f"collection {name!r} is being reindexed (`rag reindex`); add documents once it finishes")
 
 
 async def _collection(conn: AsyncConnection, name: str) -> Collection:

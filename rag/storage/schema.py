@@ -19,6 +19,10 @@ collections = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     # kernel.types.CollectionPolicy as JSON; null or missing keys: the defaults.
     sa.Column("policy", sa.JSON, nullable=True),
+    # The generation of its chunks queries see; a reindex builds generation + 1 beside it, then switches this.
+    sa.Column("generation", sa.Integer, nullable=False, default=0, server_default="0"),
+    # The running reindex ({"target", "started_at", "chunking"}), null when none: one at a time per collection.
+    sa.Column("reindex", sa.JSON, nullable=True),
 )
 
 documents = sa.Table(

@@ -9,6 +9,6 @@ SPARSE = "bm25"
 KEYWORD_FIELDS = ("collection", "document_id", "job_id", "state", "filename", "kind", "text_sha256", "model_id")
 # The digest of a chunk's text: the embedding cache finds vectors to reuse by it (and `model_id`).
 TEXT_DIGEST = "text_sha256"
-INTEGER_FIELDS = ("version", "chunk_index", "page")
+INTEGER_FIELDS = ("version", "chunk_index", "page", "generation")
 DATETIME_FIELDS = ("created_at",)
 TENANT_FIELD = "collection"

@@ -19,7 +19,7 @@ from kernel.errors import RagError
 from kernel.filters import FieldType, FilterSpec
 from kernel.protocols import SearchPlan
 from kernel.types import ChunkRecord, ChunkSelector, ChunkState, Hit, SparseVector
-from retrieval.filters import spec_clauses
+from retrieval.filters import GENERATION_FIELD, spec_clauses
 from retrieval.stores import fields
 
 
@@ -28,7 +28,25 @@ def edge_filter(selector: ChunkSelector) -> qe.Filter:
     return qe.Filter(must=[qe.FieldCondition(key=key, match=qe.MatchValue(value)) for key, value in values.items()])
 
 
-def _edge_clause(field: str, kind: str, value: Any) -> qe.FieldCondition:
+def _edge_live(field: str, live: list[tuple[str, int | None]]) -> qe.Filter:
+    """One of these collections, each at its live generation (see `retrieval.filters.spec_clauses`)."""
+    options: list[qe.Filter] = []
+    for name, generation in live:
+        in_collection = qe.FieldCondition(key="collection", match=qe.MatchValue(name))
+        if generation is None:
+            options.append(qe.Filter(must=[in_collection]))
+        elif generation == 0:  # chunks without the field (indexed before generations) are generation 0
+            later = qe.FieldCondition(key=field, range=qe.RangeFloat(gte=1))
+            options.append(qe.Filter(must=[in_collection], must_not=[later]))
+        else:
+            current = qe.FieldCondition(key=field, match=qe.MatchValue(generation))
+            options.append(qe.Filter(must=[in_collection, current]))
+    return qe.Filter(should=list(options))
+
+
+def _edge_clause(field: str, kind: str, value: Any) -> qe.FieldCondition | qe.Filter:
+    if kind == "live":
+        return _edge_live(field, value)
     if kind == "eq":
         return qe.FieldCondition(key=field, match=qe.MatchValue(value))
     if kind == "any":
@@ -127,6 +145,12 @@ class QdrantEdgeStore:
 
     async def delete(self, selector: ChunkSelector) -> None:
         await asyncio.to_thread(self._write, qe.UpdateOperation.delete_points_by_filter(edge_filter(selector)))
+
+    async def drop_generations(self, collection: str, keep: int) -> None:
+        """Delete the collection's chunks of every generation but `keep` (those without one included)."""
+        kept = qe.FieldCondition(key=GENERATION_FIELD, match=qe.MatchValue(keep))
+        flt = qe.Filter(must=[qe.FieldCondition(key="collection", match=qe.MatchValue(collection))], must_not=[kept])
+        await asyncio.to_thread(self._write, qe.UpdateOperation.delete_points_by_filter(flt))
 
     async def count(self, selector: ChunkSelector) -> int:
         request = qe.CountRequest(filter=edge_filter(selector), exact=True)

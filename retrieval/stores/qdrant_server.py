@@ -13,7 +13,7 @@ from kernel.errors import RagError, TransientError
 from kernel.filters import FieldType, FilterSpec
 from kernel.protocols import SearchPlan
 from kernel.types import ChunkRecord, ChunkSelector, ChunkState, Hit, SparseVector
-from retrieval.filters import spec_clauses
+from retrieval.filters import GENERATION_FIELD, spec_clauses
 from retrieval.stores import fields
 from retrieval.stores.qdrant_edge import assemble_hits
 
@@ -29,7 +29,25 @@ def server_filter(selector: ChunkSelector) -> models.Filter:
     )
 
 
-def _server_clause(field: str, kind: str, value: Any) -> models.FieldCondition:
+def _server_live(field: str, live: list[tuple[str, int | None]]) -> models.Filter:
+    """One of these collections, each at its live generation (see `retrieval.filters.spec_clauses`)."""
+    options: list[models.Condition] = []
+    for name, generation in live:
+        in_collection = models.FieldCondition(key="collection", match=models.MatchValue(value=name))
+        if generation is None:
+            options.append(models.Filter(must=[in_collection]))
+        elif generation == 0:  # chunks without the field (indexed before generations) are generation 0
+            later = models.FieldCondition(key=field, range=models.Range(gte=1))
+            options.append(models.Filter(must=[in_collection], must_not=[later]))
+        else:
+            current = models.FieldCondition(key=field, match=models.MatchValue(value=generation))
+            options.append(models.Filter(must=[in_collection, current]))
+    return models.Filter(should=options)
+
+
+def _server_clause(field: str, kind: str, value: Any) -> models.FieldCondition | models.Filter:
+    if kind == "live":
+        return _server_live(field, value)
     if kind == "eq":
         return models.FieldCondition(key=field, match=models.MatchValue(value=value))
     if kind == "any":
@@ -90,6 +108,10 @@ class QdrantServerStore:
                 for name in (fields.TEXT_DIGEST, "model_id"):
                     schema = models.KeywordIndexParams(type=models.KeywordIndexType.KEYWORD)
                     await self._client.create_payload_index(self._collection, name, field_schema=schema)
+                # Indexed since reindexing came (`rag reindex`): every search filters on it.
+                await self._client.create_payload_index(
+                    self._collection, GENERATION_FIELD, field_schema=models.PayloadSchemaType.INTEGER
+                )
                 return
             await self._client.create_collection(
                 self._collection,
@@ -144,6 +166,16 @@ class QdrantServerStore:
                 points_selector=models.FilterSelector(filter=server_filter(selector)),
                 wait=True,
             )
+        )
+
+    async def drop_generations(self, collection: str, keep: int) -> None:
+        """Delete the collection's chunks of every generation but `keep` (those without one included)."""
+        flt = models.Filter(
+            must=[models.FieldCondition(key="collection", match=models.MatchValue(value=collection))],
+            must_not=[models.FieldCondition(key=GENERATION_FIELD, match=models.MatchValue(value=keep))],
+        )
+        await self._call(
+            self._client.delete(self._collection, points_selector=models.FilterSelector(filter=flt), wait=True)
         )
 
     async def count(self, selector: ChunkSelector) -> int:

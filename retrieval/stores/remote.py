@@ -58,6 +58,9 @@ class RemoteStore:
     async def delete(self, selector: ChunkSelector) -> None:
         await self._post("/delete", wire.SelectorBody(selector=selector))
 
+    async def drop_generations(self, collection: str, keep: int) -> None:
+        await self._post("/drop_generations", wire.DropGenerationsBody(collection=collection, keep=keep))
+
     async def count(self, selector: ChunkSelector) -> int:
         return (await self._ask("/count", wire.SelectorBody(selector=selector), wire.CountResult)).count
 

@@ -28,6 +28,11 @@ class SelectorBody(BaseModel):
     selector: ChunkSelector
 
 
+class DropGenerationsBody(BaseModel):
+    collection: str
+    keep: int
+
+
 class SetStateBody(BaseModel):
     selector: ChunkSelector
     state: ChunkState

@@ -453,6 +453,80 @@ class VectorStoreContract:
         assert [key(h) for h in hits] == [("e", 1, 0)]
 
 
+    # generations (`rag reindex`): a collection's next generation is built beside the live one
+
+    @staticmethod
+    def generation_copy(record: ChunkRecord, generation: int) -> ChunkRecord:
+        doc, version, index = record.payload["document_id"], record.payload["version"], record.payload["chunk_index"]
+        text = f"{record.payload['text']} g{generation}"
+        return record.model_copy(
+            update={
+                "id": chunk_id(f"{doc}-g{generation}", version, index),
+                "payload": {**record.payload, "generation": generation, "text": text},
+            }
+        )
+
+    async def with_generations(self, seeded: VectorStore) -> VectorStore:
+        """The seeded chunks (no generation: indexed before generations), plus c1 rebuilt as generations 1 and 2
+        and c2 as generation 1, in every state the originals have."""
+        c1 = [r for r in RECORDS if r.payload["collection"] == "c1"]
+        c2 = [r for r in RECORDS if r.payload["collection"] == "c2"]
+        copies = [self.generation_copy(r, g) for g in (1, 2) for r in c1] + [self.generation_copy(r, 1) for r in c2]
+        await seeded.upsert(copies)
+        return seeded
+
+    @pytest.mark.parametrize("mode", MODES)
+    @pytest.mark.parametrize(
+        ("generations", "expected"),
+        [
+            ({}, None),  # no generations given: every generation, as before
+            ({"c1": 0, "c2": 0, "c3": 0}, {0: {"c1", "c2", "c3"}}),
+            ({"c1": 1, "c2": 0, "c3": 0}, {0: {"c2", "c3"}, 1: {"c1"}}),
+            ({"c1": 2, "c2": 1}, {2: {"c1"}, 1: {"c2"}, None: {"c3"}}),  # c3 left out: seen whole
+        ],
+        ids=["none", "all-0", "c1-at-1", "mixed"],
+    )
+    async def test_a_search_sees_each_collection_at_its_live_generation(
+        self,
+        seeded: VectorStore,
+        mode: SearchMode,
+        generations: dict[str, int],
+        expected: dict[int | None, set[str]] | None,
+    ) -> None:
+        store = await self.with_generations(seeded)
+        spec = FilterSpec(collections=ALL_COLLECTIONS, generations=generations)
+        plan = SearchPlan(limit=100, candidates=100, mode=mode)
+        hits = await store.search([1, 1, 1, 1], BM25.encode_query("river"), spec, plan)
+        seen = {(h.payload["collection"], h.payload.get("generation", 0), key(h)) for h in hits}
+        if expected is None:
+            assert len(hits) == len(VISIBLE) + 2 * 3 + 1  # the originals, c1's 3 active twice more, c2's 1 once more
+            return
+        want = set()
+        for generation, names in expected.items():
+            for k in VISIBLE:
+                name = BY_KEY[k].payload["collection"]
+                if name in names:
+                    want.add((name, 0 if generation is None else generation, k))
+        assert seen == want
+        assert len(hits) == len(want)
+
+    async def test_drop_generations_keeps_one_generation_of_one_collection(self, seeded: VectorStore) -> None:
+        store = await self.with_generations(seeded)
+        assert await store.count(ChunkSelector(collection="c1", generation=1)) == 4
+        await store.drop_generations("c1", keep=2)
+        assert await store.count(ChunkSelector(collection="c1")) == 4  # generation 2 only; the unnumbered ones too
+        assert await store.count(ChunkSelector(collection="c1", generation=2)) == 4
+        assert await store.count(ChunkSelector(collection="c2")) == 4  # 2 originals + 2 of generation 1, untouched
+        await store.drop_generations("c2", keep=0)  # generation 0 numbered: the unnumbered are not kept
+        assert await store.count(ChunkSelector(collection="c2")) == 0
+        assert await store.count(ChunkSelector(collection="c3")) == 1
+        await store.drop_generations("nope", keep=1)  # matches nothing: fine
+        spec = FilterSpec(collections=["c1"], generations={"c1": 2})
+        hits = await store.search([1, 1, 1, 1], BM25.encode_query("river"), spec, SearchPlan(20, 20))
+        assert {key(h) for h in hits} == {k for k in VISIBLE if k[0] in ("a", "b")}
+        assert {h.payload["generation"] for h in hits} == {2}
+
+
 class TestQdrantEdgeStore(VectorStoreContract):
     @pytest.fixture
     def open_store(self, tmp_path: Path) -> Callable[[], VectorStore]:

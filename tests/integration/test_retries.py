@@ -44,6 +44,9 @@ class FlakyStore:
     async def count(self, selector: ChunkSelector) -> int:
         return await self._inner.count(selector)
 
+    async def drop_generations(self, collection: str, keep: int) -> None:
+        await self._inner.drop_generations(collection, keep)
+
     async def ensure_field_index(self, field: str, type_: FieldType) -> None:
         await self._inner.ensure_field_index(field, type_)
 
