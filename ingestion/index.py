@@ -24,12 +24,13 @@ from ingestion.live import LiveVersions
 from ingestion.load import DocumentParser, Loaded, Loader
 from ingestion.parse.sandbox import ParseSandbox
 from ingestion.reuse import ReusingEncoder, text_digest
+from ingestion.sentences import SentenceEncoder
 from ingestion.spill import ChunkSpill
 from kernel.cache_stats import CacheStats
 from kernel.errors import NotFound
 from kernel.injection import injection_flags
 from kernel.ports import BlobReader, DocumentCatalog, JobLedger, PolicyReader, VersionLedger, WriteGuard
-from kernel.protocols import Embedder, Redactor, SparseEncoder, StoredVectors, VectorStore
+from kernel.protocols import Embedder, Redactor, SentenceVectors, SparseEncoder, StoredVectors, VectorStore
 from kernel.records import IndexedVersion, Job, JobItem
 from kernel.settings import ChunkingSettings, IngestionSettings
 from kernel.types import (
@@ -120,6 +121,8 @@ class Indexer:
     # The embedding cache (ingestion/reuse.py): vectors of chunk texts already stored; None encodes every chunk.
     stored_vectors: StoredVectors | None = None
     cache_stats: CacheStats = field(default_factory=CacheStats)
+    # Where the candidate answer sentences' vectors go (ingestion/sentences.py); None: answering encodes them.
+    sentence_vectors: SentenceVectors | None = None
 
     def __post_init__(self) -> None:
         # A parser process this indexer starts is also the one it stops (`close`).
@@ -305,6 +308,9 @@ class Indexer:
         texts = [c.text for _, c in group]
         encoder = ReusingEncoder(self.embedder, self.stored_vectors, self.cache_stats)  # the embedder of the moment
         dense = (await encoder.embed(texts, self.encode_lock)).vectors
+        if self.sentence_vectors is not None:
+            sentences = SentenceEncoder(self.embedder, self.sentence_vectors)
+            await sentences.store_for([(c.text, c.section) for _, c in group], self.encode_lock)
         sparse = await asyncio.to_thread(self._encode_sparse, texts)
         flags = await asyncio.to_thread(_flag_all, texts)
         records = [

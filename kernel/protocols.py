@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -73,6 +73,17 @@ class StoredVectors(Protocol):
         """{sha256 of a chunk's text: its dense vector} for the chunks made by `model_id` whose text has one of
         these digests, in any state and collection (a vector depends only on the text and the model)."""
         ...
+
+
+class SentenceVectors(Protocol):
+    """Vectors of the sentences extractive answers are chosen from, encoded at ingestion so that answering need not
+    encode them again. Keyed by the model and the sha256 of the sentence as encoded (`kernel.text.answer_sentences`)."""
+
+    async def get(self, model_id: str, text_sha256: Sequence[str]) -> dict[str, list[float]]:
+        """{digest: vector} for the digests stored for `model_id`; the others are missing."""
+        ...
+
+    async def put(self, model_id: str, vectors: Mapping[str, Sequence[float]]) -> None: ...
 
 
 class VectorStore(StoredVectors, Protocol):

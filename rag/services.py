@@ -19,7 +19,7 @@ from ingestion.pii import PresidioRedactor
 from kernel.cache_stats import CacheStats
 from kernel.llm import Endpoint
 from kernel.privacy import enforce_offline
-from kernel.protocols import Embedder, SparseEncoder, VectorStore
+from kernel.protocols import Embedder, SentenceVectors, SparseEncoder, VectorStore
 from kernel.settings import Settings
 from rag.blobs import BlobStore
 from rag.generation.base import Generator
@@ -32,6 +32,7 @@ from rag.storage.answers import AnswerStore
 from rag.storage.audit import AuditLog
 from rag.storage.catalog import Catalog
 from rag.storage.keys import KeyStore
+from rag.storage.sentence_vectors import SentenceVectorStore
 from rag.valkey import EmbeddedValkey
 from retrieval.rerank import Reranker
 from retrieval.search import Retriever
@@ -114,8 +115,12 @@ def make_store(settings: Settings) -> VectorStore:
 
 
 def make_embedder(settings: Settings) -> Embedder:
-    from ingestion.embed import SentenceTransformerEmbedder
+    from ingestion.embed import SentenceTransformerEmbedder, bundled_model_path
 
+    if settings.embedding.encoder == "int8" and settings.embedding.model is None:
+        from ingestion.embed_onnx import OnnxInt8Embedder, int8_model_file
+
+        return OnnxInt8Embedder(bundled_model_path(), int8_model_file())
     return SentenceTransformerEmbedder(
         settings.embedding.model, settings.embedding.device, settings.embedding.batch_size
     )
@@ -158,6 +163,7 @@ async def build_services(settings: Settings) -> Services:
     telemetry = Telemetry.build(settings.observability)
     redactor = CountedRedactor(telemetry)
     cache_stats = CacheStats(listener=telemetry.metrics.cache_counts)
+    sentence_vectors = SentenceVectorStore(catalog.engine) if settings.cache.sentence_vectors else None
     return Services(
         settings=settings,
         catalog=catalog,
@@ -168,7 +174,7 @@ async def build_services(settings: Settings) -> Services:
         queue=queue,
         redis_url=redis_url,
         answers=answers,
-        generators=make_generators(settings, embedder, checker),
+        generators=make_generators(settings, embedder, checker, sentence_vectors),
         reranker=reranker,
         scorer=scorer,
         checker=checker,
@@ -189,6 +195,7 @@ async def build_services(settings: Settings) -> Services:
             work_dir=settings.work_dir,
             stored_vectors=store if settings.cache.embeddings else None,
             cache_stats=cache_stats,
+            sentence_vectors=sentence_vectors,
         ),
         locks=locks,
         retriever=Retriever(
@@ -234,12 +241,16 @@ def make_reranker(settings: Settings, checker: SupportChecker | None = None) -> 
 
 
 def make_generators(
-    settings: Settings, embedder: Embedder, checker: SupportChecker | None = None
+    settings: Settings,
+    embedder: Embedder,
+    checker: SupportChecker | None = None,
+    sentence_vectors: SentenceVectors | None = None,
 ) -> dict[str, Generator]:
     from rag.generation.extractive import ExtractiveGenerator
 
     picker = checker if settings.checker.answer_selection else None
-    generators: dict[str, Generator] = {"extractive": ExtractiveGenerator(embedder, checker=picker)}
+    extractive = ExtractiveGenerator(embedder, checker=picker, sentence_vectors=sentence_vectors)
+    generators: dict[str, Generator] = {"extractive": extractive}
     llm = settings.llm
     if llm.base_url:
         from rag.generation.openai_compat import OpenAICompatibleGenerator
