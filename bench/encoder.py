@@ -84,6 +84,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--limit", type=int, default=500, help="documents (test-judged ones first)")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--speed-texts", type=int, default=0, help="texts for speed and agreement (0: all)")
     parser.add_argument("--no-retrieval", action="store_true", help="speed and agreement only")
     args = parser.parse_args()
     from kernel.privacy import enforce_offline
@@ -93,7 +94,7 @@ def main() -> None:
     from ingestion.embed_onnx import OnnxInt8Embedder, int8_model_file
 
     rows = subset(args.limit)
-    texts = [f"{r['title']}. {r['text']}" for r in rows]
+    texts = [f"{r['title']}. {r['text']}" for r in rows][: args.speed_texts or None]
     fp32 = SentenceTransformerEmbedder(None)
     int8 = OnnxInt8Embedder(bundled_model_path(), int8_model_file())
     int8_b32 = OnnxInt8Embedder(bundled_model_path(), int8_model_file(), batch_size=32)
