@@ -116,10 +116,10 @@ def main() -> None:
     if args.no_retrieval:
         return
     results = {enc: asyncio.run(ndcg(enc, rows)) for enc in ("pytorch", "int8")}
-    for enc, m in results.items():
+    for enc, got in results.items():
         print(
-            f"  {enc:<8} SciFact test ({len(rows)} docs, {m['chunks']:.0f} chunks, ingest {m['ingest_s']:.0f} s): "
-            f"nDCG@10 hybrid {m['hybrid']:.4f}, dense {m['dense']:.4f}"
+            f"  {enc:<8} SciFact test ({len(rows)} docs, {got['chunks']:.0f} chunks, ingest {got['ingest_s']:.0f} s): "
+            f"nDCG@10 hybrid {got['hybrid']:.4f}, dense {got['dense']:.4f}"
         )
     for mode in ("hybrid", "dense"):
         print(f"  nDCG@10 {mode} int8 - fp32: {results['int8'][mode] - results['pytorch'][mode]:+.4f}")

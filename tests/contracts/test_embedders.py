@@ -100,7 +100,7 @@ def test_counting_and_encoding_from_many_threads_at_once(embedder: Embedder) -> 
             rounds += 1
         return rounds
 
-    def encode(fn: Callable[[], object], expected: np.ndarray) -> None:
+    def encode(fn: Callable[[], np.ndarray], expected: np.ndarray) -> None:
         start.wait()
         for _ in range(30):
             np.testing.assert_allclose(fn(), expected, atol=1e-5)
@@ -108,8 +108,8 @@ def test_counting_and_encoding_from_many_threads_at_once(embedder: Embedder) -> 
     with ThreadPoolExecutor(max_workers=4) as pool:
         counters = [pool.submit(count), pool.submit(count)]
         encoders = [
-            pool.submit(encode, lambda: embedder.embed_documents(DOCUMENTS), documents),
-            pool.submit(encode, lambda: embedder.embed_query(QUERY), query),
+            pool.submit(encode, lambda: np.asarray(embedder.embed_documents(DOCUMENTS)), documents),
+            pool.submit(encode, lambda: np.asarray(embedder.embed_query(QUERY)), query),
         ]
         try:
             for future in encoders:
