@@ -54,14 +54,19 @@ class Candidate:
     overlap: float
 
 
+@dataclass(frozen=True)
+class Tuning:
+    max_sentences: int = 3
+    lexical_weight: float = 0.3
+    follow_ratio: float = 0.85
+    max_embedded: int = 24  # sentences scored per answer, those sharing most words with the question
+
+
 class ExtractiveGenerator:
     def __init__(
         self,
         embedder: Embedder,
-        max_sentences: int = 3,
-        lexical_weight: float = 0.3,
-        follow_ratio: float = 0.85,
-        max_embedded: int = 24,
+        tuning: Tuning | None = None,
         checker: PassageChecker | None = None,
         sentence_vectors: SentenceVectors | None = None,
     ) -> None:
@@ -69,10 +74,11 @@ class ExtractiveGenerator:
         # Sentence vectors ingestion stored; None (or a sentence without one) encodes the sentence here.
         self._stored = sentence_vectors
         self._checker = checker
-        self._max_embedded = max_embedded
-        self._max = max_sentences
-        self._lexical = lexical_weight
-        self._follow = follow_ratio
+        t = tuning or Tuning()
+        self._max_embedded = t.max_embedded
+        self._max = t.max_sentences
+        self._lexical = t.lexical_weight
+        self._follow = t.follow_ratio
 
     @property
     def name(self) -> str:
