@@ -23,11 +23,12 @@ from ingestion.chunk import chunk_elements
 from ingestion.live import LiveVersions
 from ingestion.load import DocumentParser, Loaded, Loader
 from ingestion.parse.sandbox import ParseSandbox
-from ingestion.reuse import ReusingEncoder, text_digest
+from ingestion.payload import Stamp, chunk_payload
+from ingestion.reuse import ReusingEncoder
+from ingestion.sentences import SentenceEncoder
 from ingestion.spill import ChunkSpill
 from kernel.cache_stats import CacheStats
 from kernel.errors import NotFound
-from kernel.injection import injection_flags
 from kernel.ports import (
     BlobReader,
     DocumentCatalog,
@@ -37,7 +38,7 @@ from kernel.ports import (
     VersionLedger,
     WriteGuard,
 )
-from kernel.protocols import Embedder, Redactor, SparseEncoder, StoredVectors, VectorStore
+from kernel.protocols import Embedder, Redactor, SentenceVectors, SparseEncoder, StoredVectors, VectorStore
 from kernel.records import IndexedVersion, Job, JobItem
 from kernel.settings import ChunkingSettings, IngestionSettings
 from kernel.types import (
@@ -65,12 +66,6 @@ _CHECK_EVERY = 64
 PARSE_CHECK_SECONDS = 1.0
 _ENDED = (JobStatus.succeeded, JobStatus.failed, JobStatus.cancelled)
 _CANCELLED = "cancelled: its documents were deleted before they were indexed"
-
-
-def _flag_all(texts: list[str]) -> list[list[str]]:
-    """Each chunk's flags: "injection" when its text addresses the model (indirect injection); answers exclude or
-    quote such chunks by their collection's policy."""
-    return [injection_flags(t) for t in texts]
 
 
 async def _next_while_alive(loads: AsyncIterator[Loaded], live: LiveVersions) -> Loaded | None:
@@ -130,6 +125,8 @@ class Indexer:
     cache_stats: CacheStats = field(default_factory=CacheStats)
     # Chunks are written into their collection's live generation (`rag reindex`); None: generation 0.
     generations: GenerationReader | None = None
+    # Where the candidate answer sentences' vectors go (ingestion/sentences.py); None: answering encodes them.
+    sentence_vectors: SentenceVectors | None = None
 
     def __post_init__(self) -> None:
         # A parser process this indexer starts is also the one it stops (`close`).
@@ -315,18 +312,18 @@ class Indexer:
         texts = [c.text for _, c in group]
         encoder = ReusingEncoder(self.embedder, self.stored_vectors, self.cache_stats)  # the embedder of the moment
         dense = (await encoder.embed(texts, self.encode_lock)).vectors
+        if self.sentence_vectors is not None:
+            sentences = SentenceEncoder(self.embedder, self.sentence_vectors)
+            await sentences.store_for([(c.text, c.section) for _, c in group], self.encode_lock)
         sparse = await asyncio.to_thread(self._encode_sparse, texts)
-        flags = await asyncio.to_thread(_flag_all, texts)
         # Stable while the job runs: a reindex does not start while a job of its collection is unfinished.
         generation = 0 if self.generations is None else await self.generations.generation(job.collection)
+        stamp = Stamp(job.job_id, self.embedder.model_id, created, generation)
+        # In a thread: the payloads scan every chunk's text for injection flags.
+        payloads = await asyncio.to_thread(lambda: [chunk_payload(stamp, i, c, ChunkState.staged) for i, c in group])
         records = [
-            ChunkRecord(
-                id=chunk_id(job.job_id, item.document_id, item.version, c.index),
-                dense=vec,
-                sparse=sp,
-                payload={**self._payload(job.job_id, item, c, created), "flags": flag, "generation": generation},
-            )
-            for (item, c), vec, sp, flag in zip(group, dense, sparse, flags, strict=True)
+            ChunkRecord(id=chunk_id(job.job_id, i.document_id, i.version, c.index), dense=vec, sparse=sp, payload=p)
+            for (i, c), vec, sp, p in zip(group, dense, sparse, payloads, strict=True)
         ]
         async with self.guard.hold(job.collection):
             # Again under the guard: a delete that ran while this group was being encoded has the last word.
@@ -338,29 +335,6 @@ class Indexer:
 
     def _encode_sparse(self, texts: list[str]) -> list[SparseVector]:
         return [self.sparse.encode_document(t) for t in texts]
-
-    def _payload(self, job_id: str, item: JobItem, chunk: Chunk, created: str) -> dict:
-        return {
-            "collection": item.collection,
-            "document_id": item.document_id,
-            "version": item.version,
-            "chunk_index": chunk.index,
-            "text": chunk.text,
-            "tokens": chunk.tokens,
-            "page": chunk.page,
-            "page_end": chunk.page_end,
-            "section": chunk.section,
-            "element_types": chunk.element_types,
-            "filename": item.filename,
-            "kind": item.kind,
-            "content_sha256": item.sha256,
-            "model_id": self.embedder.model_id,
-            "text_sha256": text_digest(chunk.text),
-            "job_id": job_id,
-            "state": ChunkState.staged.value,
-            "created_at": created,
-            "metadata": item.metadata,
-        }
 
     async def _switch(self, job_id: str, prepared: Sequence[tuple[JobItem, int]], switched: Sequence[JobItem]) -> None:
         # New chunks turn active before the catalog switches and old ones retire after it: a search that keeps

@@ -55,6 +55,12 @@ class CacheSettings(BaseModel):
     query_embeddings: int = Field(
         default=1024, ge=0, le=1_000_000, description="Query embeddings kept in memory (LRU); 0 switches it off."
     )
+    sentence_vectors: bool = Field(
+        default=True,
+        description="Encode each chunk's candidate answer sentences at ingestion and keep their vectors (table "
+        "sentence_vectors), so the extractive generator reads them instead of encoding up to 24 sentences per "
+        "answer. Documents indexed without them are answered by encoding, as before.",
+    )
     answers: bool = Field(
         default=True,
         description="Serve a repeated question from an earlier answer while its documents, filters, grants, prompt "

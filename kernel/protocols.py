@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -81,6 +81,17 @@ class SampledVectors(Protocol):
     async def sample_dense(self, selector: ChunkSelector, limit: int) -> list[list[float]]:
         """Up to `limit` dense vectors of the chunks `selector` picks, in the store's own order (not random)."""
         ...
+
+
+class SentenceVectors(Protocol):
+    """Vectors of the sentences extractive answers are chosen from, encoded at ingestion so that answering need not
+    encode them again. Keyed by the model and the sha256 of the sentence as encoded (`kernel.text.answer_sentences`)."""
+
+    async def get(self, model_id: str, text_sha256: Sequence[str]) -> dict[str, list[float]]:
+        """{digest: vector} for the digests stored for `model_id`; the others are missing."""
+        ...
+
+    async def put(self, model_id: str, vectors: Mapping[str, Sequence[float]]) -> None: ...
 
 
 class VectorStore(StoredVectors, SampledVectors, Protocol):

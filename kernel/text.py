@@ -3,6 +3,7 @@ text that JSON can carry but UTF-8 cannot."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 from typing import Any
 
@@ -17,8 +18,27 @@ _RANGE = re.compile(r"(\d+)\s*[\u2013-]\s*(\d+)|(\d+)")
 _MAX_RANGE = 20
 
 
+def text_sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 def split_sentences(text: str) -> list[str]:
     return [s.strip() for s in _SENTENCE_END.split(text) if s and s.strip()]
+
+
+# Shorter "sentences" are headings and labels, not answers; longer ones are lists or tables run together.
+ANSWER_MIN_WORDS, ANSWER_MAX_WORDS = 5, 120
+
+
+def answer_sentences(text: str, section: str | None) -> list[tuple[str, str]]:
+    """The sentences of a chunk an extractive answer may quote, each as (sentence, framed): framed is what is
+    encoded, the sentence behind its section title, which resolves "it" and "they" for the embedding. Ingestion
+    encodes the framed sentences ahead and answering looks them up, so both must make them here."""
+    out = []
+    for s in split_sentences(text):
+        if ANSWER_MIN_WORDS <= len(s.split()) <= ANSWER_MAX_WORDS:
+            out.append((s, f"{section}: {s}" if section and section not in s else s))
+    return out
 
 
 def marker_numbers(marker_body: str) -> list[int]:

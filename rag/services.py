@@ -20,7 +20,7 @@ from ingestion.pii import PresidioRedactor
 from kernel.cache_stats import CacheStats
 from kernel.llm import Endpoint
 from kernel.privacy import enforce_offline
-from kernel.protocols import Embedder, SparseEncoder, VectorStore
+from kernel.protocols import Embedder, SentenceVectors, SparseEncoder, VectorStore
 from kernel.settings import Settings
 from rag.blobs import BlobStore
 from rag.generation.base import Generator
@@ -34,6 +34,7 @@ from rag.storage.answers import AnswerStore
 from rag.storage.audit import AuditLog
 from rag.storage.catalog import Catalog
 from rag.storage.keys import KeyStore
+from rag.storage.sentence_vectors import SentenceVectorStore
 from rag.valkey import EmbeddedValkey
 from retrieval.rerank import Reranker
 from retrieval.search import Retriever
@@ -108,8 +109,6 @@ def make_store(settings: Settings) -> VectorStore:
         key = cfg.api_key.get_secret_value() if cfg.api_key else None
         layout = CollectionLayout(cfg.shards, cfg.replication_factor, cfg.write_consistency_factor)
         return QdrantServerStore(settings.qdrant.url, cfg.collection, key, cfg.timeout_seconds, layout=layout)
-        key = settings.qdrant.api_key.get_secret_value() if settings.qdrant.api_key else None
-        return QdrantServerStore(settings.qdrant.url, settings.qdrant.collection, key, settings.qdrant.timeout_seconds)
     if settings.qdrant.store_url:
         from retrieval.stores.remote import RemoteStore
 
@@ -120,8 +119,12 @@ def make_store(settings: Settings) -> VectorStore:
 
 
 def make_embedder(settings: Settings) -> Embedder:
-    from ingestion.embed import SentenceTransformerEmbedder
+    from ingestion.embed import SentenceTransformerEmbedder, bundled_model_path
 
+    if settings.embedding.encoder == "int8" and settings.embedding.model is None:
+        from ingestion.embed_onnx import OnnxInt8Embedder, int8_model_file
+
+        return OnnxInt8Embedder(bundled_model_path(), int8_model_file())
     return SentenceTransformerEmbedder(
         settings.embedding.model, settings.embedding.device, settings.embedding.batch_size
     )
@@ -164,6 +167,7 @@ async def build_services(settings: Settings) -> Services:
     telemetry = Telemetry.build(settings.observability)
     redactor = CountedRedactor(telemetry)
     cache_stats = CacheStats(listener=telemetry.metrics.cache_counts)
+    sentence_vectors = SentenceVectorStore(catalog.engine) if settings.cache.sentence_vectors else None
     return Services(
         settings=settings,
         catalog=catalog,
@@ -174,7 +178,7 @@ async def build_services(settings: Settings) -> Services:
         queue=queue,
         redis_url=redis_url,
         answers=answers,
-        generators=make_generators(settings, embedder, checker, telemetry.metrics),
+        generators=make_generators(settings, embedder, checker, telemetry.metrics, sentence_vectors),
         reranker=reranker,
         scorer=scorer,
         checker=checker,
@@ -196,6 +200,7 @@ async def build_services(settings: Settings) -> Services:
             stored_vectors=store if settings.cache.embeddings else None,
             cache_stats=cache_stats,
             generations=catalog.generations,
+            sentence_vectors=sentence_vectors,
         ),
         locks=locks,
         retriever=Retriever(
@@ -243,12 +248,17 @@ def make_reranker(settings: Settings, checker: SupportChecker | None = None) -> 
 
 
 def make_generators(
-    settings: Settings, embedder: Embedder, checker: SupportChecker | None = None, metrics: Metrics | None = None
+    settings: Settings,
+    embedder: Embedder,
+    checker: SupportChecker | None = None,
+    metrics: Metrics | None = None,
+    sentence_vectors: SentenceVectors | None = None,
 ) -> dict[str, Generator]:
     from rag.generation.extractive import ExtractiveGenerator
 
     picker = checker if settings.checker.answer_selection else None
-    generators: dict[str, Generator] = {"extractive": ExtractiveGenerator(embedder, checker=picker)}
+    extractive = ExtractiveGenerator(embedder, checker=picker, sentence_vectors=sentence_vectors)
+    generators: dict[str, Generator] = {"extractive": extractive}
     llm = settings.llm
     single: Generator | None = None
     if llm.base_url:

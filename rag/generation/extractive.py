@@ -18,8 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from kernel.injection import is_instruction
-from kernel.protocols import Embedder, PassageChecker
-from kernel.text import split_sentences, strip_citation_markers
+from kernel.protocols import Embedder, PassageChecker, SentenceVectors
+from kernel.text import answer_sentences, strip_citation_markers, text_sha256
 from kernel.types import Context, GeneratedAnswer
 from rag.generation.base import Prompt
 
@@ -34,7 +34,6 @@ _STOP = frozenset(
 )
 
 
-MIN_WORDS, MAX_WORDS = 5, 120  # shorter "sentences" are headings and labels, not answers
 NUMBER_BONUS = 0.1
 _DIGIT = re.compile(r"\d")
 _NUMERIC_QUESTION = re.compile(
@@ -64,41 +63,51 @@ class Candidate:
     overlap: float
 
 
+@dataclass(frozen=True)
+class Tuning:
+    max_sentences: int = 3
+    lexical_weight: float = 0.3
+    follow_ratio: float = 0.85
+    max_embedded: int = 24  # sentences scored per answer, those sharing most words with the question
+
+
 class ExtractiveGenerator:
     def __init__(
         self,
         embedder: Embedder,
-        max_sentences: int = 3,
-        lexical_weight: float = 0.3,
-        follow_ratio: float = 0.85,
-        max_embedded: int = 24,
+        tuning: Tuning | None = None,
         checker: PassageChecker | None = None,
+        sentence_vectors: SentenceVectors | None = None,
     ) -> None:
         self._embedder = embedder
+        # Sentence vectors ingestion stored; None (or a sentence without one) encodes the sentence here.
+        self._stored = sentence_vectors
         self._checker = checker
-        self._max_embedded = max_embedded
-        self._max = max_sentences
-        self._lexical = lexical_weight
-        self._follow = follow_ratio
+        t = tuning or Tuning()
+        self._max_embedded = t.max_embedded
+        self._max = t.max_sentences
+        self._lexical = t.lexical_weight
+        self._follow = t.follow_ratio
 
     @property
     def name(self) -> str:
         return "extractive"
 
-    def rank(self, question: str, contexts: Sequence[Context]) -> list[Candidate]:
-        """Blocking: every sentence of the contexts, best first."""
-        pieces = [
-            (c, s)
-            for c in contexts
-            for s in split_sentences(c.text)
-            # A sentence that is itself an instruction to the model is never an answer. Only flagged chunks can
-            # hold one: the flag is the same detector over the whole chunk.
-            if MIN_WORDS <= len(s.split()) <= MAX_WORDS and not (c.flags and is_instruction(s))
-        ]
+    def rank(
+        self, question: str, contexts: Sequence[Context], known: dict[str, list[float]] | None = None
+    ) -> list[Candidate]:
+        """Blocking: every sentence of the contexts, best first. `known`: vectors by digest of the framed sentence,
+        used instead of encoding those sentences."""
+        pieces, framed = [], []
+        for c in contexts:
+            for s, frame in answer_sentences(c.text, c.section):
+                # A sentence that is itself an instruction to the model is never an answer. Only flagged chunks
+                # can hold one: the flag is the same detector over the whole chunk.
+                if not (c.flags and is_instruction(s)):
+                    pieces.append((c, s))
+                    framed.append(frame)
         if not pieces:
             return []
-        # The section title resolves "it" and "they" in a sentence, for the embedding and the word overlap.
-        framed = [f"{c.section}: {s}" if c.section and c.section not in s else s for c, s in pieces]
         q_words = content_words(question)
         if len(pieces) > self._max_embedded:
             # Encoding is the cost: only the sentences sharing most words with the question (ties: better-ranked
@@ -118,8 +127,7 @@ class ExtractiveGenerator:
             # Ties (rare with probabilities) go to the better-ranked context.
             out.sort(key=lambda cand: (cand.score, -cand.n), reverse=True)
             return out
-        vectors = np.asarray(self._embedder.embed_documents([question, *framed]))
-        cosines = vectors[1:] @ vectors[0]
+        cosines = self._cosines(question, framed, known or {})
         wants_number = bool(_NUMERIC_QUESTION.search(question))
         out = []
         for (c, sentence), frame, cos in zip(pieces, framed, cosines, strict=True):
@@ -130,6 +138,21 @@ class ExtractiveGenerator:
             out.append(Candidate(c.n, sentence, score, float(cos), overlap))
         out.sort(key=lambda cand: cand.score, reverse=True)
         return out
+
+    def _cosines(self, question: str, framed: list[str], known: dict[str, list[float]]) -> np.ndarray:
+        digests = [text_sha256(f) for f in framed]
+        missing = [f for f, d in zip(framed, digests, strict=True) if d not in known]
+        # The question and what is not stored, in one call (with nothing stored, the call it always was).
+        encoded = self._embedder.embed_documents([question, *missing])
+        fresh = iter(encoded[1:])
+        vectors = np.asarray([known[d] if d in known else next(fresh) for d in digests])
+        return vectors @ np.asarray(encoded[0])
+
+    async def _known(self, contexts: Sequence[Context]) -> dict[str, list[float]]:
+        if self._stored is None or self._checker is not None:
+            return {}
+        digests = [text_sha256(frame) for c in contexts for _, frame in answer_sentences(c.text, c.section)]
+        return await self._stored.get(self._embedder.model_id, digests) if digests else {}
 
     def compose(self, ranked: Sequence[Candidate]) -> tuple[str, float]:
         if not ranked:
@@ -152,7 +175,7 @@ class ExtractiveGenerator:
         return " ".join(parts), best.score
 
     async def generate(self, question: str, contexts: Sequence[Context], prompt: Prompt) -> GeneratedAnswer:
-        ranked = await asyncio.to_thread(self.rank, question, contexts)
+        ranked = await asyncio.to_thread(self.rank, question, contexts, await self._known(contexts))
         text, evidence = self.compose(ranked)
         return GeneratedAnswer(
             text=text,

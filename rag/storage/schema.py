@@ -263,3 +263,14 @@ ops_alerts = sa.Table(
 AUDIT_GENESIS = "0" * 64
 
 METRIC_COLUMNS = ("faithfulness", "context_precision", "context_recall")
+
+# Vectors of the sentences an extractive answer is chosen from, encoded at ingestion (migration 0013): answering
+# reads them instead of encoding up to 24 sentences per question. Keyed by what a vector depends on, the model and
+# the sentence's text as it is encoded (sha256), like the embedding cache; float32 bytes, exact on every database.
+sentence_vectors = sa.Table(
+    "sentence_vectors",
+    metadata,
+    sa.Column("model_id", sa.String(256), primary_key=True),
+    sa.Column("text_sha256", sa.String(64), primary_key=True),
+    sa.Column("vector", sa.LargeBinary, nullable=False),
+)
