@@ -106,7 +106,12 @@ async def test_a_scripted_session_counts_exactly_and_one_request_id_links_log_tr
 ) -> None:
     exporter = InMemorySpanExporter()
     # One answer per scoring job: the score stage is then timed once per answer, a number the test knows.
-    settings = {"scoring": {"batch_size": 1}, "llm": {"base_url": llm.base_url, "model": "canned", "max_retries": 0}}
+    # No hourly drift job: at minute 7 it would sit in the queue whose depth the test counts.
+    settings = {
+        "scoring": {"batch_size": 1},
+        "llm": {"base_url": llm.base_url, "model": "canned", "max_retries": 0},
+        "drift": {"enabled": False},
+    }
     running = await own_service(settings, prepare=with_spans(exporter))
     seen: Counter[tuple[str, int]] = Counter()  # (method, status) of every response the service sent
 
