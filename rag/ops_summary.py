@@ -2,8 +2,8 @@
 every request the API served), answer latency percentiles, abstentions, answer-cache hits, tokens, faithfulness and
 ingestion throughput; and now, the queue depth, ingestion jobs waiting and scores owed.
 
-Tokens come from each answer's `usage`. Cost is not recorded yet: `cost` is null and `usage.cost_recorded` false
-until answers carry one (fill `_day_cost` then).
+Tokens come from each answer's `usage`; cost from those tokens and the price table (`RAG_COST__PRICES`, the same as
+`GET /v1/usage`): null, and `usage.cost_recorded` false, while no price is configured.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from kernel.cost_settings import CostSettings
 from rag.services import Services
 from rag.storage.ops import AnswerFacts, OpsStore, Scope
 
@@ -34,12 +35,16 @@ def _percentiles(values: list[float]) -> dict[str, float | None]:
     return {f"p{p}": round(float(v), 1) for p, v in zip(PERCENTILES, found, strict=True)}
 
 
-def _day_cost(facts: list[AnswerFacts]) -> float | None:
-    """The hook for cost: answers do not record one yet."""
-    return None
+def _day_cost(facts: list[AnswerFacts], prices: CostSettings) -> float | None:
+    """The day's cost of the answers whose model has a price (an unpriced model's tokens count nothing, as in
+    /v1/usage); None without a price table."""
+    if not prices.prices:
+        return None
+    costs = (prices.cost(f.model or "", f.prompt_tokens, f.completion_tokens) for f in facts)
+    return round(sum(c for c in costs if c is not None), 6)
 
 
-def _answers_day(facts: list[AnswerFacts]) -> dict[str, Any]:
+def _answers_day(facts: list[AnswerFacts], prices: CostSettings) -> dict[str, Any]:
     n = len(facts)
     faith = [f.faithfulness for f in facts if f.faithfulness is not None]
     return {
@@ -49,7 +54,7 @@ def _answers_day(facts: list[AnswerFacts]) -> dict[str, Any]:
         "cache_hit_rate": _rate(sum(f.cached for f in facts), n),
         "prompt_tokens": sum(f.prompt_tokens for f in facts),
         "completion_tokens": sum(f.completion_tokens for f in facts),
-        "cost": _day_cost(facts),
+        "cost": _day_cost(facts, prices),
         "faithfulness": round(sum(faith) / len(faith), 4) if faith else None,
         "faithfulness_scored": len(faith),
     }
@@ -89,7 +94,7 @@ async def summary(svc: Services, scope: Scope, first: date, days: int) -> dict[s
                 "errors_4xx": client,
                 "errors_5xx": server,
                 "error_rate": _rate(server, total),
-                **_answers_day(by_day.get(key, [])),
+                **_answers_day(by_day.get(key, []), svc.settings.cost),
                 "ingest_jobs_succeeded": jobs["succeeded"],
                 "ingest_jobs_failed": jobs["failed"],
                 "chunks_indexed": jobs["chunks"],

@@ -55,6 +55,7 @@ class AnswerFacts:
     top_score: float | None
     faithfulness: float | None
     question: str
+    model: str | None = None  # what the price table is keyed by
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,6 +111,7 @@ class OpsStore:
             answers.c.contexts[(0, "scores", "dense_score")].as_float().label("top_score"),
             scores.c.faithfulness,
             answers.c.standalone_question,
+            answers.c.model,
         ).select_from(answers.outerjoin(scores, scores.c.answer_id == answers.c.id))
         select = self._scoped(select, scope).order_by(answers.c.created_at.desc(), answers.c.id).limit(limit)
         async with Transaction(self._engine) as conn:
@@ -126,6 +128,7 @@ class OpsStore:
                 r.top_score,
                 r.faithfulness,
                 r.standalone_question,
+                r.model,
             )
             for r in rows
         ]
