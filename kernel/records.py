@@ -202,7 +202,7 @@ class NewAnswer:
     cached_from: str | None = None  # served from cache: the original answer
     variant: str | None = None  # RAG_VARIANTS: "control" or the candidate's name; None outside an experiment
     replay_of: str | None = None  # the answer this one replays (POST /v1/answers/{id}/replay); not in reports
-    fallback: str | None = None  # "budget:<budget id>": answered extractively because an LLM answer was over budget
+    fallback: str | None = None  # "budget:<budget id>" (answered extractively, over budget) or "gateway" (see attempts)
     attempts: list[dict[str, Any]] | None = None  # the model gateway's attempts (kernel.types.Attempt), in order
 
 

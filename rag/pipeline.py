@@ -296,7 +296,7 @@ async def _finish(svc: Services, draft: Draft, answer: GeneratedAnswer | None) -
         **trace_fields(),
         variant=draft.variant,
         replay_of=draft.replay_of,
-        fallback=draft.fallback.stored if draft.fallback else None,
+        fallback=draft.fallback.stored if draft.fallback else fallback_reason(attempts),
         attempts=[a.model_dump() for a in attempts] or None,
     )
     answer_id = await save_answer(svc, record)

@@ -38,6 +38,14 @@ class SentenceVectorStore:
         """Keeps the vector already stored for a digest (two jobs may encode the same sentence at once)."""
         if not vectors:
             return
+        try:
+            await self._insert_missing(model_id, vectors)
+        except sa.exc.IntegrityError:
+            # Another job stored some of these digests between this one's read and its insert (both encode the same
+            # sentences): read again and insert the rest, whose vectors are the same.
+            await self._insert_missing(model_id, vectors)
+
+    async def _insert_missing(self, model_id: str, vectors: Mapping[str, Sequence[float]]) -> None:
         async with Transaction(self._engine) as conn:
             have: set[str] = set()
             digests = sorted(vectors)

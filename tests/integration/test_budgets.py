@@ -7,6 +7,7 @@ and 30 completion tokens for every answer: what each answer will use is known, s
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -180,6 +181,10 @@ async def test_a_cost_budget_of_a_key_falls_back_to_extractive_where_the_collect
         assert completion.status_code == 200, completion.text
         assert (completion.json()["fallback"], completion.json()["fallback_budget"]) == ("budget", f"key/{kid}/month")
         world.unaudited.append(completion.json()["answer_id"])
+        streamed = await reader.post("/v1/chat/completions", json={"model": "fb", "messages": messages, "stream": True})
+        last = [json.loads(line[6:]) for line in streamed.text.splitlines() if line.startswith("data: {")][-1]
+        assert (last["fallback"], last["fallback_budget"]) == ("budget", f"key/{kid}/month"), last
+        world.unaudited.append(last["answer_id"])
         # The same key over a collection without the fallback is refused by the same budget.
         refused = await ask(reader, "kb")
         assert refused.status_code == 429 and refused.json()["detail"]["budget"] == f"key/{kid}/month"

@@ -354,7 +354,7 @@ async def test_the_service_routes_stores_and_counts_attempts(gateway_service):
 
     routed = (await client.post("/v1/query", json={**ask, "collections": ["legal"]})).json()
     assert [(a["endpoint"], a["outcome"]) for a in routed["attempts"]] == [("primary", "error"), ("legal", "ok")]
-    assert routed["fallback"] and not routed["abstained"] and routed["model"] == "legal-model"
+    assert routed["fallback"] == "gateway" and not routed["abstained"] and routed["model"] == "legal-model"
     assert routed["generator"] == "gateway" and routed["answer"] == MOON_ANSWER and legal.requests == 1
 
     # The default chain is all down: the extractive last resort answers, marked as such.
@@ -366,11 +366,11 @@ async def test_the_service_routes_stores_and_counts_attempts(gateway_service):
         ("second", "5xx"),
         ("extractive", "ok"),
     ]
-    assert last["fallback"] and last["model"].startswith("extractive:") and not last["abstained"]
+    assert last["fallback"] == "gateway" and last["model"].startswith("extractive:") and not last["abstained"]
     assert "27.3 days [1]" in last["answer"]
 
     stored = (await client.get(f"/v1/answers/{last['answer_id']}")).json()
-    assert stored["attempts"] == last["attempts"]
+    assert stored["attempts"] == last["attempts"] and stored["fallback"] == "gateway"
     assert all(a["duration_ms"] >= 0 and a["model"] for a in stored["attempts"])
 
     # Streamed: the same fallback before the first token; the tokens are the answer.

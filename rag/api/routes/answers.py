@@ -276,7 +276,8 @@ async def chat_completions(body: CompletionRequest, svc: Svc, caller: Asker, req
         "citations": [c.model_dump() for c in out.citations],
         "answer_id": out.answer_id,
         "abstained": out.abstained,
-        # Over a budget, where the collection's owner chose it: answered extractively (rag/budgets.py).
+        # Over a budget, where the collection's owner chose it, answered extractively (rag/budgets.py); or the model
+        # gateway's first choice did not answer (`attempts` on the answer say why).
         "fallback": out.fallback,
         "fallback_budget": out.fallback_budget,
     }
@@ -306,6 +307,8 @@ async def _openai_stream(events: AsyncIterator[str | AnswerOut], model: str, cre
                     citations=[c.model_dump() for c in item.citations],
                     answer_id=item.answer_id,
                     abstained=item.abstained,
+                    fallback=item.fallback,
+                    fallback_budget=item.fallback_budget,
                 )
             else:
                 yield chunk({"content": item})
