@@ -28,6 +28,7 @@ from kernel.access import Principal
 from kernel.errors import Conflict, InvalidInput, NotFound
 from kernel.records import StoredAnswer
 from kernel.types import Hit, VersionStatus
+from rag.budgets import within_budget
 from rag.pipeline import Draft, Question, _finish, _generate, _prepare, _should_generate, routed, to_contexts
 from rag.prompts.registry import load_prompt
 from rag.services import Services
@@ -97,8 +98,11 @@ async def _draft(svc: Services, original: StoredAnswer, caller: Principal, use_o
         gen = routed(
             svc.generators[question.generator or "extractive"], question.collections, original.standalone_question
         )
+        # A replay spends tokens like any answer: the analyst's key and the collections' budgets hold.
+        gen, fallback = await within_budget(svc, gen, caller.key_id, question.collections)
         guarded = original.prompt_id == svc.settings.answer.guarded_prompt
         draft = Draft(question, gen, prompt, hits, to_contexts(hits), {}, time.perf_counter(), guarded=guarded)
+        draft.fallback = fallback
     else:
         draft = await _prepare(svc, question)
         draft.prompt = prompt  # the original's prompt, whichever the configuration would pick now
