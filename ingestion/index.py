@@ -38,7 +38,7 @@ from kernel.ports import (
     VersionLedger,
     WriteGuard,
 )
-from kernel.protocols import Embedder, Redactor, SentenceVectors, SparseEncoder, StoredVectors, VectorStore
+from kernel.protocols import Embedder, Redactor, SparseEncoder, StoredVectors, VectorStore
 from kernel.records import IndexedVersion, Job, JobItem
 from kernel.settings import ChunkingSettings, IngestionSettings
 from kernel.types import (
@@ -125,8 +125,9 @@ class Indexer:
     cache_stats: CacheStats = field(default_factory=CacheStats)
     # Chunks are written into their collection's live generation (`rag reindex`); None: generation 0.
     generations: GenerationReader | None = None
-    # Where the candidate answer sentences' vectors go (ingestion/sentences.py); None: answering encodes them.
-    sentence_vectors: SentenceVectors | None = None
+    # Encodes and stores the candidate answer sentences' vectors (ingestion/sentences.py); None: answering encodes
+    # them. Its embedder is the plain one the answers read with: sentences are not chunks embedded in the metrics.
+    sentences: SentenceEncoder | None = None
 
     def __post_init__(self) -> None:
         # A parser process this indexer starts is also the one it stops (`close`).
@@ -312,9 +313,8 @@ class Indexer:
         texts = [c.text for _, c in group]
         encoder = ReusingEncoder(self.embedder, self.stored_vectors, self.cache_stats)  # the embedder of the moment
         dense = (await encoder.embed(texts, self.encode_lock)).vectors
-        if self.sentence_vectors is not None:
-            sentences = SentenceEncoder(self.embedder, self.sentence_vectors)
-            await sentences.store_for([(c.text, c.section) for _, c in group], self.encode_lock)
+        if self.sentences is not None:
+            await self.sentences.store_for([(c.text, c.section) for _, c in group], self.encode_lock)
         sparse = await asyncio.to_thread(self._encode_sparse, texts)
         # Stable while the job runs: a reindex does not start while a job of its collection is unfinished.
         generation = 0 if self.generations is None else await self.generations.generation(job.collection)

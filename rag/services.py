@@ -17,6 +17,7 @@ from evals.scores import Scorer
 from ingestion.index import Indexer
 from ingestion.optimize import AutoOptimizer
 from ingestion.pii import PresidioRedactor
+from ingestion.sentences import SentenceEncoder
 from kernel.cache_stats import CacheStats
 from kernel.llm import Endpoint
 from kernel.privacy import enforce_offline
@@ -200,7 +201,7 @@ async def build_services(settings: Settings) -> Services:
             stored_vectors=store if settings.cache.embeddings else None,
             cache_stats=cache_stats,
             generations=catalog.generations,
-            sentence_vectors=sentence_vectors,
+            sentences=None if sentence_vectors is None else SentenceEncoder(embedder, sentence_vectors),
         ),
         locks=locks,
         retriever=Retriever(
