@@ -15,6 +15,7 @@ from kernel.errors import Conflict, NotFound
 from kernel.records import IndexedVersion, JobItem
 from kernel.types import JobStatus, VersionStatus
 from rag.storage.engine import Transaction, now
+from rag.storage.jobs import job_item
 from rag.storage.schema import collections, documents, jobs, versions
 
 # The versions whose chunks are in the store: the active one and those kept for rollback.
@@ -100,22 +101,7 @@ class GenerationStore:
                 .where(documents.c.collection == name, versions.c.status.in_(_INDEXED))
                 .order_by(versions.c.document_id, versions.c.version)
             )
-            return [
-                JobItem(
-                    document_id=r.document_id,
-                    collection=r.collection,
-                    key=r.key,
-                    version=r.version,
-                    status=VersionStatus(r.status),
-                    filename=r.filename,
-                    kind=r.kind,
-                    sha256=r.sha256,
-                    blob=r.blob,
-                    record_index=r.record_index,
-                    metadata=r.meta,
-                )
-                for r in rows
-            ]
+            return [job_item(r) for r in rows]
 
     async def switch(self, ticket: ReindexTicket, indexed: Sequence[IndexedVersion], model_id: str) -> None:
         """Make the new generation the live one, with its chunk counts and model, in one transaction."""

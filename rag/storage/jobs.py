@@ -17,6 +17,23 @@ from rag.storage.schema import documents, jobs, versions
 _UNFINISHED = jobs.c.status.in_([JobStatus.queued.value, JobStatus.running.value])
 
 
+def job_item(r: Any) -> JobItem:
+    """A version row joined with its document's collection, key and metadata, as a job's item."""
+    return JobItem(
+        document_id=r.document_id,
+        collection=r.collection,
+        key=r.key,
+        version=r.version,
+        status=VersionStatus(r.status),
+        filename=r.filename,
+        kind=r.kind,
+        sha256=r.sha256,
+        blob=r.blob,
+        record_index=r.record_index,
+        metadata=r.meta,
+    )
+
+
 class JobStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
@@ -53,22 +70,7 @@ class JobStore:
                 .where(versions.c.job_id == job_id)
                 .order_by(versions.c.record_index, versions.c.document_id)
             )
-            return [
-                JobItem(
-                    document_id=r.document_id,
-                    collection=r.collection,
-                    key=r.key,
-                    version=r.version,
-                    status=VersionStatus(r.status),
-                    filename=r.filename,
-                    kind=r.kind,
-                    sha256=r.sha256,
-                    blob=r.blob,
-                    record_index=r.record_index,
-                    metadata=r.meta,
-                )
-                for r in rows
-            ]
+            return [job_item(r) for r in rows]
 
     async def started(self, job_id: str) -> int | None:
         """Mark the job running; returns its attempt number (a crash loop shows as a growing count), or None when
