@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated
 
 from fastapi import Path
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from kernel.errors import InvalidInput
 from kernel.types import COLLECTION_NAME_PATTERN
@@ -53,3 +53,20 @@ def time_range(
     if start and stop and start >= stop:
         raise InvalidInput("since must be before until")
     return start, stop
+
+
+class ReportFilters(BaseModel):
+    """The filters reports share (GET /v1/reports/groundedness, GET /v1/usage)."""
+
+    collection: CollectionName | None = None
+    # The pattern is for the schema; the server's own parser says what is wrong with a bad value.
+    since: str | None = Field(
+        default=None, description=f"Inclusive. {TIME_DESCRIPTION}", json_schema_extra={"pattern": TIME_PATTERN}
+    )
+    until: str | None = Field(
+        default=None,
+        description=f"A date: inclusive; a timestamp: exclusive. {TIME_DESCRIPTION}",
+        json_schema_extra={"pattern": TIME_PATTERN},
+    )
+    prompt_version: str | None = Field(default=None, max_length=128)
+    generator: str | None = Field(default=None, max_length=128, description="A generator name as stored.")

@@ -21,7 +21,7 @@ from rag.api.bodies import CheckedRoute
 from rag.api.deps import get_services
 from rag.api.errors import COMMON, errors
 from rag.api.limits import RequestLimits
-from rag.api.params import TIME_DESCRIPTION, TIME_PATTERN, CollectionName, Id, time_range
+from rag.api.params import Id, ReportFilters, time_range
 from rag.redaction import needs_redaction, redact_record, redact_report, redact_rows
 from rag.security import Caller, Reviewer, allowed, page_viewer, visible
 from rag.services import Services
@@ -191,21 +191,9 @@ async def evaluate(body: EvaluateBody, svc: Svc, _caller: Reviewer, request: Req
 
 
 # ----- reports ---------------------------------------------------------------------------------------------------
-class ReportParams(BaseModel):
+class ReportParams(ReportFilters):
     """The report's query parameters."""
 
-    collection: CollectionName | None = None
-    # The pattern is for the schema; the server's own parser says what is wrong with a bad value.
-    since: str | None = Field(
-        default=None, description=f"Inclusive. {TIME_DESCRIPTION}", json_schema_extra={"pattern": TIME_PATTERN}
-    )
-    until: str | None = Field(
-        default=None,
-        description=f"A date: inclusive; a timestamp: exclusive. {TIME_DESCRIPTION}",
-        json_schema_extra={"pattern": TIME_PATTERN},
-    )
-    prompt_version: str | None = Field(default=None, max_length=128)
-    generator: str | None = Field(default=None, max_length=128, description="A generator name as stored.")
     worst: int = Field(default=20, ge=1, le=500)
     format: Literal["json", "csv"] = "json"
 

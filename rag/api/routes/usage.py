@@ -22,7 +22,7 @@ from rag.api.audit import note
 from rag.api.bodies import CheckedRoute
 from rag.api.deps import get_services
 from rag.api.errors import COMMON, errors
-from rag.api.params import TIME_DESCRIPTION, TIME_PATTERN, CollectionName, time_range
+from rag.api.params import ReportFilters, time_range
 from rag.security import Admin, Reviewer, visible
 from rag.services import Services
 from rag.storage.engine import now
@@ -48,21 +48,8 @@ class BudgetPath:
 Where = Annotated[BudgetPath, Depends()]
 
 
-class UsageParams(BaseModel):
+class UsageParams(ReportFilters):
     """The groundedness report's filters (GET /v1/reports/groundedness)."""
-
-    collection: CollectionName | None = None
-    # The pattern is for the schema; the server's own parser says what is wrong with a bad value.
-    since: str | None = Field(
-        default=None, description=f"Inclusive. {TIME_DESCRIPTION}", json_schema_extra={"pattern": TIME_PATTERN}
-    )
-    until: str | None = Field(
-        default=None,
-        description=f"A date: inclusive; a timestamp: exclusive. {TIME_DESCRIPTION}",
-        json_schema_extra={"pattern": TIME_PATTERN},
-    )
-    prompt_version: str | None = Field(default=None, max_length=128)
-    generator: str | None = Field(default=None, max_length=128, description="A generator name as stored.")
 
 
 def _cost(prices: CostSettings, model: str, prompt: int, completion: int) -> float | None:
