@@ -14,7 +14,7 @@ from typing import Any
 from evals.scores import METRICS, ScoreInput, Scorer, Scores
 from kernel.errors import TransientError
 from kernel.ports import AnswerReader, ScoreLedger, ScoreQueue
-from kernel.records import SCORE_STATUS_PENDING, ScoreResult, StoredAnswer
+from kernel.records import SCORE_STATUS_PENDING, ModelTokens, ScoreResult, StoredAnswer
 from kernel.settings import ScoringSettings
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,9 @@ def with_chunk_ids(result: Scores, contexts: list[dict[str, Any]]) -> Scores:
 def score_result(result: Scores) -> ScoreResult:
     """The scores as storage keeps them: the metric values in their columns, the whole result as JSON."""
     values = {m: result.value(m) for m in METRICS}
-    return ScoreResult(result.scorer, result.scorer_version, values, result.model_dump(mode="json"))
+    u = result.judge_usage
+    judge = None if u is None else ModelTokens(u.model, u.prompt_tokens, u.completion_tokens)
+    return ScoreResult(result.scorer, result.scorer_version, values, result.model_dump(mode="json"), judge)
 
 
 @dataclass

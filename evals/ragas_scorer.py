@@ -11,6 +11,9 @@ Each metric is computed on its own: one that fails (judge down, timeout, HTTP er
 a score outside [0, 1]) is null with the reason, and the others still count. They run one after another, not
 concurrently: a local judge (llama.cpp) serves one request at a time, and queued requests would eat the timeout.
 
+The judge's tokens are counted from each reply's `usage` (every request of a score, re-asks included) and returned
+as `judge_usage`: storage keeps them beside the answer's, so cost and budgets see what scoring spent.
+
 ragas and the `openai` SDK are imported on the first score, not at import time (ragas pulls in langchain and takes
 seconds). `enforce_offline()` runs first: ragas reads RAGAS_DO_NOT_TRACK once and otherwise posts usage events.
 """
@@ -21,15 +24,17 @@ import asyncio
 import logging
 import math
 from collections.abc import Awaitable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from importlib.metadata import version as package_version
 from typing import TYPE_CHECKING
 
-from evals.scores import ClaimOut, Metric, ScoreInput, Scores, abstention_scores
+from evals.scores import ClaimOut, JudgeUsage, Metric, ScoreInput, Scores, abstention_scores
 from kernel.llm import Endpoint
 from kernel.privacy import enforce_offline
 
 if TYPE_CHECKING:
+    import httpx
     from ragas.metrics.collections import ContextPrecisionWithoutReference, ContextRecall, Faithfulness
 
 logger = logging.getLogger(__name__)
@@ -44,6 +49,15 @@ class _Metrics:
     faithfulness: Faithfulness
     precision: ContextPrecisionWithoutReference
     recall: ContextRecall
+
+
+@dataclass
+class _Tally:
+    """The judge requests and tokens of one score."""
+
+    requests: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
 
 
 JUDGE_MAX_RETRIES = 1
@@ -63,6 +77,9 @@ class RagasScorer:
         self.model = model = endpoint.model
         self._version = f"ragas-{package_version('ragas')}-{model}"
         self._metrics: _Metrics | None = None
+        # The score being computed in this task: ragas calls the SDK deep inside, so the HTTP client's response hook
+        # finds the tally through the context (tasks ragas starts copy it, and share the tally object).
+        self._tally: ContextVar[_Tally | None] = ContextVar(f"judge_tally_{id(self)}", default=None)
 
     @property
     def name(self) -> str:
@@ -75,7 +92,7 @@ class RagasScorer:
     def _get_metrics(self) -> _Metrics:
         if self._metrics is None:
             enforce_offline()
-            from openai import AsyncOpenAI
+            from openai import AsyncOpenAI, DefaultAsyncHttpxClient
             from ragas._analytics import do_not_track
             from ragas.llms import llm_factory
             from ragas.metrics.collections import ContextPrecisionWithoutReference, ContextRecall, Faithfulness
@@ -87,6 +104,9 @@ class RagasScorer:
                 api_key=self.endpoint.api_key or _NO_KEY,
                 timeout=self.endpoint.timeout_seconds,
                 max_retries=self.endpoint.max_retries,
+                http_client=DefaultAsyncHttpxClient(
+                    event_hooks={"request": [self._count_request], "response": [self._count_tokens]}
+                ),
             )
             # Extra keyword arguments reach instructor's create(): max_retries caps its re-asks on unparseable output.
             llm = llm_factory(
@@ -101,7 +121,40 @@ class RagasScorer:
         # One at a time: a local judge serves one request at a time anyway.
         return [await self.score(item) for item in items]
 
+    async def _count_request(self, _request: httpx.Request) -> None:
+        if (tally := self._tally.get()) is not None:
+            tally.requests += 1
+
+    async def _count_tokens(self, response: httpx.Response) -> None:
+        tally = self._tally.get()
+        if tally is None or response.status_code != 200:
+            return
+        await response.aread()  # kept by httpx: the SDK reads the same bytes after this hook
+        try:
+            usage = response.json().get("usage") or {}
+        except ValueError:
+            return  # not JSON: the SDK reports it, and no tokens were billed that anyone could read
+        tally.prompt_tokens += int(usage.get("prompt_tokens") or 0)
+        tally.completion_tokens += int(usage.get("completion_tokens") or 0)
+
     async def score(self, item: ScoreInput) -> Scores:
+        tally = _Tally()
+        token = self._tally.set(tally)
+        try:
+            scores = await self._score(item)
+        finally:
+            self._tally.reset(token)
+        if tally.requests == 0:
+            return scores
+        usage = JudgeUsage(
+            model=self.model,
+            requests=tally.requests,
+            prompt_tokens=tally.prompt_tokens,
+            completion_tokens=tally.completion_tokens,
+        )
+        return scores.model_copy(update={"judge_usage": usage})
+
+    async def _score(self, item: ScoreInput) -> Scores:
         # The first call imports ragas and langchain (seconds): not on the event loop.
         metrics = self._metrics
         if metrics is None:

@@ -39,6 +39,15 @@ class ClaimOut(BaseModel):
     reason: str | None = Field(default=None, description="Why the claim is not supported.")
 
 
+class JudgeUsage(BaseModel):
+    """The tokens a judge model spent on one answer's scores (every request, those that failed to parse too)."""
+
+    model: str
+    requests: int = Field(ge=0)
+    prompt_tokens: int = Field(ge=0)
+    completion_tokens: int = Field(ge=0)
+
+
 class Scores(BaseModel):
     scorer: str
     scorer_version: str
@@ -46,6 +55,7 @@ class Scores(BaseModel):
     context_precision: Metric
     context_recall: Metric
     claims: list[ClaimOut] = Field(default_factory=list)
+    judge_usage: JudgeUsage | None = Field(default=None, description="Set when a judge LLM scored (ragas).")
 
     def value(self, metric: str) -> float | None:
         m: Metric = getattr(self, metric)

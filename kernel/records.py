@@ -204,6 +204,7 @@ class NewAnswer:
     replay_of: str | None = None  # the answer this one replays (POST /v1/answers/{id}/replay); not in reports
     fallback: str | None = None  # "budget:<budget id>" (answered extractively, over budget) or "gateway" (see attempts)
     attempts: list[dict[str, Any]] | None = None  # the model gateway's attempts (kernel.types.Attempt), in order
+    rewrite: ModelTokens | None = None  # what an LLM spent rewriting the chat follow-up into `standalone_question`
 
 
 @dataclass(frozen=True)
@@ -272,6 +273,17 @@ class ScoreResult:
     scorer_version: str
     values: dict[str, float | None]
     detail: dict[str, Any]
+    judge: ModelTokens | None = None
+
+
+@dataclass(frozen=True)
+class ModelTokens:
+    """Tokens a model spent for an answer beside generating it: a judge scoring it (each scoring's, so a rescore
+    adds to the cost), an LLM rewriting the chat follow-up it answers."""
+
+    model: str
+    prompt_tokens: int
+    completion_tokens: int
 
 
 @dataclass(frozen=True)

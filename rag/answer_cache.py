@@ -120,6 +120,7 @@ async def _serve(svc: Services, q: Question, original: StoredAnswer, started: fl
         evidence=original.evidence,
         cached_from=original.id,
         attempts=None,  # a served copy calls no model
+        rewrite=q.rewrite,  # but the chat follow-up's rewrite did, before the cache was looked up
         **trace_fields(),  # the request that was served from cache, so its logs and trace meet this row
     )
     answer_id = await save_answer(svc, record)  # scored like any answer

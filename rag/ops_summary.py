@@ -2,8 +2,10 @@
 every request the API served), answer latency percentiles, abstentions, answer-cache hits, tokens, faithfulness and
 ingestion throughput; and now, the queue depth, ingestion jobs waiting and scores owed.
 
-Tokens come from each answer's `usage`; cost from those tokens and the price table (`RAG_COST__PRICES`, the same as
-`GET /v1/usage`): null, and `usage.cost_recorded` false, while no price is configured.
+Tokens come from each answer's `usage` and from what models spent for the answers beside generating them, on that
+day: a judge scoring them (`judge_prompt_tokens`, `judge_completion_tokens`), an LLM rewriting chat follow-ups
+(`rewrite_...`), both part of the day's tokens and cost; cost from those tokens and the price table
+(`RAG_COST__PRICES`, the same as `GET /v1/usage`): null, and `usage.cost_recorded` false, while no price is configured.
 """
 
 from __future__ import annotations
@@ -35,26 +37,37 @@ def _percentiles(values: list[float]) -> dict[str, float | None]:
     return {f"p{p}": round(float(v), 1) for p, v in zip(PERCENTILES, found, strict=True)}
 
 
-def _day_cost(facts: list[AnswerFacts], prices: CostSettings) -> float | None:
-    """The day's cost of the answers whose model has a price (an unpriced model's tokens count nothing, as in
-    /v1/usage); None without a price table."""
+Spent = dict[tuple[str, str], tuple[int, int]]  # {(role, model): (prompt, completion)}
+ROLES = ("judge", "rewrite")
+
+
+def _day_cost(facts: list[AnswerFacts], spent: Spent, prices: CostSettings) -> float | None:
+    """The day's cost of the answers, and of their scoring, whose model has a price (an unpriced model's tokens count
+    nothing, as in /v1/usage); None without a price table."""
     if not prices.prices:
         return None
-    costs = (prices.cost(f.model or "", f.prompt_tokens, f.completion_tokens) for f in facts)
+    costs = [prices.cost(f.model or "", f.prompt_tokens, f.completion_tokens) for f in facts]
+    costs += [prices.cost(model, p, c) for (_, model), (p, c) in spent.items()]
     return round(sum(c for c in costs if c is not None), 6)
 
 
-def _answers_day(facts: list[AnswerFacts], prices: CostSettings) -> dict[str, Any]:
+def _answers_day(facts: list[AnswerFacts], spent: Spent, prices: CostSettings) -> dict[str, Any]:
     n = len(facts)
     faith = [f.faithfulness for f in facts if f.faithfulness is not None]
+    beside = {
+        f"{role}_{kind}_tokens": sum(t[i] for (r, _), t in spent.items() if r == role)
+        for role in ROLES
+        for i, kind in enumerate(("prompt", "completion"))
+    }
     return {
         "answers": n,
         "latency_ms": _percentiles([f.total_ms for f in facts if f.total_ms is not None]),
         "abstention_rate": _rate(sum(f.abstained for f in facts), n),
         "cache_hit_rate": _rate(sum(f.cached for f in facts), n),
-        "prompt_tokens": sum(f.prompt_tokens for f in facts),
-        "completion_tokens": sum(f.completion_tokens for f in facts),
-        "cost": _day_cost(facts, prices),
+        "prompt_tokens": sum(f.prompt_tokens for f in facts) + sum(p for p, _ in spent.values()),
+        "completion_tokens": sum(f.completion_tokens for f in facts) + sum(c for _, c in spent.values()),
+        **beside,
+        "cost": _day_cost(facts, spent, prices),
         "faithfulness": round(sum(faith) / len(faith), 4) if faith else None,
         "faithfulness_scored": len(faith),
     }
@@ -80,6 +93,7 @@ async def summary(svc: Services, scope: Scope, first: date, days: int) -> dict[s
     for f in facts:
         by_day.setdefault(f.created_at.date().isoformat(), []).append(f)
     requests = await ops.requests_by_day(scope)
+    spent = await ops.model_usage_by_day(scope)
     ingestion = await ops.ingestion_by_day(scope)
     rows = []
     for n in range(days):
@@ -94,7 +108,7 @@ async def summary(svc: Services, scope: Scope, first: date, days: int) -> dict[s
                 "errors_4xx": client,
                 "errors_5xx": server,
                 "error_rate": _rate(server, total),
-                **_answers_day(by_day.get(key, []), svc.settings.cost),
+                **_answers_day(by_day.get(key, []), spent.get(key, {}), svc.settings.cost),
                 "ingest_jobs_succeeded": jobs["succeeded"],
                 "ingest_jobs_failed": jobs["failed"],
                 "chunks_indexed": jobs["chunks"],

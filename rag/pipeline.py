@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 
 from kernel.access import Principal
 from kernel.errors import InvalidInput
-from kernel.records import NewAnswer
+from kernel.records import ModelTokens, NewAnswer
 from kernel.text import CITATION_MARKER, marker_numbers
 from kernel.types import Attempt, Context, GeneratedAnswer, Hit, PromptRef, Usage
 from kernel.unmask import visible_text
@@ -94,6 +94,8 @@ class Question:
     caller: Principal = field(default_factory=Principal.open_mode)
     # The label of an injection attempt the API let through (policy plain_text): the prompt fences the question.
     injection: str | None = None
+    # What an LLM spent rewriting the chat follow-up into `standalone`: stored with the answer, counted in its cost.
+    rewrite: ModelTokens | None = None
 
 
 def pick_generator(svc: Services, name: str | None) -> Generator:
@@ -298,6 +300,7 @@ async def _finish(svc: Services, draft: Draft, answer: GeneratedAnswer | None) -
         replay_of=draft.replay_of,
         fallback=draft.fallback.stored if draft.fallback else fallback_reason(attempts),
         attempts=[a.model_dump() for a in attempts] or None,
+        rewrite=draft.q.rewrite,
     )
     answer_id = await save_answer(svc, record)
     return AnswerOut(

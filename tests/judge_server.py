@@ -131,14 +131,23 @@ def completion(body: dict[str, Any], payload: dict[str, Any] | None, text: str |
         "created": int(time.time()),
         "model": body.get("model", MODEL),
         "choices": [{"index": 0, "message": message, "finish_reason": finish, "logprobs": None}],
-        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+        "usage": _usage(body, json.dumps(message)),
     }
+
+
+def _usage(body: dict[str, Any], reply: str) -> dict[str, int]:
+    """Token counts that differ from request to request (words, not a tokenizer's tokens): a scorer that adds up
+    the `usage` of every reply can be checked against the sum of what was sent."""
+    prompt = len(json.dumps(body.get("messages", [])).split())
+    completion = len(reply.split())
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 
 
 @dataclass
 class Request:
     kind: str
     body: dict[str, Any]
+    usage: dict[str, int] | None = None  # what the reply said it used (none on an HTTP error)
 
 
 @dataclass
@@ -162,13 +171,25 @@ class JudgeServer:
     def _fails(self, kind: str) -> bool:
         return self.mode != "ok" and (self.fail_kinds is None or kind in self.fail_kinds)
 
+    def tokens(self) -> tuple[int, int]:
+        """Prompt and completion tokens of every reply so far."""
+        used = [r.usage for r in self.requests if r.usage]
+        return sum(u["prompt_tokens"] for u in used), sum(u["completion_tokens"] for u in used)
+
     def respond(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         try:
             kind, payload = judge(_prompt_text(body.get("messages", [])))
         except (ValueError, KeyError, TypeError) as exc:
             self.requests.append(Request("unknown", body))
             return 400, {"error": {"message": f"stand-in judge: {exc}", "type": "invalid_request_error"}}
-        self.requests.append(Request(kind, body))
+        request = Request(kind, body)
+        self.requests.append(request)
+        status, reply = self._respond(kind, body, payload)
+        if status == 200:
+            request.usage = reply["usage"]
+        return status, reply
+
+    def _respond(self, kind: str, body: dict[str, Any], payload: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         if not self._fails(kind):
             return 200, completion(body, payload)
         if self.mode == "error":

@@ -57,7 +57,8 @@ class CountedRedactor(PresidioRedactor):
 
 
 class MeteredScorer:
-    """The online scorer: a `score` span and stage timing per batch, each answer's metrics into the histograms."""
+    """The online scorer: a `score` span and stage timing per batch, each answer's metrics into the histograms, a
+    judge model's tokens into the token counter."""
 
     def __init__(self, inner: Scorer, telemetry: Telemetry) -> None:
         self._inner = inner
@@ -83,4 +84,6 @@ class MeteredScorer:
         for result in results:
             for metric in METRICS:
                 metrics.score(metric, result.value(metric))
+            if (u := result.judge_usage) is not None:
+                metrics.tokens(u.model, u.prompt_tokens, u.completion_tokens)
         return results

@@ -14,6 +14,7 @@ from kernel.records import Feedback, NewAnswer, ReportQuery, ReportRow, StoredAn
 from rag.storage.engine import Transaction, now, utc
 from rag.storage.schema import answer_collections, answers, feedback, scores, turns
 from rag.storage.scores import ScoreStore, insert_owed, score_state
+from rag.storage.usage import record_model_usage
 
 _BATCH = 500  # ids per IN (...): well below every driver's bound-parameter limit
 
@@ -30,6 +31,7 @@ class AnswerStore:
         too: when another message of the conversation took the turn first (Conflict), nothing is kept."""
         answer_id = answer.id or str(uuid.uuid4())
         row = {**dataclasses.asdict(answer), "id": answer_id, "created_at": now()}
+        del row["rewrite"]  # a row of model_usage, not a column
         try:
             async with Transaction(self._engine) as conn:
                 await conn.execute(answers.insert().values(**row))
@@ -38,6 +40,7 @@ class AnswerStore:
                     await conn.execute(answer_collections.insert(), links)
                 if score:
                     await insert_owed(conn, answer_id)
+                await record_model_usage(conn, answer_id, "rewrite", answer.rewrite)
                 if answer.conversation_id is not None:
                     entries = [("user", answer.question, None), ("assistant", answer.answer, answer_id)]
                     await _append_turns(conn, answer.conversation_id, entries)

@@ -23,6 +23,7 @@ from rag.storage.schema import (
     documents,
     feedback,
     jobs,
+    model_usage,
     ops_alerts,
     question_vectors,
     scores,
@@ -132,6 +133,22 @@ class OpsStore:
             )
             for r in rows
         ]
+
+    async def model_usage_by_day(self, scope: Scope) -> dict[str, dict[tuple[str, str], tuple[int, int]]]:
+        """{day: {(role, model): (prompt, completion)}}: what models spent for the scope's answers beside generating
+        them (a judge scoring them, a chat rewrite), by the day it was spent."""
+        u = model_usage.c
+        select = sa.select(u.created_at, u.role, u.model, u.prompt_tokens, u.completion_tokens).select_from(
+            model_usage.join(answers, answers.c.id == u.answer_id)
+        )
+        async with Transaction(self._engine) as conn:
+            rows = (await conn.execute(self._scoped(select, scope))).all()
+        found: dict[str, dict[tuple[str, str], tuple[int, int]]] = {}
+        for r in rows:
+            day = found.setdefault(utc(r.created_at).date().isoformat(), {})
+            before = day.get((r.role, r.model), (0, 0))
+            day[(r.role, r.model)] = (before[0] + r.prompt_tokens, before[1] + r.completion_tokens)
+        return found
 
     async def feedback_by_day(self, scope: Scope) -> dict[str, tuple[int, int]]:
         """{day: (up, down)}: the ratings of the scope's answers, by the day the rated answer was made."""

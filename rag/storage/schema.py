@@ -163,6 +163,21 @@ scores = sa.Table(
     sa.Column("claimed_until", sa.DateTime(timezone=True), nullable=True),
 )
 
+# Tokens a model spent for an answer beside generating it (migration 0014), `role` saying what for: "judge" (ragas
+# scoring it; a rescore adds a row) or "rewrite" (an LLM turning a chat follow-up into the standalone question). Cost
+# and budgets add them to the answer's own tokens, charged to its key and collections.
+model_usage = sa.Table(
+    "model_usage",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("answer_id", sa.String(36), nullable=False, index=True),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("model", sa.String(256), nullable=False),
+    sa.Column("prompt_tokens", sa.Integer, nullable=False),
+    sa.Column("completion_tokens", sa.Integer, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, index=True),
+)
+
 feedback = sa.Table(
     "answer_feedback",
     metadata,

@@ -1,7 +1,10 @@
-"""Token usage and budgets: what answers spent (from the usage stored with each answer), the budgets admins set.
+"""Token usage and budgets: what answers spent (from the usage stored with each answer, and what models spent for
+them beside generating them), the budgets admins set.
 
 Same database as the answers. Tokens are read from each answer's `usage` JSON in SQL (`prompt_tokens`,
-`completion_tokens`), so the answers made before budgets existed count too.
+`completion_tokens`), so the answers made before budgets existed count too. The rest are rows of `model_usage` (a
+judge scoring an answer, an LLM rewriting a chat follow-up), dated when they were spent and charged to the answer's
+key and collections.
 """
 
 from __future__ import annotations
@@ -12,13 +15,13 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from kernel.budgets import Budget, Spent, check_period, check_scope
 from kernel.errors import NotFound
-from kernel.records import ReportQuery
+from kernel.records import ModelTokens, ReportQuery
 from rag.storage.engine import Transaction, now, utc
-from rag.storage.schema import answer_collections, answers, budgets
+from rag.storage.schema import answer_collections, answers, budgets, model_usage
 
 
 def _tokens(name: str) -> sa.ColumnElement[int]:
@@ -41,6 +44,9 @@ class UsageRow:
     model: str
     prompt_tokens: int
     completion_tokens: int
+    # "generator": the answer's own tokens; otherwise what they were spent on for it (`model_usage.role`: "judge",
+    # "rewrite"), dated when they were spent.
+    role: str = "generator"
 
 
 class UsageStore:
@@ -82,57 +88,104 @@ class UsageStore:
 
     # ----- spending ----------------------------------------------------------------------------------------------
     async def spent(self, scope: str, target: str, since: datetime) -> Spent:
-        """Tokens the answers of a key, or over a collection, used since `since`, per model."""
+        """Tokens the answers of a key, or over a collection, used since `since`, per model; what models spent for
+        them beside generating them (judge, rewrite) counts too, with no answers of its own."""
         used = sa.case((sa.or_(PROMPT > 0, COMPLETION > 0), 1), else_=0)
-        select = sa.select(answers.c.model, sa.func.sum(PROMPT), sa.func.sum(COMPLETION), sa.func.sum(used)).where(
+        own = sa.select(answers.c.model, sa.func.sum(PROMPT), sa.func.sum(COMPLETION), sa.func.sum(used)).where(
             answers.c.created_at >= since
         )
-        if scope == "key":
-            select = select.where(answers.c.key_id == target)
-        else:
-            select = select.join(
-                answer_collections,
-                (answer_collections.c.answer_id == answers.c.id) & (answer_collections.c.collection == target),
-            )
-        select = select.group_by(answers.c.model)
+        j = model_usage.c
+        judged = sa.select(
+            j.model, sa.func.sum(j.prompt_tokens), sa.func.sum(j.completion_tokens), sa.literal(0)
+        ).select_from(model_usage.join(answers, answers.c.id == j.answer_id))
+        judged = judged.where(j.created_at >= since)
+        by_model: dict[str, tuple[int, int, int]] = {}
         async with Transaction(self._engine) as conn:
-            rows = (await conn.execute(select)).all()
-        return Spent({r[0]: (int(r[1] or 0), int(r[2] or 0), int(r[3] or 0)) for r in rows})
+            for select, model in ((own, answers.c.model), (judged, j.model)):
+                rows = await conn.execute(_charged_to(select, scope, target).group_by(model))
+                for m, p, c, n in rows.all():
+                    before = by_model.get(m, (0, 0, 0))
+                    by_model[m] = (before[0] + int(p or 0), before[1] + int(c or 0), before[2] + int(n or 0))
+        return Spent(by_model)
 
     async def usage_rows(self, query: ReportQuery) -> list[UsageRow]:
-        """Each answer once per collection it drew on, newest first, the report's filters applied in SQL (the
-        caller's grants too: one forbidden collection hides the answer, as in the reports)."""
-        select = sa.select(
-            answers.c.id,
-            answers.c.created_at,
-            answers.c.key_id,
-            answer_collections.c.collection,
-            answers.c.prompt_version,
-            answers.c.model,
-            PROMPT.label("prompt_tokens"),
-            COMPLETION.label("completion_tokens"),
-        ).join(answer_collections, answer_collections.c.answer_id == answers.c.id)
-        if query.collection is not None:
-            select = select.where(answer_collections.c.collection == query.collection)
-        if query.grants is not None:
-            # An alias of its own: the outer query joins answer_collections too, and must not be correlated with it.
-            other = answer_collections.alias("other_collections")
-            forbidden = sa.select(other.c.answer_id).where(
-                other.c.answer_id == answers.c.id, other.c.collection.not_in(sorted(query.grants))
-            )
-            select = select.where(~sa.exists(forbidden))
-        if query.since is not None:
-            select = select.where(answers.c.created_at >= query.since)
-        if query.until is not None:
-            select = select.where(answers.c.created_at < query.until)
-        if query.prompt_version:
-            select = select.where(answers.c.prompt_version == query.prompt_version)
-        if query.generator:
-            select = select.where(answers.c.generator == query.generator)
-        select = select.order_by(answers.c.created_at.desc(), answers.c.id).limit(query.limit)
+        """Each answer once per collection it drew on, and each `model_usage` row of it (a judge's scoring, a
+        rewrite) once per collection too, newest first, the report's filters applied in SQL (the caller's grants too:
+        one forbidden collection hides the answer, as in the reports). At most `query.limit` rows."""
+        a, j, linked = answers.c, model_usage.c, answer_collections.c
+        own = sa.select(
+            a.id,
+            a.created_at,
+            a.key_id,
+            linked.collection,
+            a.prompt_version,
+            a.model,
+            PROMPT,
+            COMPLETION,
+            sa.literal("generator"),
+        ).join(answer_collections, linked.answer_id == a.id)
+        other = sa.select(
+            a.id,
+            j.created_at,
+            a.key_id,
+            linked.collection,
+            a.prompt_version,
+            j.model,
+            j.prompt_tokens,
+            j.completion_tokens,
+            j.role,
+        ).select_from(model_usage.join(answers, a.id == j.answer_id).join(answer_collections, linked.answer_id == a.id))
+        found: list[UsageRow] = []
         async with Transaction(self._engine) as conn:
-            rows = (await conn.execute(select)).all()
-        return [UsageRow(r[0], utc(r[1]), r[2], r[3], r[4], r[5], int(r[6] or 0), int(r[7] or 0)) for r in rows]
+            for select, at in ((own, a.created_at), (other, j.created_at)):
+                select = _report_filters(select, query, at).order_by(at.desc(), a.id).limit(query.limit)
+                for r in (await conn.execute(select)).all():
+                    found.append(
+                        UsageRow(r[0], utc(r[1]), r[2], r[3], r[4], r[5], int(r[6] or 0), int(r[7] or 0), r[8])
+                    )
+        found.sort(key=lambda r: (-r.created_at.timestamp(), r.answer_id, r.role))
+        return found[: query.limit]
+
+
+async def record_model_usage(conn: AsyncConnection, answer_id: str, role: str, spent: ModelTokens | None) -> None:
+    """A `model_usage` row, in the caller's transaction (a score is saved with its judge's tokens, an answer with its
+    rewrite's); nothing when no tokens were spent."""
+    if spent is None or spent.prompt_tokens + spent.completion_tokens == 0:
+        return
+    row = {"prompt_tokens": spent.prompt_tokens, "completion_tokens": spent.completion_tokens, "created_at": now()}
+    await conn.execute(model_usage.insert().values(answer_id=answer_id, role=role, model=spent.model, **row))
+
+
+def _charged_to(select: sa.Select[Any], scope: str, target: str) -> sa.Select[Any]:
+    """Only the rows of answers a key asked, or of answers that drew on a collection."""
+    if scope == "key":
+        return select.where(answers.c.key_id == target)
+    return select.join(
+        answer_collections,
+        (answer_collections.c.answer_id == answers.c.id) & (answer_collections.c.collection == target),
+    )
+
+
+def _report_filters(select: sa.Select[Any], query: ReportQuery, at: sa.ColumnElement[datetime]) -> sa.Select[Any]:
+    """The report's filters on a select over answers joined to answer_collections; `at` is the row's date."""
+    if query.collection is not None:
+        select = select.where(answer_collections.c.collection == query.collection)
+    if query.grants is not None:
+        # An alias of its own: the outer query joins answer_collections too, and must not be correlated with it.
+        other = answer_collections.alias("other_collections")
+        forbidden = sa.select(other.c.answer_id).where(
+            other.c.answer_id == answers.c.id, other.c.collection.not_in(sorted(query.grants))
+        )
+        select = select.where(~sa.exists(forbidden))
+    if query.since is not None:
+        select = select.where(at >= query.since)
+    if query.until is not None:
+        select = select.where(at < query.until)
+    if query.prompt_version:
+        select = select.where(answers.c.prompt_version == query.prompt_version)
+    if query.generator:
+        select = select.where(answers.c.generator == query.generator)
+    return select
 
 
 def _budget_is(scope: str, target: str, period: str) -> sa.ColumnElement[bool]:

@@ -10,9 +10,10 @@ import pytest
 
 from kernel.budgets import Budget
 from kernel.errors import NotFound
-from kernel.records import ReportQuery
+from kernel.records import ModelTokens, ReportQuery, ScoreResult
 from rag.storage.answers import AnswerStore
 from rag.storage.engine import now
+from rag.storage.scores import ScoreStore
 from rag.storage.usage import UsageStore
 from tests.contracts.test_catalog import catalog  # noqa: F401  (the fixture, on both databases)
 from tests.support.answers import new_answer
@@ -71,3 +72,30 @@ async def test_a_report_filtered_by_collection_hides_answers_that_drew_on_a_coll
     rows = await answers.report_rows(ReportQuery(collection="a", grants=frozenset({"a"})))
     assert [r.id for r in rows] == [alone]
     assert {r.id for r in await answers.report_rows(ReportQuery(collection="a"))} == {both, alone}
+
+
+async def test_a_judges_tokens_count_for_the_answers_key_and_collections_once_per_scoring(catalog):  # noqa: F811
+    answers, usage, ledger = AnswerStore(catalog.engine), UsageStore(catalog.engine), ScoreStore(catalog.engine)
+    start = now()
+    record = dataclasses.replace(
+        new_answer("q", collections=("a", "b")), key_id="k1", model="m1", usage={"prompt_tokens": 100}
+    )
+    answer_id = await answers.save(record)
+    await ledger.request(answer_id)
+    judged = ScoreResult("ragas", "ragas-x-judge", {}, {}, ModelTokens("judge", 40, 7))
+    await ledger.save(answer_id, judged, requests=1)
+    await ledger.save(answer_id, judged, requests=1)  # a rescore spends again
+    await ledger.save(answer_id, ScoreResult("ragas", "v", {}, {}, ModelTokens("judge", 0, 0)), requests=1)  # no row
+
+    assert (await usage.spent("key", "k1", start)).by_model == {"m1": (100, 0, 1), "judge": (80, 14, 0)}
+    assert (await usage.spent("collection", "b", start)).by_model == {"m1": (100, 0, 1), "judge": (80, 14, 0)}
+    assert (await usage.spent("key", "k2", start)).by_model == {}
+
+    rows = await usage.usage_rows(ReportQuery())
+    judge_rows = [r for r in rows if r.role == "judge"]
+    assert len(rows) == 6 and len(judge_rows) == 4  # two scorings, each once per collection
+    assert {(r.answer_id, r.key_id, r.model, r.prompt_tokens, r.completion_tokens) for r in judge_rows} == {
+        (answer_id, "k1", "judge", 40, 7)
+    }
+    assert await usage.usage_rows(ReportQuery(grants=frozenset({"a"}))) == []  # "b" is not granted: all hidden
+    assert len(await usage.usage_rows(ReportQuery(limit=3))) == 3

@@ -185,6 +185,18 @@ async def test_a_cost_budget_of_a_key_falls_back_to_extractive_where_the_collect
         last = [json.loads(line[6:]) for line in streamed.text.splitlines() if line.startswith("data: {")][-1]
         assert (last["fallback"], last["fallback_budget"]) == ("budget", f"key/{kid}/month"), last
         world.unaudited.append(last["answer_id"])
+        # A chat follow-up is not rewritten by the LLM while over budget either (a rewrite spends tokens too).
+        first = await reader.post("/v1/chat", json={"message": QUESTION, "collections": ["fb"]})
+        calls = len(world.llm.exchanges)
+        body = {
+            "message": "And who built it?",
+            "conversation_id": first.json()["conversation_id"],
+            "collections": ["fb"],
+        }
+        follow = await reader.post("/v1/chat", json=body)
+        assert follow.status_code == 200 and follow.json()["fallback"] == "budget", follow.text
+        assert len(world.llm.exchanges) == calls  # neither the rewrite nor the answer asked the LLM
+        world.unaudited += [first.json()["answer_id"], follow.json()["answer_id"]]  # audited as "chat", not "query"
         # The same key over a collection without the fallback is refused by the same budget.
         refused = await ask(reader, "kb")
         assert refused.status_code == 429 and refused.json()["detail"]["budget"] == f"key/{kid}/month"

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from tests.integration.test_answers import RECORDS
+from tests.integration.test_observability import samples, value
 from tests.judge_server import JudgeServer
 from tests.support.polling import poll, wait_scored
 from tests.support.service import create_collection, import_records, start_service
@@ -33,6 +34,7 @@ async def test_rescore_after_a_judge_is_configured(tmp_path: Path) -> None:
             assert judged["context_recall"]["value"] is None and "reference" in judged["context_recall"]["reason"]
             assert judged["claims"] and all(c["supported"] for c in judged["claims"])
             assert judge.requests, "the judge was never asked"
+            await _assert_judge_tokens_counted(client, judge, answer_id, judged["scored_at"])
             direct = await client.post(
                 "/v1/evaluate",
                 json={"question": "How tall?", "answer": "It is 500 metres tall.", "contexts": [RECORDS[1]["text"]]},
@@ -70,3 +72,36 @@ async def test_an_unreachable_judge_is_retried_then_recorded_as_null(own_service
         for metric in ("faithfulness", "context_precision"):
             assert scores[metric]["value"] is None and scores[metric]["retryable"] is True, scores
             assert "HTTP 500" in scores[metric]["reason"], scores
+
+
+async def _assert_judge_tokens_counted(client, judge: JudgeServer, answer_id: str, scored_at: str) -> None:
+    """What the judge spent is in /v1/usage (a row of its own), in the collection's budget and in /metrics; a rescore
+    spends again."""
+    prompt, completion = judge.tokens()
+    assert prompt > 0 and completion > 0
+    usage = (await client.get("/v1/usage", params={"collection": "kb"})).json()
+    judged = [r for r in usage["rows"] if r["role"] == "judge"]
+    assert [(r["model"], r["answers"], r["prompt_tokens"], r["completion_tokens"]) for r in judged] == [
+        ("rule", 1, prompt, completion)
+    ]
+    assert usage["totals"]["judge"]["prompt_tokens"] == prompt
+    assert usage["totals"]["prompt_tokens"] == prompt  # the extractive answer itself used none
+    assert usage["totals"]["answers"] == 1  # a scoring is not an answer
+
+    resp = await client.put("/v1/budgets/collection/kb/day", json={"tokens": 10 * (prompt + completion)})
+    assert resp.status_code == 200 and resp.json()["used_tokens"] == prompt + completion, resp.text
+    today = (await client.get("/v1/ops/summary", params={"days": 1})).json()["days"][-1]
+    assert (today["judge_prompt_tokens"], today["judge_completion_tokens"]) == (prompt, completion), today
+    assert today["prompt_tokens"] == prompt
+    metrics = (await client.get("/metrics")).text
+    assert value(samples(metrics), "rag_tokens_total", model="rule", direction="in") == prompt
+
+    judge.requests.clear()
+    assert (await client.post(f"/v1/answers/{answer_id}/rescore")).status_code == 202
+    await wait_scored(client, answer_id, scorer="ragas", after=str(scored_at))
+    more = judge.tokens()
+    assert sum(more) > 0
+    budgets = (await client.get("/v1/budgets")).json()
+    assert [b["used_tokens"] for b in budgets] == [prompt + completion + sum(more)]
+    judged = [r for r in (await client.get("/v1/usage")).json()["rows"] if r["role"] == "judge"]
+    assert [r["answers"] for r in judged] == [2]  # two scorings of one answer, the same day

@@ -115,3 +115,13 @@ async def test_chat_follow_up_is_rewritten_by_the_llm(with_llm):
     assert out["standalone_question"] not in (follow_up, heuristic)
     history = await svc.services.answers.history(first["conversation_id"])
     assert [t.role for t in history] == ["user", "assistant", "user", "assistant"]
+    # The rewrite's tokens are the answer's cost too: a "rewrite" row of /v1/usage, the model's own counts.
+    assert asked.usage and asked.usage["prompt_tokens"] > 0
+    usage = (await client.get("/v1/usage")).json()
+    [rewrite] = [r for r in usage["rows"] if r["role"] == "rewrite"]
+    assert (rewrite["model"], rewrite["answers"]) == (svc.settings.llm.model, 1)
+    assert (rewrite["prompt_tokens"], rewrite["completion_tokens"]) == (
+        asked.usage["prompt_tokens"],
+        asked.usage["completion_tokens"],
+    )
+    assert usage["totals"]["rewrite"]["prompt_tokens"] == usage["totals"]["prompt_tokens"] == rewrite["prompt_tokens"]

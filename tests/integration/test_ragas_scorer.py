@@ -80,6 +80,23 @@ async def test_a_faithful_answer_scores_high_and_a_wrong_number_lower(scorer: Ra
     assert wrong.claims[1].reason is not None and "500" in wrong.claims[1].reason
 
 
+async def test_the_judges_tokens_are_the_sum_of_every_reply_s_usage(scorer: RagasScorer, judge: JudgeServer) -> None:
+    scores = await scorer.score(item(reference="The Eiffel Tower is 330 metres tall."))
+    assert scores.judge_usage is not None
+    prompt, completion = judge.tokens()
+    assert prompt > 0 and completion > 0
+    assert scores.judge_usage.model_dump() == {
+        "model": "rule-judge",
+        "requests": len(judge.requests),  # statements, verdicts, one precision per context, recall
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+    }
+    judge.requests.clear()
+    again = await scorer.score(item(contexts=[EIFFEL]))  # each score counts its own requests only
+    assert again.judge_usage is not None and again.judge_usage.requests == len(judge.requests) == 3
+    assert (again.judge_usage.prompt_tokens, again.judge_usage.completion_tokens) == judge.tokens()
+
+
 async def test_context_precision_rewards_the_useful_context_ranked_first(scorer: RagasScorer) -> None:
     first = await scorer.score(item(contexts=[EIFFEL, BANANA]))
     second = await scorer.score(item(contexts=[BANANA, EIFFEL]))
@@ -152,6 +169,11 @@ async def test_a_failing_judge_gives_null_metrics_with_reasons(mode: str, words:
     for metric in (scores.faithfulness, scores.context_precision, scores.context_recall):
         assert_null(metric, "the judge could not score", *words)
     assert scores.claims == []
+    # Every request sent is counted; only replies that came back carry tokens (a garbage reply does, an HTTP 500
+    # and a reply the timeout cut off do not).
+    assert scores.judge_usage is not None and scores.judge_usage.requests == len(judge.requests)
+    tokens = (scores.judge_usage.prompt_tokens, scores.judge_usage.completion_tokens)
+    assert tokens == (judge.tokens() if mode == "garbage" else (0, 0)) and (mode != "garbage" or tokens != (0, 0))
 
 
 async def test_a_closed_port_gives_null_metrics_with_reasons() -> None:
@@ -159,6 +181,7 @@ async def test_a_closed_port_gives_null_metrics_with_reasons() -> None:
     scores = await scorer.score(item(reference="The Eiffel Tower is 330 metres tall."))
     for metric in (scores.faithfulness, scores.context_precision, scores.context_recall):
         assert_null(metric, "cannot connect")
+    assert scores.judge_usage is not None and scores.judge_usage.prompt_tokens == 0  # no reply, nothing spent
 
 
 async def test_one_failing_metric_leaves_the_others_scored() -> None:
@@ -195,3 +218,6 @@ async def test_a_real_small_model_as_judge_gives_scores_or_reasons(llm_server: L
             assert 0.0 <= metric.value <= 1.0
     for claim in scores.claims:
         assert claim.claim and claim.supported in (True, False)
+    # llama.cpp reports each reply's usage: a real model's tokens are counted.
+    assert scores.judge_usage is not None and scores.judge_usage.model == llm_server.model
+    assert scores.judge_usage.requests >= 1 and scores.judge_usage.prompt_tokens > 0

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from kernel.access import Principal
 from kernel.errors import InvalidInput, RagError
+from kernel.records import ModelTokens
 from rag.answer_cache import answer, answer_stream  # the pipeline's, behind the answer cache
 from rag.api.audit import note
 from rag.api.bodies import CheckedRoute
@@ -24,6 +25,7 @@ from rag.api.deps import get_services
 from rag.api.errors import COMMON, errors
 from rag.api.guard import check_question, note_answer, strongest
 from rag.api.params import CollectionName
+from rag.budgets import over_budget
 from rag.pipeline import AnswerOut, Question
 from rag.prompts.registry import load_prompt
 from rag.security import Asker, visible
@@ -150,21 +152,36 @@ class ChatRequest(BaseModel):
     generator: Generator | None = None
 
 
-async def condense(svc: Services, history: list[dict[str, Any]], question: str, *, untrusted: bool = False) -> str:
-    """With an LLM: it rewrites the follow-up; without one (or if it fails), or when the conversation holds an
-    injection attempt (`untrusted`: no model reads it unfenced): the heuristic above."""
+async def condense(
+    svc: Services,
+    caller: Principal,
+    collections: list[str],
+    history: list[dict[str, Any]],
+    question: str,
+    *,
+    untrusted: bool = False,
+) -> tuple[str, ModelTokens | None]:
+    """The standalone question, and what an LLM spent writing it (stored with the answer, so it is in the cost).
+
+    With an LLM: it rewrites the follow-up; without one (or if it fails), when the conversation holds an injection
+    attempt (`untrusted`: no model reads it unfenced), or when a budget of the key or the collections is spent (a
+    rewrite costs tokens too): the heuristic above."""
     llm = svc.generators.get("llm")
     if llm is None or untrusted or not any(t["role"] == "user" for t in history):
-        return standalone_question(history, question)
+        return standalone_question(history, question), None
+    if await over_budget(svc, caller.key_id, collections) is not None:
+        return standalone_question(history, question), None  # the answer itself meets the budget next, and says so
     lines = [f"{t['role']}: {t['content']}" for t in history[-6:]]
     framed = "Conversation:\n" + "\n".join(lines) + f"\n\nLast question: {question}"
     try:
         prompt = await asyncio.to_thread(load_prompt, "condense_question")
         out = await llm.generate(framed, [], prompt)
     except RagError:
-        return standalone_question(history, question)
+        return standalone_question(history, question), None
+    spent = ModelTokens(out.model, out.usage.prompt_tokens, out.usage.completion_tokens)
+    svc.telemetry.metrics.tokens(out.model, out.usage.prompt_tokens, out.usage.completion_tokens)
     rewritten = out.text.strip().splitlines()[0].strip() if out.text.strip() else ""
-    return rewritten if 3 <= len(rewritten) <= 1000 else standalone_question(history, question)
+    return (rewritten if 3 <= len(rewritten) <= 1000 else standalone_question(history, question)), spent
 
 
 @router.post("/v1/chat", response_model=AnswerOut)
@@ -180,7 +197,9 @@ async def chat(body: ChatRequest, svc: Svc, caller: Asker, request: Request) -> 
     seen = await check_question(svc, request, caller, [body.message], body.collections)
     # Earlier turns were checked when they were asked; one let through as data still taints the rewrite.
     earlier = strongest([t["content"] for t in history if t["role"] == "user"])
-    standalone = await condense(svc, history, body.message, untrusted=seen.detected or earlier.detected)
+    standalone, rewrite = await condense(
+        svc, caller, body.collections, history, body.message, untrusted=seen.detected or earlier.detected
+    )
     flagged = seen if seen.detected else earlier
     out = await answer(
         svc,
@@ -194,6 +213,7 @@ async def chat(body: ChatRequest, svc: Svc, caller: Asker, request: Request) -> 
             standalone=standalone,
             caller=caller,
             injection=flagged.label if flagged.detected else None,
+            rewrite=rewrite,
         ),
     )
     note(request, answer_id=out.answer_id)
@@ -248,13 +268,14 @@ async def chat_completions(body: CompletionRequest, svc: Svc, caller: Asker, req
     history = [{"role": m.role, "content": _text(m)} for m in body.messages[:-1] if m.role in ("user", "assistant")]
     # The client sends the whole conversation: every turn of it is as untrusted as the last question.
     seen = await check_question(svc, request, caller, [users[-1], *(t["content"] for t in history)], [body.model])
-    standalone = await condense(svc, history, users[-1], untrusted=seen.detected)
+    standalone, rewrite = await condense(svc, caller, [body.model], history, users[-1], untrusted=seen.detected)
     q = Question(
         text=users[-1],
         collections=[body.model],
         standalone=standalone,
         caller=caller,
         injection=seen.label if seen.detected else None,
+        rewrite=rewrite,
     )
     created = int(time.time())
     if body.stream:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -57,17 +58,23 @@ def _cost(prices: CostSettings, model: str, prompt: int, completion: int) -> flo
     return None if cost is None else round(cost, 6)
 
 
+ROLES = ("generator", "judge", "rewrite")
+FIGURES = ("prompt_tokens", "completion_tokens", "cost")
+
+
 def summarise(rows: list[UsageRow], prices: CostSettings) -> dict[str, Any]:
-    """Rows per (day, key, collection, prompt version, model) and totals that count each answer once (an answer
-    over two collections is in a row of each)."""
-    groups: dict[tuple[str, str | None, str, str, str], list[int]] = defaultdict(lambda: [0, 0, 0])
-    once: dict[str, UsageRow] = {}
+    """Rows per (day, key, collection, prompt version, model, role) and totals that count each answer, and each
+    spending beside it, once (an answer over two collections is in a row of each). `role` "generator" rows are the
+    answers' own tokens; "judge" rows what a judge model spent scoring them (ragas), "rewrite" rows what an LLM spent
+    turning chat follow-ups into standalone questions, dated when spent, their `answers` the number of those."""
+    groups: dict[tuple[str, str | None, str, str, str, str], list[int]] = defaultdict(lambda: [0, 0, 0])
+    once: dict[tuple[str, str, datetime], UsageRow] = {}
     for r in rows:
-        g = groups[(r.created_at.date().isoformat(), r.key_id, r.collection, r.prompt_version, r.model)]
+        g = groups[(r.created_at.date().isoformat(), r.key_id, r.collection, r.prompt_version, r.model, r.role)]
         g[0] += 1
         g[1] += r.prompt_tokens
         g[2] += r.completion_tokens
-        once[r.answer_id] = r
+        once[(r.role, r.answer_id, r.created_at)] = r
     out = [
         {
             "day": day,
@@ -75,34 +82,52 @@ def summarise(rows: list[UsageRow], prices: CostSettings) -> dict[str, Any]:
             "collection": collection,
             "prompt_version": version,
             "model": model,
+            "role": role,
             "answers": n,
             "prompt_tokens": p,
             "completion_tokens": c,
             "cost": _cost(prices, model, p, c),
         }
-        for (day, key_id, collection, version, model), (n, p, c) in sorted(groups.items(), key=lambda i: str(i[0]))
+        for (day, key_id, collection, version, model, role), (n, p, c) in sorted(
+            groups.items(), key=lambda i: str(i[0])
+        )
     ]
+    totals = {role: _totals([r for r in once.values() if r.role == role], prices) for role in ROLES}
+    unpriced = {m for t in totals.values() for m in t.pop("unpriced")}
+    every = {n: sum(t[n] for t in totals.values()) for n in FIGURES}
+    return {
+        "rows": out,
+        "totals": {
+            "answers": totals["generator"]["count"],
+            **every,
+            "cost": round(every["cost"], 6),
+            # The parts of the totals spent beside the answers (0 without a judge, or without chat rewrites).
+            **{role: {n: totals[role][n] for n in FIGURES} for role in ROLES[1:]},
+        },
+        # Models that used tokens but have no price: their tokens are in the figures, their cost is not.
+        "unpriced_models": sorted(unpriced),
+    }
+
+
+def _totals(rows: list[UsageRow], prices: CostSettings) -> dict[str, Any]:
     by_model: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    for r in once.values():
+    for r in rows:
         by_model[r.model][0] += r.prompt_tokens
         by_model[r.model][1] += r.completion_tokens
     costs = {m: prices.cost(m, p, c) for m, (p, c) in by_model.items()}
     return {
-        "rows": out,
-        "totals": {
-            "answers": len(once),
-            "prompt_tokens": sum(p for p, _ in by_model.values()),
-            "completion_tokens": sum(c for _, c in by_model.values()),
-            "cost": round(sum(c for c in costs.values() if c is not None), 6),
-        },
-        # Models that used tokens but have no price: their tokens are in the figures, their cost is not.
-        "unpriced_models": sorted(m for m, c in costs.items() if c is None),
+        "count": len(rows),
+        "prompt_tokens": sum(p for p, _ in by_model.values()),
+        "completion_tokens": sum(c for _, c in by_model.values()),
+        "cost": round(sum(c for c in costs.values() if c is not None), 6),
+        "unpriced": [m for m, c in costs.items() if c is None],
     }
 
 
 @router.get("/v1/usage", responses=errors(403, 404))
 async def usage(svc: Svc, caller: Reviewer, params: Annotated[UsageParams, Query()]) -> dict[str, Any]:
-    """Tokens and cost of answers per day (UTC), key, collection, prompt version and model."""
+    """Tokens and cost of answers per day (UTC), key, collection, prompt version and model; with a judge model
+    (ragas), the tokens it spent scoring them are rows of their own (`role` "judge") and part of the totals."""
     p = params
     start, end = time_range(p.since, p.until, inclusive_until=True)
     if p.collection is not None:
