@@ -37,12 +37,17 @@ def with_chunk_ids(result: Scores, contexts: list[dict[str, Any]]) -> Scores:
     return result
 
 
+def judge_tokens(result: Scores) -> ModelTokens | None:
+    u = result.judge_usage
+    return None if u is None else ModelTokens(u.model, u.prompt_tokens, u.completion_tokens)
+
+
 def score_result(result: Scores) -> ScoreResult:
     """The scores as storage keeps them: the metric values in their columns, the whole result as JSON."""
     values = {m: result.value(m) for m in METRICS}
-    u = result.judge_usage
-    judge = None if u is None else ModelTokens(u.model, u.prompt_tokens, u.completion_tokens)
-    return ScoreResult(result.scorer, result.scorer_version, values, result.model_dump(mode="json"), judge)
+    return ScoreResult(
+        result.scorer, result.scorer_version, values, result.model_dump(mode="json"), judge_tokens(result)
+    )
 
 
 @dataclass
@@ -149,6 +154,9 @@ class AnswerScoring:
                     await self.scores.failed(i, f"internal error while scoring ({type(exc).__name__}: {exc})")
             return
         if not last_try and (reason := next((u for r in results if (u := r.unreachable())), None)):
+            # The retry judges the batch again; what this attempt's judge spent is spent all the same.
+            for i, result in zip(ids, results, strict=True):
+                await self.scores.judge_spent(i, judge_tokens(result))
             raise TransientError(reason)
         for i, answer, s, result in zip(ids, answers, states, results, strict=True):
             if s is not None:

@@ -34,7 +34,7 @@ from kernel.llm import Endpoint
 from kernel.privacy import enforce_offline
 
 if TYPE_CHECKING:
-    import httpx
+    import httpx2  # the openai SDK's HTTP client package
     from ragas.metrics.collections import ContextPrecisionWithoutReference, ContextRecall, Faithfulness
 
 logger = logging.getLogger(__name__)
@@ -60,6 +60,11 @@ class _Tally:
     completion_tokens: int = 0
 
 
+# The score being computed in this task: ragas calls the SDK deep inside, so the HTTP client's hooks find the tally
+# through the context (tasks ragas starts copy the context and share the tally object). Module level, as contextvars
+# asks; it holds no state of its own.
+_TALLY: ContextVar[_Tally | None] = ContextVar("judge_tally", default=None)
+
 JUDGE_MAX_RETRIES = 1
 JUDGE_MAX_TOKENS = 1024  # ragas' own default for a judge reply
 
@@ -77,9 +82,6 @@ class RagasScorer:
         self.model = model = endpoint.model
         self._version = f"ragas-{package_version('ragas')}-{model}"
         self._metrics: _Metrics | None = None
-        # The score being computed in this task: ragas calls the SDK deep inside, so the HTTP client's response hook
-        # finds the tally through the context (tasks ragas starts copy it, and share the tally object).
-        self._tally: ContextVar[_Tally | None] = ContextVar(f"judge_tally_{id(self)}", default=None)
 
     @property
     def name(self) -> str:
@@ -121,29 +123,32 @@ class RagasScorer:
         # One at a time: a local judge serves one request at a time anyway.
         return [await self.score(item) for item in items]
 
-    async def _count_request(self, _request: httpx.Request) -> None:
-        if (tally := self._tally.get()) is not None:
+    async def _count_request(self, _request: httpx2.Request) -> None:
+        if (tally := _TALLY.get()) is not None:
             tally.requests += 1
 
-    async def _count_tokens(self, response: httpx.Response) -> None:
-        tally = self._tally.get()
+    async def _count_tokens(self, response: httpx2.Response) -> None:
+        tally = _TALLY.get()
         if tally is None or response.status_code != 200:
             return
-        await response.aread()  # kept by httpx: the SDK reads the same bytes after this hook
+        await response.aread()  # kept by the client: the SDK reads the same bytes after this hook
+        # An exception here would reach the SDK as a connection error (retried, then "cannot connect"): a reply
+        # whose usage cannot be read counts no tokens, and the SDK judges the reply itself.
         try:
             usage = response.json().get("usage") or {}
-        except ValueError:
-            return  # not JSON: the SDK reports it, and no tokens were billed that anyone could read
-        tally.prompt_tokens += int(usage.get("prompt_tokens") or 0)
-        tally.completion_tokens += int(usage.get("completion_tokens") or 0)
+            prompt, completion = int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
+        except (ValueError, TypeError, AttributeError):
+            return
+        tally.prompt_tokens += max(0, prompt)
+        tally.completion_tokens += max(0, completion)
 
     async def score(self, item: ScoreInput) -> Scores:
         tally = _Tally()
-        token = self._tally.set(tally)
+        token = _TALLY.set(tally)
         try:
             scores = await self._score(item)
         finally:
-            self._tally.reset(token)
+            _TALLY.reset(token)
         if tally.requests == 0:
             return scores
         usage = JudgeUsage(

@@ -17,6 +17,7 @@ from kernel.records import (
     IndexedVersion,
     Job,
     JobItem,
+    ModelTokens,
     ScoreResult,
     ScoreState,
     StoredAnswer,
@@ -131,6 +132,10 @@ class ScoreLedger(Protocol):
     async def save(self, answer_id: str, result: ScoreResult, requests: int) -> None: ...
 
     async def failed(self, answer_id: str, error: str) -> None: ...
+
+    async def judge_spent(self, answer_id: str, tokens: ModelTokens | None) -> None:
+        """What a judge spent on a scoring whose result is not kept (it is retried): still part of the cost."""
+        ...
 
     async def state(self, answer_id: str) -> ScoreState | None: ...
 

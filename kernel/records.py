@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from kernel.types import JobStage, JobStatus, VersionStatus
 
@@ -274,6 +274,11 @@ class ScoreResult:
     values: dict[str, float | None]
     detail: dict[str, Any]
     judge: ModelTokens | None = None
+
+
+# What a model spent tokens on for an answer beside generating it (the `role` of a `model_usage` row).
+ModelRole = Literal["judge", "rewrite"]
+MODEL_ROLES: tuple[ModelRole, ...] = get_args(ModelRole)
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from kernel.cost_settings import CostSettings
+from kernel.records import MODEL_ROLES
 from rag.services import Services
 from rag.storage.ops import AnswerFacts, OpsStore, Scope
 
@@ -37,11 +38,10 @@ def _percentiles(values: list[float]) -> dict[str, float | None]:
     return {f"p{p}": round(float(v), 1) for p, v in zip(PERCENTILES, found, strict=True)}
 
 
-Spent = dict[tuple[str, str], tuple[int, int]]  # {(role, model): (prompt, completion)}
-ROLES = ("judge", "rewrite")
+Beside = dict[tuple[str, str], tuple[int, int]]  # {(role, model): (prompt, completion)} spent beside the answers
 
 
-def _day_cost(facts: list[AnswerFacts], spent: Spent, prices: CostSettings) -> float | None:
+def _day_cost(facts: list[AnswerFacts], spent: Beside, prices: CostSettings) -> float | None:
     """The day's cost of the answers, and of their scoring, whose model has a price (an unpriced model's tokens count
     nothing, as in /v1/usage); None without a price table."""
     if not prices.prices:
@@ -51,12 +51,12 @@ def _day_cost(facts: list[AnswerFacts], spent: Spent, prices: CostSettings) -> f
     return round(sum(c for c in costs if c is not None), 6)
 
 
-def _answers_day(facts: list[AnswerFacts], spent: Spent, prices: CostSettings) -> dict[str, Any]:
+def _answers_day(facts: list[AnswerFacts], spent: Beside, prices: CostSettings) -> dict[str, Any]:
     n = len(facts)
     faith = [f.faithfulness for f in facts if f.faithfulness is not None]
     beside = {
         f"{role}_{kind}_tokens": sum(t[i] for (r, _), t in spent.items() if r == role)
-        for role in ROLES
+        for role in MODEL_ROLES
         for i, kind in enumerate(("prompt", "completion"))
     }
     return {

@@ -148,6 +148,7 @@ class Request:
     kind: str
     body: dict[str, Any]
     usage: dict[str, int] | None = None  # what the reply said it used (none on an HTTP error)
+    status: int | None = None  # set once the reply is decided
 
 
 @dataclass
@@ -187,6 +188,7 @@ class JudgeServer:
         status, reply = self._respond(kind, body, payload)
         if status == 200:
             request.usage = reply["usage"]
+        request.status = status
         return status, reply
 
     def _respond(self, kind: str, body: dict[str, Any], payload: dict[str, Any]) -> tuple[int, dict[str, Any]]:

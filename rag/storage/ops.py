@@ -77,7 +77,11 @@ class OpsStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
 
-    def _scoped(self, select: sa.Select, scope: Scope) -> sa.Select:
+    def _scoped(
+        self, select: sa.Select, scope: Scope, at: sa.ColumnElement[datetime] = answers.c.created_at
+    ) -> sa.Select:
+        """The scope's rows of `select` (over answers): `at` is the date the window applies to, the answer's own by
+        default."""
         if scope.collection is not None:
             select = select.join(
                 answer_collections,
@@ -94,9 +98,7 @@ class OpsStore:
             )
             select = select.where(~sa.exists(forbidden))
         # An analyst's replay is not traffic.
-        return select.where(
-            answers.c.replay_of.is_(None), answers.c.created_at >= scope.since, answers.c.created_at < scope.until
-        )
+        return select.where(answers.c.replay_of.is_(None), at >= scope.since, at < scope.until)
 
     async def answer_facts(self, scope: Scope, limit: int) -> list[AnswerFacts]:
         """The scope's answers, newest first, at most `limit`."""
@@ -142,7 +144,8 @@ class OpsStore:
             model_usage.join(answers, answers.c.id == u.answer_id)
         )
         async with Transaction(self._engine) as conn:
-            rows = (await conn.execute(self._scoped(select, scope))).all()
+            # By when the tokens were spent: a rescore of an old answer spends today.
+            rows = (await conn.execute(self._scoped(select, scope, u.created_at))).all()
         found: dict[str, dict[tuple[str, str], tuple[int, int]]] = {}
         for r in rows:
             day = found.setdefault(utc(r.created_at).date().isoformat(), {})

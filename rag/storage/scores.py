@@ -11,7 +11,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from kernel.records import SCORE_STATUS_DONE, SCORE_STATUS_PENDING, ScoreResult, ScoreState
+from kernel.records import SCORE_STATUS_DONE, SCORE_STATUS_PENDING, ModelTokens, ScoreResult, ScoreState
 from rag.storage.engine import Transaction, as_utc, now, utc
 from rag.storage.schema import METRIC_COLUMNS, scores
 from rag.storage.usage import record_model_usage
@@ -53,6 +53,10 @@ class ScoreStore:
         async with Transaction(self._engine) as conn:
             await conn.execute(scores.update().where(scores.c.answer_id == answer_id).values(**row))
             await record_model_usage(conn, answer_id, "judge", result.judge)
+
+    async def judge_spent(self, answer_id: str, tokens: ModelTokens | None) -> None:
+        async with Transaction(self._engine) as conn:
+            await record_model_usage(conn, answer_id, "judge", tokens)
 
     async def failed(self, answer_id: str, error: str) -> None:
         """Close an owed score with the error; a score that is already done keeps its result."""

@@ -12,14 +12,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from kernel.budgets import Budget, Spent, check_period, check_scope
 from kernel.errors import NotFound
-from kernel.records import ModelTokens, ReportQuery
+from kernel.records import ModelRole, ModelTokens, ReportQuery
 from rag.storage.engine import Transaction, now, utc
 from rag.storage.schema import answer_collections, answers, budgets, model_usage
 
@@ -44,9 +44,10 @@ class UsageRow:
     model: str
     prompt_tokens: int
     completion_tokens: int
-    # "generator": the answer's own tokens; otherwise what they were spent on for it (`model_usage.role`: "judge",
-    # "rewrite"), dated when they were spent.
-    role: str = "generator"
+    # "generator": the answer's own tokens; otherwise what they were spent on for it (a `model_usage` row's role),
+    # dated when they were spent, and that row's id.
+    role: Literal["generator"] | ModelRole = "generator"
+    usage_id: int | None = None
 
 
 class UsageStore:
@@ -95,13 +96,13 @@ class UsageStore:
             answers.c.created_at >= since
         )
         j = model_usage.c
-        judged = sa.select(
+        beside = sa.select(
             j.model, sa.func.sum(j.prompt_tokens), sa.func.sum(j.completion_tokens), sa.literal(0)
         ).select_from(model_usage.join(answers, answers.c.id == j.answer_id))
-        judged = judged.where(j.created_at >= since)
+        beside = beside.where(j.created_at >= since)
         by_model: dict[str, tuple[int, int, int]] = {}
         async with Transaction(self._engine) as conn:
-            for select, model in ((own, answers.c.model), (judged, j.model)):
+            for select, model in ((own, answers.c.model), (beside, j.model)):
                 rows = await conn.execute(_charged_to(select, scope, target).group_by(model))
                 for m, p, c, n in rows.all():
                     before = by_model.get(m, (0, 0, 0))
@@ -123,6 +124,7 @@ class UsageStore:
             PROMPT,
             COMPLETION,
             sa.literal("generator"),
+            sa.null(),
         ).join(answer_collections, linked.answer_id == a.id)
         other = sa.select(
             a.id,
@@ -134,6 +136,7 @@ class UsageStore:
             j.prompt_tokens,
             j.completion_tokens,
             j.role,
+            j.id,
         ).select_from(model_usage.join(answers, a.id == j.answer_id).join(answer_collections, linked.answer_id == a.id))
         found: list[UsageRow] = []
         async with Transaction(self._engine) as conn:
@@ -141,13 +144,13 @@ class UsageStore:
                 select = _report_filters(select, query, at).order_by(at.desc(), a.id).limit(query.limit)
                 for r in (await conn.execute(select)).all():
                     found.append(
-                        UsageRow(r[0], utc(r[1]), r[2], r[3], r[4], r[5], int(r[6] or 0), int(r[7] or 0), r[8])
+                        UsageRow(r[0], utc(r[1]), r[2], r[3], r[4], r[5], int(r[6] or 0), int(r[7] or 0), r[8], r[9])
                     )
         found.sort(key=lambda r: (-r.created_at.timestamp(), r.answer_id, r.role))
         return found[: query.limit]
 
 
-async def record_model_usage(conn: AsyncConnection, answer_id: str, role: str, spent: ModelTokens | None) -> None:
+async def record_model_usage(conn: AsyncConnection, answer_id: str, role: ModelRole, spent: ModelTokens | None) -> None:
     """A `model_usage` row, in the caller's transaction (a score is saved with its judge's tokens, an answer with its
     rewrite's); nothing when no tokens were spent."""
     if spent is None or spent.prompt_tokens + spent.completion_tokens == 0:

@@ -13,6 +13,7 @@ from kernel.errors import NotFound
 from kernel.records import ModelTokens, ReportQuery, ScoreResult
 from rag.storage.answers import AnswerStore
 from rag.storage.engine import now
+from rag.storage.ops import OpsStore, Scope
 from rag.storage.scores import ScoreStore
 from rag.storage.usage import UsageStore
 from tests.contracts.test_catalog import catalog  # noqa: F401  (the fixture, on both databases)
@@ -82,6 +83,7 @@ async def test_a_judges_tokens_count_for_the_answers_key_and_collections_once_pe
     )
     answer_id = await answers.save(record)
     await ledger.request(answer_id)
+    scored_from = now()  # the scorings come after the answer
     judged = ScoreResult("ragas", "ragas-x-judge", {}, {}, ModelTokens("judge", 40, 7))
     await ledger.save(answer_id, judged, requests=1)
     await ledger.save(answer_id, judged, requests=1)  # a rescore spends again
@@ -98,4 +100,20 @@ async def test_a_judges_tokens_count_for_the_answers_key_and_collections_once_pe
         (answer_id, "k1", "judge", 40, 7)
     }
     assert await usage.usage_rows(ReportQuery(grants=frozenset({"a"}))) == []  # "b" is not granted: all hidden
-    assert len(await usage.usage_rows(ReportQuery(limit=3))) == 3
+    newest = await usage.usage_rows(ReportQuery(limit=3))
+    assert [r.role for r in newest] == ["judge"] * 3  # the scorings are newer than the answer
+    assert len({r.usage_id for r in judge_rows}) == 2  # each scoring its own row, seen once per collection
+
+    # Dated when spent: a window that starts after the answer still holds what scoring it spent.
+    later = await usage.usage_rows(ReportQuery(since=scored_from))
+    assert {r.role for r in later} == {"judge"} and len(later) == 4
+    assert (await usage.spent("key", "k1", scored_from)).by_model == {"judge": (80, 14, 0)}
+    day = scored_from.date().isoformat()
+    ops = OpsStore(catalog.engine)
+    assert await ops.model_usage_by_day(Scope(scored_from, scored_from + timedelta(days=1))) == {
+        day: {("judge", "judge"): (80, 14)}
+    }
+    # Retried scorings keep what their judge spent too.
+    await ledger.judge_spent(answer_id, ModelTokens("judge", 5, 1))
+    await ledger.judge_spent(answer_id, None)
+    assert (await usage.spent("collection", "a", scored_from)).by_model == {"judge": (85, 15, 0)}

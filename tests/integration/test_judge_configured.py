@@ -105,3 +105,29 @@ async def _assert_judge_tokens_counted(client, judge: JudgeServer, answer_id: st
     assert [b["used_tokens"] for b in budgets] == [prompt + completion + sum(more)]
     judged = [r for r in (await client.get("/v1/usage")).json()["rows"] if r["role"] == "judge"]
     assert [r["answers"] for r in judged] == [2]  # two scorings of one answer, the same day
+
+
+async def test_what_a_judge_spent_on_an_attempt_that_is_retried_is_counted(own_service) -> None:
+    # Precision fails on the first attempt (the SDK's try and retry both get 500), after statements and verdicts were
+    # judged: the job retries the whole scoring, and both attempts' tokens are the cost.
+    with JudgeServer(mode="error", fail_kinds=frozenset({"precision"})) as judge:
+        scoring = {"judge_base_url": judge.base_url, "judge_model": "rule", "max_tries": 2}
+        svc = await own_service({"scoring": scoring})
+        client = svc.client
+        await import_records(client, await create_collection(client, "kb"), RECORDS)
+        resp = await client.post("/v1/query", json={"question": "How tall is the Eiffel Tower?", "collections": ["kb"]})
+        answer_id = resp.json()["answer_id"]
+
+        async def refused() -> int:
+            return sum(r.kind == "precision" and r.status == 500 for r in judge.requests)
+
+        await poll(refused, lambda n: n >= 2, what="the judge to refuse precision twice", every_s=0.05)
+        judge.mode = "ok"
+        scores = (await wait_scored(client, answer_id, scorer="ragas"))["scores"]
+        assert scores["context_precision"]["value"] is not None, scores
+        assert judge.kinds().count("statements") == 2  # judged twice: the failed attempt and the retry
+
+        prompt, completion = judge.tokens()
+        usage = (await client.get("/v1/usage")).json()
+        assert usage["totals"]["judge"]["prompt_tokens"] == prompt
+        assert usage["totals"]["judge"]["completion_tokens"] == completion

@@ -6,6 +6,7 @@ ragas, instructor and the `openai` SDK run unmodified; only the judge's answers 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 
 import pytest
@@ -95,6 +96,13 @@ async def test_the_judges_tokens_are_the_sum_of_every_reply_s_usage(scorer: Raga
     again = await scorer.score(item(contexts=[EIFFEL]))  # each score counts its own requests only
     assert again.judge_usage is not None and again.judge_usage.requests == len(judge.requests) == 3
     assert (again.judge_usage.prompt_tokens, again.judge_usage.completion_tokens) == judge.tokens()
+
+
+async def test_concurrent_scores_each_count_their_own_tokens(scorer: RagasScorer) -> None:
+    one, other = item(), item(answer=WRONG_NUMBER, contexts=[EIFFEL], reference="The Eiffel Tower is 330 metres tall.")
+    alone = [(await scorer.score(one)).judge_usage, (await scorer.score(other)).judge_usage]
+    together = [s.judge_usage for s in await asyncio.gather(scorer.score(one), scorer.score(other))]
+    assert together == alone and alone[0] != alone[1]
 
 
 async def test_context_precision_rewards_the_useful_context_ranked_first(scorer: RagasScorer) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -18,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from kernel.budgets import Budget, check_period, check_scope, period_end, period_start
 from kernel.cost_settings import CostSettings
 from kernel.errors import NotFound
-from kernel.records import ReportQuery
+from kernel.records import MODEL_ROLES, ReportQuery
 from rag.api.audit import note
 from rag.api.bodies import CheckedRoute
 from rag.api.deps import get_services
@@ -58,7 +57,7 @@ def _cost(prices: CostSettings, model: str, prompt: int, completion: int) -> flo
     return None if cost is None else round(cost, 6)
 
 
-ROLES = ("generator", "judge", "rewrite")
+ROLES = ("generator", *MODEL_ROLES)
 FIGURES = ("prompt_tokens", "completion_tokens", "cost")
 
 
@@ -66,15 +65,16 @@ def summarise(rows: list[UsageRow], prices: CostSettings) -> dict[str, Any]:
     """Rows per (day, key, collection, prompt version, model, role) and totals that count each answer, and each
     spending beside it, once (an answer over two collections is in a row of each). `role` "generator" rows are the
     answers' own tokens; "judge" rows what a judge model spent scoring them (ragas), "rewrite" rows what an LLM spent
-    turning chat follow-ups into standalone questions, dated when spent, their `answers` the number of those."""
+    turning chat follow-ups into standalone questions, dated when spent, their `answers` the number of scorings or
+    rewrites."""
     groups: dict[tuple[str, str | None, str, str, str, str], list[int]] = defaultdict(lambda: [0, 0, 0])
-    once: dict[tuple[str, str, datetime], UsageRow] = {}
+    once: dict[tuple[str, str, int | None], UsageRow] = {}
     for r in rows:
         g = groups[(r.created_at.date().isoformat(), r.key_id, r.collection, r.prompt_version, r.model, r.role)]
         g[0] += 1
         g[1] += r.prompt_tokens
         g[2] += r.completion_tokens
-        once[(r.role, r.answer_id, r.created_at)] = r
+        once[(r.role, r.answer_id, r.usage_id)] = r
     out = [
         {
             "day": day,
@@ -138,7 +138,8 @@ async def usage(svc: Svc, caller: Reviewer, params: Annotated[UsageParams, Query
     return {
         "filters": p.model_dump(),
         "currency": svc.settings.cost.currency,
-        # Only the newest RAG_SCORING__REPORT_MAX_ANSWERS (answer, collection) pairs are read: narrow the dates.
+        # Only the newest RAG_SCORING__REPORT_MAX_ANSWERS rows (answer or scoring/rewrite, per collection) are read:
+        # narrow the dates.
         "truncated": len(rows) == limit,
         **summarise(rows, svc.settings.cost),
     }
