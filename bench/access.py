@@ -1,14 +1,14 @@
-"""The cost of access control and the audit log per request: two services in this process on the same SciFact
-documents, asked the same questions in alternation (A B, B A, ...) so that load on the machine falls on both alike.
-"open" is single-user (no key exists) with the audit log off; "keyed" has the audit log on (the default) and every
-request carries a reader key granted the collection, so each one costs a key lookup, the any_key() probe and an
-audit append under the chain's write lock.
+"""The cost of access control and the audit log per request: three services in this process on the same SciFact
+documents, asked the same questions in rotation (A B C, B C A, ...) so that load on the machine falls on all alike.
+"open" is single-user (no key exists) with the audit log off; "keys" has every request carry a reader key granted
+the collection (a key lookup and the any_key() probe), audit log off; "keyed" is "keys" with the audit log on (the
+default), adding an append under the chain's write lock: the two differences split the cost.
 
     .venv/bin/python bench/access.py [--docs 300] [--queries 60] [--cheap 200]
 
 Prints the p50 and p95 of the whole request for each, for /v1/query (extractive) and for a cheap request
-(GET /v1/collections/scifact, where the fixed cost per request is a larger share), the ratio keyed/open and the
-difference keyed - open at p50 in ms. Online scoring and rate limits are off in both: scoring jobs would compete
+(GET /v1/collections/scifact, where the fixed cost per request is a larger share), and each keyed service's ratio
+to "open" and difference at p50 in ms. Online scoring and rate limits are off in both: scoring jobs would compete
 for the cores in the middle of the measurements, and a limit would turn the cheap requests away.
 """
 
@@ -30,7 +30,7 @@ sys.path.insert(0, str(REPO))
 from bench import scifact  # noqa: E402
 from bench.common import local_service, wait_job  # noqa: E402
 
-MODES = ("open", "keyed")
+MODES = ("open", "keys", "keyed")
 
 
 def pct(values: list[float], p: float) -> float:
@@ -48,10 +48,10 @@ async def main() -> None:
 
     rows = scifact.corpus()[: args.docs]
     questions = list(scifact.queries().values())[: args.queries]
-    audit = {"open": {"enabled": False}, "keyed": {"enabled": True}}
+    audit = {"open": {"enabled": False}, "keys": {"enabled": False}, "keyed": {"enabled": True}}
     async with contextlib.AsyncExitStack() as stack:
         clients = {}
-        headers: dict[str, dict[str, str]] = {"open": {}, "keyed": {}}
+        headers: dict[str, dict[str, str]] = {name: {} for name in MODES}
         for name in MODES:
             data = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=f"bench-access-{name}-")))
             settings = load_settings(
@@ -63,7 +63,7 @@ async def main() -> None:
             res = await client.post("/v1/collections/scifact/documents/import", content=scifact.import_body(rows))
             job = await wait_job(client, res.json()["job_id"], interval=0.5)
             print(f"{name}: indexed {len(rows)} documents ({job['status']}, {job['total']} chunks)")
-            if name == "keyed":
+            if name != "open":
                 # The first key must be an admin's, made while still single-user; the admin then makes the reader's.
                 made = await client.post("/v1/keys", json={"role": "admin", "collections": ["*"]})
                 made.raise_for_status()
@@ -81,7 +81,7 @@ async def main() -> None:
             (await clients[name].get("/v1/collections/scifact", headers=headers[name])).raise_for_status()
         latencies: dict[str, list[float]] = {name: [] for name in MODES}
         for i, question in enumerate(questions):
-            for name in MODES if i % 2 == 0 else MODES[::-1]:
+            for name in rotated(i):
                 t = time.perf_counter()
                 resp = await clients[name].post("/v1/query", json={**body, "question": question}, headers=headers[name])
                 latencies[name].append(1000 * (time.perf_counter() - t))
@@ -90,7 +90,7 @@ async def main() -> None:
         # A cheap request (key check, one catalog read, an audit entry): the fixed cost is a larger share of it.
         cheap: dict[str, list[float]] = {name: [] for name in MODES}
         for i in range(args.cheap):
-            for name in MODES if i % 2 == 0 else MODES[::-1]:
+            for name in rotated(i):
                 t = time.perf_counter()
                 resp = await clients[name].get("/v1/collections/scifact", headers=headers[name])
                 cheap[name].append(1000 * (time.perf_counter() - t))
@@ -98,12 +98,19 @@ async def main() -> None:
         report(f"GET /v1/collections/scifact, {args.cheap} each", cheap)
 
 
+def rotated(i: int) -> tuple[str, ...]:
+    k = i % len(MODES)
+    return MODES[k:] + MODES[:k]
+
+
 def report(title: str, latencies: dict[str, list[float]]) -> None:
-    print(f"\n{title}, in alternation (ms)")
+    print(f"\n{title}, in rotation (ms)")
     for name, values in latencies.items():
         print(f"  {name:<6} p50 {statistics.median(values):8.2f}  p95 {pct(values, 0.95):8.2f}")
-    keyed, opened = statistics.median(latencies["keyed"]), statistics.median(latencies["open"])
-    print(f"  p50 ratio keyed/open: {keyed / opened:.3f}  (keyed - open: {keyed - opened:+.2f} ms)")
+    opened = statistics.median(latencies["open"])
+    for name in MODES[1:]:
+        p50 = statistics.median(latencies[name])
+        print(f"  p50 ratio {name}/open: {p50 / opened:.3f}  ({name} - open: {p50 - opened:+.2f} ms)")
 
 
 if __name__ == "__main__":
