@@ -106,7 +106,7 @@ class SentenceVectorStore:
                 digests = sorted(set(wanted))
                 for start in range(0, len(digests), _CHUNK):
                     part = digests[start : start + _CHUNK]
-                    have = set(
+                    have: set[str] = set(
                         (
                             await conn.execute(
                                 sa.select(r.text_sha256).where(
@@ -148,8 +148,8 @@ async def release(conn: AsyncConnection, where: sa.ColumnElement[bool]) -> int:
         return 0
     await conn.execute(sentence_refs.delete().where(where))
     by_model: dict[str, set[str]] = {}
-    for model_id, digest in held:
-        by_model.setdefault(model_id, set()).add(digest)
+    for row in held:
+        by_model.setdefault(row.model_id, set()).add(row.text_sha256)
     deleted = 0
     for model_id, digests in by_model.items():
         ordered = sorted(digests)

@@ -93,7 +93,7 @@ async def test_answers_read_stored_sentence_vectors_and_stay_the_same(
 async def _stored(services: Services) -> tuple[set[str], set[tuple[str, int]]]:
     """The digests of the stored vectors, and the (document, generation) pairs the references name."""
     async with services.catalog.engine.connect() as conn:
-        vectors = set((await conn.execute(sa.select(sentence_vectors.c.text_sha256))).scalars())
+        vectors: set[str] = set((await conn.execute(sa.select(sentence_vectors.c.text_sha256))).scalars())
         rows = await conn.execute(sa.select(sentence_refs.c.document_id, sentence_refs.c.generation))
         refs = {(r.document_id, r.generation) for r in rows}
     return vectors, refs
