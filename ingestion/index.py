@@ -313,11 +313,11 @@ class Indexer:
         texts = [c.text for _, c in group]
         encoder = ReusingEncoder(self.embedder, self.stored_vectors, self.cache_stats)  # the embedder of the moment
         dense = (await encoder.embed(texts, self.encode_lock)).vectors
-        if self.sentences is not None:
-            await self.sentences.store_for([(c.text, c.section) for _, c in group], self.encode_lock)
-        sparse = await asyncio.to_thread(self._encode_sparse, texts)
         # Stable while the job runs: a reindex does not start while a job of its collection is unfinished.
         generation = 0 if self.generations is None else await self.generations.generation(job.collection)
+        if self.sentences is not None:
+            await self.sentences.store_for(group, generation, self.encode_lock)
+        sparse = await asyncio.to_thread(self._encode_sparse, texts)
         stamp = Stamp(job.job_id, self.embedder.model_id, created, generation)
         # In a thread: the payloads scan every chunk's text for injection flags.
         payloads = await asyncio.to_thread(lambda: [chunk_payload(stamp, i, c, ChunkState.staged) for i, c in group])

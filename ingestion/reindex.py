@@ -19,6 +19,7 @@ from ingestion.chunk import chunk_elements
 from ingestion.load import DocumentParser, Loaded, Loader
 from ingestion.payload import Stamp, chunk_payload
 from ingestion.reuse import ReusingEncoder
+from ingestion.sentences import SentenceEncoder
 from kernel.cache_stats import CacheStats
 from kernel.errors import InvalidInput, RagError
 from kernel.ports import BlobReader, DocumentCatalog, WriteGuard
@@ -72,6 +73,9 @@ class Rebuilder:
     redactor: Redactor | None = None
     # Vectors of texts already stored (a chunking change keeps many texts): reused rather than encoded again.
     stored_vectors: StoredVectors | None = None
+    # Stores the new chunks' answer sentences' vectors, as ingestion does (the indexer's SentenceEncoder); None:
+    # answers over the new generation encode them.
+    sentences: SentenceEncoder | None = None
 
     async def build(
         self, items: Sequence[JobItem], generation: int, sizes: ChunkSizes, progress: Progress | None = None
@@ -128,6 +132,8 @@ class Rebuilder:
         texts = [c.text for _, c in group]
         encoder = ReusingEncoder(self.embedder, self.stored_vectors, CacheStats())
         dense = (await encoder.embed(texts, self.encode_lock)).vectors
+        if self.sentences is not None:
+            await self.sentences.store_for(group, stamp.generation, self.encode_lock)
         records = await asyncio.to_thread(self._records, stamp, group, dense)
         collection = group[0][0].collection
         async with self.guard.hold(collection):

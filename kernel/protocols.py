@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -92,6 +92,11 @@ class SentenceVectors(Protocol):
         ...
 
     async def put(self, model_id: str, vectors: Mapping[str, Sequence[float]]) -> None: ...
+
+    async def hold(self, model_id: str, generation: int, refs: Mapping[tuple[str, int], Collection[str]]) -> None:
+        """Record which sentences (digests) the chunks of each (document, version) in `generation` have: a vector
+        is kept while a chunk that has its sentence is (the catalog deletes the others)."""
+        ...
 
 
 class VectorStore(StoredVectors, SampledVectors, Protocol):

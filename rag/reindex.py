@@ -72,6 +72,7 @@ async def reindex_collection(
         encode_lock=services.indexer.encode_lock,
         redactor=services.redactor if redact else None,
         stored_vectors=services.store if services.settings.cache.embeddings else None,
+        sentences=services.indexer.sentences,
     )
     try:
         items = await generations.items(name)

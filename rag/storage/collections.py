@@ -12,7 +12,8 @@ from kernel.errors import Conflict, NotFound
 from kernel.records import Collection, NewCollection
 from kernel.types import CollectionPolicy
 from rag.storage.engine import Transaction, now, utc
-from rag.storage.schema import collections, documents, jobs, versions
+from rag.storage.schema import collections, documents, jobs, sentence_refs, versions
+from rag.storage.sentence_vectors import lock_versions, release
 
 
 class CollectionStore:
@@ -88,6 +89,9 @@ class CollectionStore:
     async def delete(self, name: str) -> None:
         async with Transaction(self._engine) as conn:
             doc_ids = sa.select(documents.c.id).where(documents.c.collection == name)
+            # Its sentences' vectors go unless a kept chunk in another collection has the same sentence.
+            await lock_versions(conn, versions.c.document_id.in_(doc_ids))
+            await release(conn, sentence_refs.c.document_id.in_(doc_ids))
             await conn.execute(versions.delete().where(versions.c.document_id.in_(doc_ids)))
             await conn.execute(documents.delete().where(documents.c.collection == name))
             await conn.execute(jobs.delete().where(jobs.c.collection == name))

@@ -14,7 +14,8 @@ from kernel.types import VersionStatus
 from rag.storage.collections import require_collection
 from rag.storage.engine import Transaction, as_utc, utc
 from rag.storage.jobs import cancel_orphaned_jobs
-from rag.storage.schema import documents, versions
+from rag.storage.schema import documents, sentence_refs, versions
+from rag.storage.sentence_vectors import lock_versions, release
 
 
 class DocumentStore:
@@ -78,6 +79,9 @@ class DocumentStore:
         """Remove the document and its versions, and cancel the jobs that indexed nothing else; returns the blobs
         no other version refers to."""
         async with Transaction(self._engine) as conn:
+            # Its sentences' vectors go unless a kept chunk of another document has the same sentence.
+            await lock_versions(conn, versions.c.document_id == document_id)
+            await release(conn, sentence_refs.c.document_id == document_id)
             rows = (
                 await conn.execute(
                     sa.select(versions.c.blob, versions.c.job_id, versions.c.filename).where(

@@ -16,7 +16,8 @@ from kernel.records import IndexedVersion, JobItem
 from kernel.types import JobStatus, VersionStatus
 from rag.storage.engine import Transaction, now
 from rag.storage.jobs import job_item
-from rag.storage.schema import collections, documents, jobs, versions
+from rag.storage.schema import collections, documents, jobs, sentence_refs, versions
+from rag.storage.sentence_vectors import lock_versions, release
 
 # The versions whose chunks are in the store: the active one and those kept for rollback.
 _INDEXED = (VersionStatus.active.value, VersionStatus.retired.value)
@@ -118,6 +119,9 @@ class GenerationStore:
                 .where(collections.c.name == ticket.collection)
                 .values(generation=ticket.target, reindex=None)
             )
+            # The old generation's chunks are dropped: so are the vectors of sentences only they had. (Queries still
+            # reading them during the drain encode those sentences, as for chunks indexed without vectors.)
+            await _release_generations(conn, ticket.collection, sentence_refs.c.generation != ticket.target)
             # Cached answers cite chunks of the old generation: the answer cache serves none from before a change.
             await conn.execute(
                 documents.update().where(documents.c.collection == ticket.collection).values(updated_at=now())
@@ -133,6 +137,7 @@ class GenerationStore:
                 await conn.execute(
                     collections.update().where(collections.c.name == ticket.collection).values(reindex=None)
                 )
+                await _release_generations(conn, ticket.collection, sentence_refs.c.generation == ticket.target)
 
     @staticmethod
     async def _own(conn: Any, ticket: ReindexTicket) -> None:
@@ -143,3 +148,10 @@ class GenerationStore:
             raise NotFound(f"collection {ticket.collection!r} was deleted during its reindex")
         if (row.reindex or {}).get("token") != ticket.token:
             raise Conflict(f"the reindex of {ticket.collection!r} was taken over by another one (--force)")
+
+
+async def _release_generations(conn: Any, collection: str, which: sa.ColumnElement[bool]) -> None:
+    """Release the sentence references of the collection's chunks in the generations `which` selects."""
+    doc_ids = sa.select(documents.c.id).where(documents.c.collection == collection)
+    await lock_versions(conn, versions.c.document_id.in_(doc_ids))
+    await release(conn, sa.and_(sentence_refs.c.document_id.in_(doc_ids), which))

@@ -289,3 +289,22 @@ sentence_vectors = sa.Table(
     sa.Column("text_sha256", sa.String(64), primary_key=True),
     sa.Column("vector", sa.LargeBinary, nullable=False),
 )
+
+# Which kept chunks have which sentence vectors (migration 0015): a row per (document version, generation of the
+# collection's chunks, model, sentence digest), written before the vectors are looked up or stored. A vector row is
+# shared by every chunk with the same sentence, so it is deleted only once no reference to it is left: when a
+# version is purged or deleted, its document or collection deleted, or a reindex switches away from (or abandons) a
+# generation, its references go and then the vectors none is left for (rag.storage.sentence_vectors.release).
+sentence_refs = sa.Table(
+    "sentence_refs",
+    metadata,
+    sa.Column("document_id", sa.String(36), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("generation", sa.Integer, primary_key=True),
+    sa.Column("model_id", sa.String(256), primary_key=True),
+    sa.Column("text_sha256", sa.String(64), primary_key=True),
+    sa.ForeignKeyConstraint(
+        ["document_id", "version"], ["versions.document_id", "versions.version"], ondelete="CASCADE"
+    ),
+    sa.Index("ix_sentence_refs_vector", "model_id", "text_sha256"),
+)

@@ -19,7 +19,8 @@ from kernel.types import VersionStatus
 from rag.storage.collections import require_collection
 from rag.storage.engine import Transaction, now
 from rag.storage.jobs import insert_job
-from rag.storage.schema import documents, versions
+from rag.storage.schema import documents, sentence_refs, versions
+from rag.storage.sentence_vectors import lock_versions, release
 
 _BATCH = 500  # ids per IN (...): well below every driver's bound-parameter limit
 
@@ -175,10 +176,16 @@ class VersionStore:
         if not version_numbers:
             return
         async with Transaction(self._engine) as conn:
-            await conn.execute(
-                versions.update()
-                .where(versions.c.document_id == document_id, versions.c.version.in_(list(version_numbers)))
-                .values(status=VersionStatus.purged.value)
+            chosen = versions.c.document_id == document_id, versions.c.version.in_(list(version_numbers))
+            await lock_versions(conn, sa.and_(*chosen))
+            await conn.execute(versions.update().where(*chosen).values(status=VersionStatus.purged.value))
+            # Their chunks are deleted: so are the vectors of sentences no kept chunk has.
+            await release(
+                conn,
+                sa.and_(
+                    sentence_refs.c.document_id == document_id,
+                    sentence_refs.c.version.in_(list(version_numbers)),
+                ),
             )
 
     async def rollback_target(self, document_id: str) -> tuple[int, int]:

@@ -1,5 +1,7 @@
 """Sentence vectors stored at ingestion: extractive answers read them instead of encoding their candidate sentences,
-and come out the same as answers that encode them (documents indexed without them, or the setting off)."""
+and come out the same as answers that encode them (documents indexed without them, or the setting off). A reindex
+stores the new generation's sentences too, and deleting documents and collections deletes the vectors of sentences
+no kept chunk has."""
 
 from __future__ import annotations
 
@@ -7,11 +9,19 @@ import json
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
+import sqlalchemy as sa
+
+from ingestion.reindex import ChunkSizes
 from kernel.protocols import Embedder
 from rag.generation.extractive import ExtractiveGenerator
 from rag.pipeline import to_contexts
 from rag.prompts.registry import load_prompt
+from rag.reindex import reindex_collection
+from rag.services import Services
+from rag.storage.schema import sentence_refs, sentence_vectors
 from rag.storage.sentence_vectors import SentenceVectorStore
+from tests.integration.test_reindex import QUESTIONS as REINDEX_QUESTIONS
+from tests.integration.test_reindex import records as reindex_records
 from tests.support.service import RunningService, create_collection, import_records
 
 GATE = Path(__file__).resolve().parents[1] / "data" / "gate"
@@ -78,3 +88,49 @@ async def test_answers_read_stored_sentence_vectors_and_stay_the_same(
     # Stored: only the question is encoded. Without: the question and up to 24 sentences, every time.
     assert stored.texts == len(questions)
     assert plain.texts > 5 * len(questions)
+
+
+async def _stored(services: Services) -> tuple[set[str], set[tuple[str, int]]]:
+    """The digests of the stored vectors, and the (document, generation) pairs the references name."""
+    async with services.catalog.engine.connect() as conn:
+        vectors: set[str] = set((await conn.execute(sa.select(sentence_vectors.c.text_sha256))).scalars())
+        rows = await conn.execute(sa.select(sentence_refs.c.document_id, sentence_refs.c.generation))
+        refs = {(r.document_id, r.generation) for r in rows}
+    return vectors, refs
+
+
+async def test_a_reindex_stores_its_sentences_and_deletes_release_them(
+    own_service: Callable[..., Awaitable[RunningService]],
+) -> None:
+    svc = await own_service({"cache": {"sentence_vectors": True}, "scoring": {"enabled": False}})
+    client, services = svc.client, svc.services
+    name = await create_collection(client, "rechunked")
+    await import_records(client, name, reindex_records())
+    assert (await _stored(services))[0]
+    async with services.catalog.engine.begin() as conn:
+        # As the upgrade to 0015 leaves documents indexed before it: no vectors (a reindex is how they come back).
+        await conn.execute(sentence_refs.delete())
+        await conn.execute(sentence_vectors.delete())
+
+    await reindex_collection(services, name, ChunkSizes(48, 8), drain_seconds=0)
+    after, refs = await _stored(services)
+    assert after and {g for _, g in refs} == {1}
+
+    # Answering over the new generation encodes the question only: every sentence's vector is stored.
+    stored = CountingEmbedder(services.embedder)
+    generator = ExtractiveGenerator(stored, sentence_vectors=SentenceVectorStore(services.catalog.engine))
+    prompt = load_prompt("grounded_answer")
+    for question in REINDEX_QUESTIONS:
+        hits = (await services.retriever.retrieve(question, [name])).hits[:5]
+        assert {h.payload["generation"] for h in hits} == {1}
+        assert (await generator.generate(question, to_contexts(hits), prompt)).text
+    assert stored.texts == len(REINDEX_QUESTIONS)
+
+    # A deleted document's references go, and the vectors of the sentences only it had.
+    gone = (await client.get(f"/v1/collections/{name}/documents")).json()[0]["document_id"]
+    assert (await client.delete(f"/v1/documents/{gone}")).status_code == 204
+    left, refs = await _stored(services)
+    assert left < after and gone not in {d for d, _ in refs}
+    # Deleting the collection leaves none of its sentences' vectors behind.
+    assert (await client.delete(f"/v1/collections/{name}")).status_code == 204
+    assert await _stored(services) == (set(), set())
