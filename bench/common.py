@@ -15,6 +15,12 @@ if TYPE_CHECKING:
     from kernel.settings import Settings
 
 
+def pct(values: list[float], p: float) -> float:
+    """The value at quantile `p` (0-1) of `values`, nearest rank."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p * (len(ordered) - 1)))]
+
+
 async def wait_job(client: httpx.AsyncClient, job_id: str, interval: float = 0.05) -> dict:
     while True:
         job = (await client.get(f"/v1/jobs/{job_id}")).json()

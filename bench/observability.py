@@ -23,12 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench import scifact  # noqa: E402
-from bench.common import local_service, wait_job  # noqa: E402
-
-
-def pct(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(p * (len(ordered) - 1)))]
+from bench.common import local_service, pct, wait_job  # noqa: E402
 
 
 async def main() -> None:

@@ -20,16 +20,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench import scifact  # noqa: E402
-from bench.common import local_service  # noqa: E402
+from bench.common import local_service, pct  # noqa: E402
 from bench.retrieval import ensure_collection  # noqa: E402
 
 if TYPE_CHECKING:
     import httpx
-
-
-def pct(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(p * (len(ordered) - 1)))]
 
 
 async def run(client: httpx.AsyncClient, questions: list[str], concurrency: int) -> dict[str, list[float]]:

@@ -14,8 +14,9 @@ from typing import Any
 from evals.scores import METRICS, ScoreInput, Scorer, Scores
 from kernel.errors import TransientError
 from kernel.ports import AnswerReader, ScoreLedger, ScoreQueue
-from kernel.records import SCORE_STATUS_PENDING, ModelTokens, ScoreResult, StoredAnswer
+from kernel.records import SCORE_STATUS_PENDING, ScoreResult, StoredAnswer
 from kernel.settings import ScoringSettings
+from kernel.usage import ModelTokens
 
 log = logging.getLogger(__name__)
 

@@ -17,12 +17,12 @@ from kernel.records import (
     IndexedVersion,
     Job,
     JobItem,
-    ModelTokens,
     ScoreResult,
     ScoreState,
     StoredAnswer,
 )
 from kernel.types import CollectionPolicy, JobStage, JobStatus
+from kernel.usage import ModelTokens
 
 
 class BlobReader(Protocol):

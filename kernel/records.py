@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal, get_args
+from typing import Any, Literal
 
 from kernel.types import JobStage, JobStatus, VersionStatus
+from kernel.usage import ModelTokens
 
 SCORE_STATUS_PENDING = "pending"
 SCORE_STATUS_DONE = "done"
@@ -276,21 +277,6 @@ class ScoreResult:
     judge: ModelTokens | None = None
 
 
-# What a model spent tokens on for an answer beside generating it (the `role` of a `model_usage` row).
-ModelRole = Literal["judge", "rewrite"]
-MODEL_ROLES: tuple[ModelRole, ...] = get_args(ModelRole)
-
-
-@dataclass(frozen=True)
-class ModelTokens:
-    """Tokens a model spent for an answer beside generating it: a judge scoring it (each scoring's, so a rescore
-    adds to the cost), an LLM rewriting the chat follow-up it answers."""
-
-    model: str
-    prompt_tokens: int
-    completion_tokens: int
-
-
 @dataclass(frozen=True)
 class Feedback:
     id: int
@@ -320,8 +306,7 @@ class ReportQuery:
     prompt_version: str | None = None
     generator: str | None = None
     limit: int = 100_000
-    # Only answers every collection of which is among these (None: all answers).
-    grants: frozenset[str] | None = None
+    grants: frozenset[str] | None = None  # only answers every collection of which is among these (None: all)
 
 
 @dataclass(frozen=True)

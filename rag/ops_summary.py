@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from kernel.cost_settings import CostSettings
-from kernel.records import MODEL_ROLES
+from kernel.usage import MODEL_ROLES
 from rag.services import Services
 from rag.storage.ops import AnswerFacts, OpsStore, Scope
 

@@ -14,10 +14,11 @@ from pydantic import BaseModel, Field
 
 from kernel.access import Principal
 from kernel.errors import InvalidInput
-from kernel.records import ModelTokens, NewAnswer
+from kernel.records import NewAnswer
 from kernel.text import CITATION_MARKER, marker_numbers
 from kernel.types import Attempt, Context, GeneratedAnswer, Hit, PromptRef, Usage
 from kernel.unmask import visible_text
+from kernel.usage import ModelTokens
 from rag.budgets import FALLBACK, Fallback, within_budget
 from rag.citation_gate import CitationGate
 from rag.generation.base import Generator, Routed
@@ -94,8 +95,7 @@ class Question:
     caller: Principal = field(default_factory=Principal.open_mode)
     # The label of an injection attempt the API let through (policy plain_text): the prompt fences the question.
     injection: str | None = None
-    # What an LLM spent rewriting the chat follow-up into `standalone`: stored with the answer, counted in its cost.
-    rewrite: ModelTokens | None = None
+    rewrite: ModelTokens | None = None  # what an LLM spent rewriting the chat follow-up into `standalone`
 
 
 def pick_generator(svc: Services, name: str | None) -> Generator:
@@ -394,8 +394,7 @@ async def answer_stream(svc: Services, q: Question) -> AsyncIterator[str | Answe
 
 async def save_answer(svc: Services, record: NewAnswer) -> str:
     """Store an answer and, when scoring is on, owe it its scores (evaluation runs and reports wait for them)."""
-    scoring = svc.settings.scoring.enabled
-    answer_id = await svc.answers.save(record, score=scoring)
-    if scoring:
+    answer_id = await svc.answers.save(record, score=svc.settings.scoring.enabled)
+    if svc.settings.scoring.enabled:
         await svc.scoring.enqueue(answer_id)
     return answer_id

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from kernel.errors import Conflict, NotFound
 from kernel.records import Feedback, NewAnswer, ReportQuery, ReportRow, StoredAnswer, Turn
 from rag.storage.engine import Transaction, now, utc
+from rag.storage.report_filters import report_filters
 from rag.storage.schema import answer_collections, answers, feedback, scores, turns
 from rag.storage.scores import ScoreStore, insert_owed, score_state
 from rag.storage.usage import record_model_usage
@@ -101,23 +102,7 @@ class AnswerStore:
         columns = [answers.c[f.name] for f in dataclasses.fields(ReportRow) if f.name != "score"]
         select = sa.select(*columns, *(c.label(f"s_{c.name}") for c in scores.c)).select_from(source)
         select = select.where(answers.c.replay_of.is_(None))  # an analyst's replay is not traffic
-        if query.grants is not None:
-            # Every collection the answer drew on must be granted: one forbidden collection hides the answer. An alias
-            # of its own: with a collection filter the outer query joins answer_collections too, and a subquery
-            # correlated with that join had no FROM left (a 500 for an analyst who filtered by collection).
-            other = answer_collections.alias("other_collections")
-            forbidden = sa.select(other.c.answer_id).where(
-                other.c.answer_id == answers.c.id, other.c.collection.not_in(sorted(query.grants))
-            )
-            select = select.where(~sa.exists(forbidden))
-        if query.since is not None:
-            select = select.where(answers.c.created_at >= query.since)
-        if query.until is not None:
-            select = select.where(answers.c.created_at < query.until)
-        if query.prompt_version:
-            select = select.where(answers.c.prompt_version == query.prompt_version)
-        if query.generator:
-            select = select.where(answers.c.generator == query.generator)
+        select = report_filters(select, query, answers.c.created_at)
         select = select.order_by(answers.c.created_at.desc(), answers.c.id).limit(query.limit)
         async with Transaction(self._engine) as conn:
             rows = [r._mapping for r in await conn.execute(select)]

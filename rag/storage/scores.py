@@ -11,7 +11,8 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from kernel.records import SCORE_STATUS_DONE, SCORE_STATUS_PENDING, ModelTokens, ScoreResult, ScoreState
+from kernel.records import SCORE_STATUS_DONE, SCORE_STATUS_PENDING, ScoreResult, ScoreState
+from kernel.usage import ModelTokens
 from rag.storage.engine import Transaction, as_utc, now, utc
 from rag.storage.schema import METRIC_COLUMNS, scores
 from rag.storage.usage import record_model_usage

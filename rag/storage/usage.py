@@ -19,8 +19,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from kernel.budgets import Budget, Spent, check_period, check_scope
 from kernel.errors import NotFound
-from kernel.records import ModelRole, ModelTokens, ReportQuery
+from kernel.records import ReportQuery
+from kernel.usage import ModelRole, ModelTokens
 from rag.storage.engine import Transaction, now, utc
+from rag.storage.report_filters import report_filters
 from rag.storage.schema import answer_collections, answers, budgets, model_usage
 
 
@@ -141,7 +143,9 @@ class UsageStore:
         found: list[UsageRow] = []
         async with Transaction(self._engine) as conn:
             for select, at in ((own, a.created_at), (other, j.created_at)):
-                select = _report_filters(select, query, at).order_by(at.desc(), a.id).limit(query.limit)
+                if query.collection is not None:
+                    select = select.where(linked.collection == query.collection)
+                select = report_filters(select, query, at).order_by(at.desc(), a.id).limit(query.limit)
                 for r in (await conn.execute(select)).all():
                     found.append(
                         UsageRow(r[0], utc(r[1]), r[2], r[3], r[4], r[5], int(r[6] or 0), int(r[7] or 0), r[8], r[9])
@@ -167,28 +171,6 @@ def _charged_to(select: sa.Select[Any], scope: str, target: str) -> sa.Select[An
         answer_collections,
         (answer_collections.c.answer_id == answers.c.id) & (answer_collections.c.collection == target),
     )
-
-
-def _report_filters(select: sa.Select[Any], query: ReportQuery, at: sa.ColumnElement[datetime]) -> sa.Select[Any]:
-    """The report's filters on a select over answers joined to answer_collections; `at` is the row's date."""
-    if query.collection is not None:
-        select = select.where(answer_collections.c.collection == query.collection)
-    if query.grants is not None:
-        # An alias of its own: the outer query joins answer_collections too, and must not be correlated with it.
-        other = answer_collections.alias("other_collections")
-        forbidden = sa.select(other.c.answer_id).where(
-            other.c.answer_id == answers.c.id, other.c.collection.not_in(sorted(query.grants))
-        )
-        select = select.where(~sa.exists(forbidden))
-    if query.since is not None:
-        select = select.where(at >= query.since)
-    if query.until is not None:
-        select = select.where(at < query.until)
-    if query.prompt_version:
-        select = select.where(answers.c.prompt_version == query.prompt_version)
-    if query.generator:
-        select = select.where(answers.c.generator == query.generator)
-    return select
 
 
 def _budget_is(scope: str, target: str, period: str) -> sa.ColumnElement[bool]:

@@ -10,7 +10,8 @@ import pytest
 
 from kernel.budgets import Budget
 from kernel.errors import NotFound
-from kernel.records import ModelTokens, ReportQuery, ScoreResult
+from kernel.records import ReportQuery, ScoreResult
+from kernel.usage import ModelTokens
 from rag.storage.answers import AnswerStore
 from rag.storage.engine import now
 from rag.storage.ops import OpsStore, Scope

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from kernel.access import Principal
 from kernel.errors import InvalidInput, RagError
-from kernel.records import ModelTokens
+from kernel.usage import ModelTokens
 from rag.answer_cache import answer, answer_stream  # the pipeline's, behind the answer cache
 from rag.api.audit import note
 from rag.api.bodies import CheckedRoute

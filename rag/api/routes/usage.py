@@ -17,7 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from kernel.budgets import Budget, check_period, check_scope, period_end, period_start
 from kernel.cost_settings import CostSettings
 from kernel.errors import NotFound
-from kernel.records import MODEL_ROLES, ReportQuery
+from kernel.records import ReportQuery
+from kernel.usage import MODEL_ROLES
 from rag.api.audit import note
 from rag.api.bodies import CheckedRoute
 from rag.api.deps import get_services
