@@ -18,8 +18,8 @@ import httpx
 import pytest
 
 from tests.integration.test_answers import RECORDS
-from tests.integration.test_observability import samples, value
 from tests.support.chat_server import ChatServer
+from tests.support.metrics import samples, value
 from tests.support.service import RunningService, import_records, start_service
 
 LLM_SAYS = "The Golden Gate Bridge opened to traffic in 1937 [1]."

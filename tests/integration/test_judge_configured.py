@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 from tests.integration.test_answers import RECORDS
-from tests.integration.test_observability import samples, value
 from tests.judge_server import JudgeServer
+from tests.support.metrics import samples, value
 from tests.support.polling import poll, wait_scored
 from tests.support.service import create_collection, import_records, start_service
 
