@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench import scifact  # noqa: E402
-from bench.common import local_service, pct, wait_job  # noqa: E402
+from bench.common import indexed_service, pct  # noqa: E402
 
 MODES = ("open", "keys", "keyed")
 
@@ -39,7 +38,6 @@ async def main() -> None:
     parser.add_argument("--queries", type=int, default=60)
     parser.add_argument("--cheap", type=int, default=200, help="GET /v1/collections/scifact requests each")
     args = parser.parse_args()
-    from kernel.settings import load_settings
 
     rows = scifact.corpus()[: args.docs]
     questions = list(scifact.queries().values())[: args.queries]
@@ -48,16 +46,8 @@ async def main() -> None:
         clients = {}
         headers: dict[str, dict[str, str]] = {name: {} for name in MODES}
         for name in MODES:
-            data = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=f"bench-access-{name}-")))
-            settings = load_settings(
-                data_dir=data, scoring={"enabled": False}, limits={"rate": "off"}, audit=audit[name]
-            )
-            client, _ = await stack.enter_async_context(local_service(settings))
             # The collection and its documents first, in single-user mode (no key yet).
-            (await client.post("/v1/collections", json={"name": "scifact"})).raise_for_status()
-            res = await client.post("/v1/collections/scifact/documents/import", content=scifact.import_body(rows))
-            job = await wait_job(client, res.json()["job_id"], interval=0.5)
-            print(f"{name}: indexed {len(rows)} documents ({job['status']}, {job['total']} chunks)")
+            client = await indexed_service(stack, f"access-{name}", rows, audit=audit[name])
             if name != "open":
                 # The first key must be an admin's, made while still single-user; the admin then makes the reader's.
                 made = await client.post("/v1/keys", json={"role": "admin", "collections": ["*"]})

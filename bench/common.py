@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import tempfile
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -41,3 +43,21 @@ async def local_service(settings: Settings) -> AsyncIterator[tuple[httpx.AsyncCl
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://bench", timeout=600) as client:
             yield client, app
+
+
+async def indexed_service(
+    stack: contextlib.AsyncExitStack, name: str, rows: list[dict], **settings: Any
+) -> httpx.AsyncClient:
+    """A service on a temporary data directory (entered on `stack`), scoring and rate limits off, with `rows`
+    imported into the collection "scifact"; `settings` are more settings sections."""
+    from bench.scifact import import_body
+    from kernel.settings import load_settings
+
+    data = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=f"bench-{name}-")))
+    cfg = load_settings(data_dir=data, scoring={"enabled": False}, limits={"rate": "off"}, **settings)
+    client, _ = await stack.enter_async_context(local_service(cfg))
+    (await client.post("/v1/collections", json={"name": "scifact"})).raise_for_status()
+    res = await client.post("/v1/collections/scifact/documents/import", content=import_body(rows))
+    job = await wait_job(client, res.json()["job_id"], interval=0.5)
+    print(f"{name}: indexed {len(rows)} documents ({job['status']}, {job['total']} chunks)")
+    return client

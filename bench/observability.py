@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -23,7 +22,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench import scifact  # noqa: E402
-from bench.common import local_service, pct, wait_job  # noqa: E402
+from bench.common import indexed_service, pct  # noqa: E402
 
 
 async def main() -> None:
@@ -32,7 +31,6 @@ async def main() -> None:
     parser.add_argument("--queries", type=int, default=60)
     parser.add_argument("--cheap", type=int, default=200, help="GET /v1/collections/scifact requests each")
     args = parser.parse_args()
-    from kernel.settings import load_settings
 
     rows = scifact.corpus()[: args.docs]
     questions = list(scifact.queries().values())[: args.queries]
@@ -40,15 +38,7 @@ async def main() -> None:
     async with contextlib.AsyncExitStack() as stack:
         clients = {}
         for name, observability in modes.items():
-            data = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=f"bench-obs-{name}-")))
-            settings = load_settings(
-                data_dir=data, scoring={"enabled": False}, limits={"rate": "off"}, observability=observability
-            )
-            client, _ = await stack.enter_async_context(local_service(settings))
-            (await client.post("/v1/collections", json={"name": "scifact"})).raise_for_status()
-            res = await client.post("/v1/collections/scifact/documents/import", content=scifact.import_body(rows))
-            job = await wait_job(client, res.json()["job_id"], interval=0.5)
-            print(f"{name}: indexed {len(rows)} documents ({job['status']}, {job['total']} chunks)")
+            client = await indexed_service(stack, f"obs-{name}", rows, observability=observability)
             clients[name] = client
         body = {"collections": ["scifact"], "generator": "extractive"}
         for client in clients.values():  # warm-up: first-call costs out of the figures
